@@ -1,0 +1,76 @@
+"""The schema. Django owns it (migrations run on the primary and replicate to the replicas);
+the async path reads and writes these tables with SQL on psycopg pools, so defaults live in
+the database (`db_default`) and rules in constraints, where both paths obey them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models.functions import Now
+
+
+class Order(models.Model):
+    item = models.CharField(max_length=200)
+    quantity = models.IntegerField()
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "orders"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gte=1, quantity__lte=10000),
+                name="orders_quantity_1_to_10000",
+            ),
+            models.CheckConstraint(condition=~models.Q(item=""), name="orders_item_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.pk}: {self.quantity} x {self.item}"
+
+
+class Report(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    status = models.CharField(max_length=16, choices=Status.choices, db_default=Status.QUEUED)
+    params = models.JSONField(db_default={})
+    result = models.JSONField(null=True)
+    error = models.TextField(db_default="")
+    attempts = models.IntegerField(db_default=0)
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "reports"
+
+    def __str__(self) -> str:
+        return f"report {self.pk} ({self.status})"
+
+
+class OutboxMessage(models.Model):
+    """A message committed with the row it is about; a relay publishes it to the broker."""
+
+    actor = models.CharField(max_length=100)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(db_default=Now())
+    sent_at = models.DateTimeField(null=True)
+    attempts = models.IntegerField(db_default=0)
+    last_error = models.TextField(db_default="")
+
+    class Meta:
+        db_table = "outbox"
+        indexes = [
+            # The relay's scan: unsent messages, oldest first.
+            models.Index(
+                fields=["id"], name="outbox_unsent_idx", condition=models.Q(sent_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"outbox {self.pk} -> {self.actor}"

@@ -1,0 +1,1 @@
+"""Load, fault and benchmark tooling for the service."""

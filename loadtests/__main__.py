@@ -1,0 +1,43 @@
+"""`python -m loadtests`: the local stack (up, down, serve) and, later, scenarios and bench."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loadtests import cli_stack
+from loadtests.stack import StackError
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m loadtests", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    up = commands.add_parser(
+        "up", help="start the local stack (PostgreSQL primary + replica, Redis, upstream)"
+    )
+    up.add_argument(
+        "--detach", action="store_true", help="start in the background, print export lines, return"
+    )
+    up.add_argument("--quiet", action="store_true", help="do not echo service logs")
+    commands.add_parser("down", help="stop a detached stack (and clean up after a crashed one)")
+    commands.add_parser(
+        "serve", help="the stack, migrations and the web server (what `make run` runs)"
+    )
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return cli_stack.up_detached() if args.detach else cli_stack.up(quiet=args.quiet)
+        if args.command == "down":
+            return cli_stack.down()
+        return cli_stack.serve_all()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

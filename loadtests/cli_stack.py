@@ -1,0 +1,127 @@
+"""The stack commands of `python -m loadtests`: up, down, serve."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from loadtests.stack import Stack, StackError
+from loadtests.stack.logs import LogEcho
+from loadtests.stack.process import tail
+from loadtests.stack.serve import serve
+from loadtests.stack.state import StateDir
+
+ROOT = Path(__file__).resolve().parents[1]
+# STACK_DIR moves the state files (a second stack, tests of `serve` itself).
+STATE_DIR = Path(os.environ.get("STACK_DIR") or ROOT / ".stack")
+
+
+def say(message: str) -> None:
+    print(f"{'stack':<9}| {message}", flush=True)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (the main thread then stops everything in order)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def make_stack() -> Stack:
+    """The stack as the shell configures it: services named in the environment are used."""
+    return Stack(
+        state_dir=STATE_DIR,
+        external=os.environ,
+        pg_bin=os.environ.get("PG_BIN"),
+        redis_server=os.environ.get("REDIS_SERVER"),
+    )
+
+
+def up(*, quiet: bool) -> int:
+    stop = stop_on_signals()
+    stack = make_stack()
+    env = stack.start()
+    echo = None if quiet else LogEcho(stack.run_dir / "logs")
+    try:
+        print(STATE_DIR.joinpath("env").read_text(), end="", flush=True)
+        say(f"running (state in {STATE_DIR}); Ctrl-C stops" if not quiet else "running")
+        if echo:
+            echo.start()
+        stop.wait()
+    finally:
+        if echo:
+            echo.stop()
+        stack.stop()
+    return 0 if env else 1
+
+
+def up_detached(timeout: float = 90.0) -> int:
+    """Start `up --quiet` in its own session, wait for it to be ready, print its settings."""
+    state = StateDir(STATE_DIR)
+    if pid := state.running_supervisor():
+        raise StackError(f"a stack is already running (pid {pid}): python -m loadtests down")
+    STATE_DIR.mkdir(exist_ok=True)
+    log_path = STATE_DIR / "stack.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loadtests", "up", "--quiet"],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = state.read() or {}
+        if current.get("ready") and current.get("supervisor", {}).get("pid") == process.pid:
+            print(state.env_file.read_text(), end="")
+            return 0
+        if process.poll() is not None:
+            raise StackError(f"the stack failed to start:\n{tail(log_path)}")
+        time.sleep(0.1)
+    process.terminate()
+    raise StackError(f"the stack was not ready within {timeout:.0f} s; see {log_path}")
+
+
+def down(timeout: float = 15.0) -> int:
+    state = StateDir(STATE_DIR)
+    pid = state.running_supervisor()
+    if pid is None:
+        for line in state.clean_stale() or ["no stack is running"]:
+            say(line)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+        state.clean_stale()
+    say("stopped")
+    return 0
+
+
+def serve_all() -> int:
+    stop = stop_on_signals()
+    stack = make_stack()
+    host = os.environ.get("WEB_HOST", "127.0.0.1")
+    port = int(os.environ.get("WEB_PORT", "8000"))
+    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+    say("starting PostgreSQL primary + replica, Redis, the demo upstream")
+    echo: LogEcho | None = None
+    try:
+
+        def on_started(run_dir: Path) -> None:
+            nonlocal echo
+            echo = LogEcho(run_dir / "logs")
+            echo.start()
+
+        serve(stack, stop, host=host, port=port, workers=workers, say=say, on_started=on_started)
+    finally:
+        if echo is not None:
+            echo.stop()
+    return 0

@@ -1,0 +1,106 @@
+"""Counters and switches shared by every connection of one run.
+
+Everything runs on one event loop, so plain attributes need no locks; the
+measured window is two `perf_counter` instants compared on each completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from loadtests.loadgen.result import ERROR_KINDS, LoadResult, summarize
+
+if TYPE_CHECKING:
+    from loadtests.loadgen.connection import Connection
+    from loadtests.loadgen.request import Target
+
+
+class RunState:
+    """What one run has measured so far, and whether it may send more."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        warmup: float,
+        duration: float,
+        timeout: float,
+        max_requests: int | None,
+    ) -> None:
+        self.target = target
+        self.request = target.request
+        self.timeout = timeout
+        self.max_requests = max_requests
+        started = perf_counter()
+        self.window_start = started + warmup
+        self.window_end = self.window_start + duration
+        self.stopped = False
+        self.counted = 0
+        self.in_flight = 0
+        self.latencies = array("d")  # seconds; 8 bytes each, so long runs stay small
+        self.statuses: dict[int, int] = {}
+        self.errors = dict.fromkeys(ERROR_KINDS, 0)
+        self.conns: set[Connection] = set()
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._drained: asyncio.Future[None] | None = None
+
+    def may_send(self) -> bool:
+        """False once stopped, or when in-flight requests could already reach max_requests."""
+        if self.stopped:
+            return False
+        cap = self.max_requests
+        return cap is None or self.counted + self.in_flight < cap
+
+    def record_response(self, status: int, latency: float, now: float) -> None:
+        """Count a complete response if it finished inside the measured window."""
+        if self.stopped or not self.window_start <= now < self.window_end:
+            return
+        self.counted += 1
+        self.latencies.append(latency)
+        statuses = self.statuses
+        statuses[status] = statuses.get(status, 0) + 1
+        if self.counted == self.max_requests:
+            self.finish(now)
+
+    def record_error(self, kind: str, now: float) -> None:
+        """Count a failure without a response if it happened inside the measured window."""
+        if not self.stopped and self.window_start <= now < self.window_end:
+            self.errors[kind] += 1
+
+    def finish(self, at: float) -> None:
+        """Close the window at `at` (the deadline, or when max_requests was reached)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.window_end = min(self.window_end, max(at, self.window_start))
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def finish_on_schedule(self) -> None:
+        """Timer callback: the window ends exactly at its planned end, however late we run."""
+        self.finish(self.window_end)
+
+    def forget(self, conn: Connection) -> None:
+        """A socket is gone; wake the shutdown once the last one is."""
+        self.conns.discard(conn)
+        if not self.conns and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def drained(self) -> None:
+        """Wait until every socket has reported connection_lost (so none is left unclosed)."""
+        if not self.conns:
+            return
+        self._drained = asyncio.get_running_loop().create_future()
+        await self._drained
+
+    def result(self) -> LoadResult:
+        return LoadResult(
+            requests=self.counted,
+            duration=max(0.0, self.window_end - self.window_start),
+            statuses=dict(sorted(self.statuses.items())),
+            errors=dict(self.errors),
+            latencies_ms=summarize(self.latencies),
+        )

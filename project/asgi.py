@@ -1,0 +1,32 @@
+"""The ASGI application: Django on a thread-free handler, inside a lifespan shim.
+
+Serve with `uvicorn project.asgi:application`. Pools and clients open on uvicorn's loop at
+lifespan start-up and close at shutdown, once in-flight requests have drained.
+"""
+
+from __future__ import annotations
+
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+django.setup(set_prefix=False)
+
+from django.conf import settings  # noqa: E402 - needs django.setup() first
+
+from project.resources import Resources, install  # noqa: E402
+from resilience_async.django.handler import EventLoopASGIHandler  # noqa: E402
+from resilience_async.lifespan import LifespanApp  # noqa: E402
+
+resources = Resources(settings)
+install(resources)
+
+application = LifespanApp(
+    EventLoopASGIHandler(),
+    lifecycle=resources.lifecycle,
+    startup=resources.open,
+    shutdown=resources.close,
+    shutdown_timeout=settings.SHUTDOWN_TIMEOUT,
+    drain_delay=settings.SHUTDOWN_DRAIN_DELAY,
+)

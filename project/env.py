@@ -1,0 +1,80 @@
+"""Typed readers for environment variables, each error naming the variable.
+
+Only `project/settings.py` calls these: it is the one place that reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class Env:
+    """Reads settings from a mapping (normally `os.environ`) with defaults and clear errors."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def is_set(self, name: str) -> bool:
+        return bool(self._environ.get(name, "").strip())
+
+    def str(self, name: str, default: str) -> str:
+        value = self._environ.get(name, "").strip()
+        return value or default
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        value = raw.strip().lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+    def int(self, name: str, default: int, *, min_value: int = 0) -> int:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+        if value < min_value:
+            raise ImproperlyConfigured(f"{name} must be >= {min_value}, got {value}")
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        """A non-negative duration in seconds (fractions allowed)."""
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a number of seconds, got {raw!r}") from None
+        if not value >= 0:  # also rejects NaN
+            raise ImproperlyConfigured(f"{name} must be a non-negative number of seconds")
+        return value
+
+    def list(self, name: str, default: list[str]) -> list[str]:
+        raw = self._environ.get(name, "")
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+        return items or default
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in choices:
+            raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def required(self, names: list[str], *, why: str) -> None:
+        """Fail at start, naming every variable in `names` that is not set."""
+        missing = [name for name in names if not self.is_set(name)]
+        if missing:
+            raise ImproperlyConfigured(f"{', '.join(missing)} must be set {why}")

@@ -1,0 +1,129 @@
+"""Every setting of the service, read from the environment here and nowhere else.
+
+Defaults are safe for local use (loopback hosts, the local stack's ports). Serving any host
+name that is not loopback makes this a deployment: then the variables a deployment needs
+must be set, and start-up fails naming the ones that are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from psycopg.conninfo import conninfo_to_dict
+
+from project.env import Env
+
+env = Env(os.environ)
+
+# --- Django core -------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+LOCAL = all(host in {"127.0.0.1", "localhost", "[::1]", "::1"} for host in ALLOWED_HOSTS)
+if not DEBUG and not LOCAL:
+    env.required(
+        ["DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "TIPS_UPSTREAM_URL"],
+        why=f"to serve {', '.join(ALLOWED_HOSTS)} (DJANGO_ALLOWED_HOSTS is not loopback-only)",
+    )
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", "insecure-local-only-key-never-served-beyond-loopback")
+
+INSTALLED_APPS = ["app"]
+MIDDLEWARE = [
+    "resilience_async.django.middleware.request_context_middleware",
+    "resilience_async.django.middleware.security_middleware",
+]
+ROOT_URLCONF = "project.urls"
+WSGI_APPLICATION = "project.wsgi.application"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Dependencies ------------------------------------------------------------------------
+# DATABASE_URL may list several hosts (libpq multi-host) with target_session_attrs=read-write,
+# so that after a failover the primary is found again without a restart.
+DATABASE_URL = env.str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/app")
+DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", [])
+DATABASE_MAX_REPLICA_LAG = env.seconds("DATABASE_MAX_REPLICA_LAG", 5.0)
+DATABASE_CONNECT_TIMEOUT = env.seconds("DATABASE_CONNECT_TIMEOUT", 2.0)
+DATABASE_POOL_MIN_SIZE = env.int("DATABASE_POOL_MIN_SIZE", 1)
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", 10, min_value=1)
+DATABASE_POOL_TIMEOUT = env.seconds("DATABASE_POOL_TIMEOUT", 2.0)
+DATABASE_POOL_MAX_WAITING = env.int("DATABASE_POOL_MAX_WAITING", 100)
+REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_TIMEOUT = env.seconds("REDIS_TIMEOUT", 0.25)
+BROKER_URL = env.str("BROKER_URL", REDIS_URL)
+TIPS_UPSTREAM_URL = env.str("TIPS_UPSTREAM_URL", "http://127.0.0.1:8001")
+UPSTREAM_TIMEOUT = env.seconds("UPSTREAM_TIMEOUT", 2.0)
+
+
+def _django_database(url: str) -> dict[str, object]:
+    """Django's DATABASES entry for a libpq URL; extra parameters pass through as OPTIONS."""
+    params = conninfo_to_dict(url)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": params.pop("dbname", "postgres"),
+        "USER": params.pop("user", ""),
+        "PASSWORD": params.pop("password", ""),
+        "HOST": params.pop("host", ""),
+        "PORT": params.pop("port", ""),
+        "OPTIONS": {"connect_timeout": round(DATABASE_CONNECT_TIMEOUT) or 1, **params},
+        "CONN_MAX_AGE": 0,
+    }
+
+
+DATABASES = {"default": _django_database(DATABASE_URL)}
+
+# --- Health ------------------------------------------------------------------------------
+HEALTH_CHECK_TIMEOUT = env.seconds("HEALTH_CHECK_TIMEOUT", 1.0)
+HEALTH_CACHE_TTL = env.seconds("HEALTH_CACHE_TTL", 1.0)
+HEALTH_TOKEN = env.str("HEALTH_TOKEN", "")
+# After SIGTERM, readiness fails at once; the server keeps serving this long before it stops
+# accepting, so a load balancer sees the failing probe before connections are refused.
+SHUTDOWN_DRAIN_DELAY = env.seconds("SHUTDOWN_DRAIN_DELAY", 0.0)
+SHUTDOWN_TIMEOUT = env.seconds("SHUTDOWN_TIMEOUT", 5.0)
+
+# --- Logging -----------------------------------------------------------------------------
+LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper()
+_LOG_FORMAT = env.choice("LOG_FORMAT", "auto", ("auto", "json", "console"))
+LOG_JSON = _LOG_FORMAT == "json" or (_LOG_FORMAT == "auto" and not sys.stderr.isatty())
+ACCESS_LOG = env.bool("ACCESS_LOG", False)
+
+SERVICE_NAME = env.str("SERVICE_NAME", "resilient-django")
+
+# One handler on the root logger; Django's and uvicorn's loggers propagate to it, so every
+# line has the same shape and carries the request id of the request that logged it.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "resilience_async.logs.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "resilience_async.logs.JsonFormatter", "service": SERVICE_NAME},
+        "console": {"()": "resilience_async.logs.ConsoleFormatter"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_JSON else "console",
+            "filters": ["request_id"],
+        },
+    },
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {
+        **{
+            name: {"handlers": [], "level": LOG_LEVEL, "propagate": True}
+            for name in ("django", "uvicorn", "uvicorn.error")
+        },
+        # ACCESS_LOG replaces uvicorn's access log: same lines, structured, with the request id.
+        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        # One line per outbound request is the metrics' job, not the log's.
+        "httpx": {"handlers": [], "level": "WARNING", "propagate": True},
+        "httpcore": {"handlers": [], "level": "WARNING", "propagate": True},
+    },
+}
+
+# --- Metrics -----------------------------------------------------------------------------
+# Set (to an empty directory) when several server processes serve: prometheus-client reads
+# the same variable at import and then keeps each process's values in files there.
+METRICS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", "")

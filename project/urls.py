@@ -1,0 +1,20 @@
+"""Routes of the service (the sync twin's routes live in `app/urls_sync.py`)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from project import resources
+from resilience_async.django import views as health
+
+
+def _readiness():
+    installed = resources.current()
+    return installed.readiness if installed is not None else None
+
+
+urlpatterns = [
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.readiness_view(_readiness), name="health-ready"),
+    path("metrics", health.metrics_view, name="metrics"),
+]

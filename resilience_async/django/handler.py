@@ -1,0 +1,171 @@
+"""Django's ASGI handler with no thread hand-off on the request path.
+
+Stock `ASGIHandler` leaves the event loop on every request: it sends `request_started` and
+`request_finished` through `sync_to_async` (Django's receivers are sync), closes the response
+with `sync_to_async(response.close)` inside a per-request `ThreadSensitiveContext` (so a new
+thread per request), and logs every 4xx/5xx and renders every Http404 in a thread too. This
+handler keeps Django's behaviour (disconnect handling, the request signals, their async
+receivers, closers) and does that work on the loop. A request that really does run sync code
+(`sync_to_async`, a sync view) still gets its thread, and the housekeeping that goes with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import (
+    BadRequest,
+    PermissionDenied,
+    RequestAborted,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import Http404, HttpRequest, HttpResponseBase
+from django.urls import set_script_prefix, set_urlconf
+from django.utils.log import log_response
+
+from resilience_async.django.responses import json_error
+from resilience_async.django.signals import send_request_signal
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+
+def sync_thread_used() -> bool:
+    """Whether the current request's ThreadSensitiveContext has started its thread.
+
+    Reads asgiref's executor map; if a future asgiref renames it, answer True, which is
+    Django's own (slower, always correct) behaviour.
+    """
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if executors is None or context is None:
+        return True
+    return context in executors
+
+
+def close_response(response: HttpResponseBase) -> None:
+    """`HttpResponseBase.close()` without its synchronous `request_finished.send()`."""
+    for closer in response._resource_closers:
+        # As Django: a failing closer must not stop the others.
+        with contextlib.suppress(Exception):
+            closer()
+    response._resource_closers.clear()
+    response.closed = True
+
+
+class EventLoopASGIHandler(ASGIHandler):
+    """An `ASGIHandler` whose requests never leave the event loop unless their code does."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django serves only ASGI/HTTP connections, not {scope['type']}")
+        async with ThreadSensitiveContext():
+            await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            await self._handle_request(scope, body_file, receive, send)
+        finally:
+            body_file.close()
+
+    async def _handle_request(
+        self, scope: Scope, body_file: Any, receive: Receive, send: Send
+    ) -> None:
+        set_script_prefix(get_script_prefix(scope))
+        await self._send_signal(signals.request_started, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            await self.send_response(error_response, send)
+            await self._finish(error_response)
+            return
+        response = await self._respond_unless_disconnected(request, receive, send)
+        await self._finish(response)
+
+    async def _respond_unless_disconnected(
+        self, request: HttpRequest, receive: Receive, send: Send
+    ) -> HttpResponseBase | None:
+        """Serve `request`; on client disconnect cancel the view and return None (as Django)."""
+
+        async def process_request() -> HttpResponseBase:
+            response = await self.run_get_response(request)
+            # The client may go away while the response is being sent: not an error.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.send_response(response, send)
+            return response
+
+        listener = asyncio.create_task(self.listen_for_disconnect(receive))
+        processor = asyncio.create_task(process_request())
+        await asyncio.wait((listener, processor), return_when=asyncio.FIRST_COMPLETED)
+        for task in (listener, processor):
+            await _settle(task)
+        if processor.cancelled():
+            return None
+        return processor.result()
+
+    async def _finish(self, response: HttpResponseBase | None) -> None:
+        if response is not None:
+            close_response(response)
+        await self._send_signal(signals.request_finished)
+
+    async def _send_signal(self, signal: Any, **named: Any) -> None:
+        await send_request_signal(
+            signal, self.__class__, sync_thread_used=sync_thread_used(), **named
+        )
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        set_urlconf(settings.ROOT_URLCONF)
+        response = await self._middleware_chain(request)
+        response._resource_closers.append(request.close)
+        if response.status_code >= 400:
+            # Django does this in a thread; a log call is as sync on the loop as anywhere.
+            log_response(
+                "%s: %s", response.reason_phrase, request.path, response=response, request=request
+            )
+        return response
+
+    async def _get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        """Render client errors as JSON here, on the loop, instead of in Django's thread."""
+        try:
+            return await super()._get_response_async(request)
+        except Http404:
+            return json_error(404, "not_found", f"nothing at {request.path}")
+        except PermissionDenied:
+            return json_error(403, "forbidden", "permission denied")
+        except RequestDataTooBig:
+            return json_error(413, "payload_too_large", "request body is too large")
+        except (BadRequest, SuspiciousOperation) as exc:
+            _log_client_error(exc)
+            return json_error(400, "bad_request", "the request could not be understood")
+
+
+async def _settle(task: asyncio.Task[Any]) -> None:
+    """Wait for a finished or cancelled task, as Django's handler does for its two tasks."""
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, RequestAborted):
+        raise exc
+
+
+def _log_client_error(exc: Exception) -> None:
+    if isinstance(exc, SuspiciousOperation):
+        logger = logging.getLogger(f"django.security.{exc.__class__.__name__}")
+        logger.error(str(exc), extra={"status_code": 400})

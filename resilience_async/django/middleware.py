@@ -1,0 +1,157 @@
+"""Middleware that runs on the event loop under ASGI (and natively under WSGI, for the twin).
+
+Django's `MiddlewareMixin` classes call `process_request` through `sync_to_async` under ASGI:
+one thread hand-off per middleware per request. These are written in Django's
+sync-and-async style instead, so each runs in whichever mode its server speaks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from inspect import iscoroutinefunction
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.decorators import sync_and_async_middleware
+
+from resilience_async.django.responses import json_error
+from resilience_async.logs import request_id_var
+from resilience_async.metrics import RequestRecorder
+
+Handler = Callable[[HttpRequest], HttpResponseBase]
+AsyncHandler = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+access_logger = logging.getLogger("resilience_async.access")
+
+
+class _RequestContext:
+    """Per-request id, timing and route labelling, shared by the sync and async paths."""
+
+    def __init__(self, recorder: RequestRecorder, *, access_log: bool) -> None:
+        self._recorder = recorder
+        self._access_log = access_log
+
+    def begin(self, request: HttpRequest) -> tuple[object, float]:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+        return request_id_var.set(request_id), time.perf_counter()
+
+    def finish(self, request: HttpRequest, response: HttpResponseBase, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        response[REQUEST_ID_HEADER] = request_id_var.get()
+        match = request.resolver_match
+        route = match.route if match is not None else "unmatched"
+        method = request.method if request.method in _KNOWN_METHODS else "OTHER"
+        self._recorder.record(method or "OTHER", route, response.status_code, elapsed)
+        if self._access_log:
+            access_logger.info(
+                "%s %s %s",
+                method,
+                request.path,
+                response.status_code,
+                extra={"route": route, "status": response.status_code, "ms": elapsed * 1000},
+            )
+
+
+@sync_and_async_middleware
+def request_context_middleware(get_response: Handler | AsyncHandler) -> Handler | AsyncHandler:
+    """Request id (accepted from `X-Request-ID` or made), log context, request metrics."""
+    context = _RequestContext(RequestRecorder(), access_log=settings.ACCESS_LOG)
+
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: HttpRequest) -> HttpResponseBase:
+            # No reset: the request runs in its own task, whose context dies with it, and
+            # Django logs the response (log_response) after this returns, with the id still set.
+            _token, started = context.begin(request)
+            response = await get_response(request)  # type: ignore[misc]
+            context.finish(request, response, started)
+            return response
+
+        return middleware
+
+    def sync_middleware(request: HttpRequest) -> HttpResponseBase:
+        token, started = context.begin(request)
+        try:
+            response = get_response(request)
+            context.finish(request, response, started)  # type: ignore[arg-type]
+            return response  # type: ignore[return-value]
+        finally:
+            request_id_var.reset(token)  # type: ignore[arg-type]
+
+    return sync_middleware
+
+
+class _Security:
+    """Host validation and the security headers of Django's SecurityMiddleware for an API."""
+
+    def __init__(self) -> None:
+        headers = {"X-Frame-Options": "DENY"}
+        if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+            headers["X-Content-Type-Options"] = "nosniff"
+        if settings.SECURE_REFERRER_POLICY:
+            headers["Referrer-Policy"] = str(settings.SECURE_REFERRER_POLICY)
+        if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+            headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+        self._headers = headers
+        self._hsts = _hsts_header()
+
+    def reject(self, request: HttpRequest) -> HttpResponseBase | None:
+        """A 400 when the Host header is not allowed (Django would raise DisallowedHost)."""
+        try:
+            request.get_host()
+        except DisallowedHost as exc:
+            logging.getLogger("django.security.DisallowedHost").error(str(exc))
+            return json_error(400, "bad_host", "the Host header is not served here", field="Host")
+        return None
+
+    def decorate(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        for name, value in self._headers.items():
+            response.headers.setdefault(name, value)
+        if self._hsts and request.is_secure():
+            response.headers.setdefault("Strict-Transport-Security", self._hsts)
+        return response
+
+
+def _hsts_header() -> str | None:
+    if not settings.SECURE_HSTS_SECONDS:
+        return None
+    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        value += "; includeSubDomains"
+    if settings.SECURE_HSTS_PRELOAD:
+        value += "; preload"
+    return value
+
+
+@sync_and_async_middleware
+def security_middleware(get_response: Handler | AsyncHandler) -> Handler | AsyncHandler:
+    """Rejects unknown Host headers with a JSON 400 and adds security headers."""
+    security = _Security()
+
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: HttpRequest) -> HttpResponseBase:
+            rejection = security.reject(request)
+            if rejection is not None:
+                return security.decorate(request, rejection)
+            response = await get_response(request)  # type: ignore[misc]
+            return security.decorate(request, response)
+
+        return middleware
+
+    def sync_middleware(request: HttpRequest) -> HttpResponseBase:
+        rejection = security.reject(request)
+        if rejection is not None:
+            return security.decorate(request, rejection)
+        return security.decorate(request, get_response(request))  # type: ignore[arg-type]
+
+    return sync_middleware

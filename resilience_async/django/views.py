@@ -1,0 +1,80 @@
+"""Health and metrics views: thin async views over the framework-free primitives."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from resilience_async import metrics
+from resilience_async.django.responses import json_error, json_response
+from resilience_async.health import MEDIA_TYPE, HealthReport, Readiness, Status
+
+HEALTH_TOKEN_HEADER = "X-Health-Token"  # noqa: S105 - a header name, not a secret
+_NO_STORE = {"Cache-Control": "no-store"}
+_LIVE_BODY = b'{"status":"pass"}'
+
+
+def _method_not_allowed(request: HttpRequest) -> HttpResponse | None:
+    if request.method in ("GET", "HEAD"):
+        return None
+    return json_error(
+        405,
+        "method_not_allowed",
+        f"{request.method} is not allowed here",
+        headers={"Allow": "GET, HEAD"},
+    )
+
+
+async def live(request: HttpRequest) -> HttpResponse:
+    """200 while this process's event loop answers; touches no dependency."""
+    rejected = _method_not_allowed(request)
+    if rejected is not None:
+        return rejected
+    return HttpResponse(_LIVE_BODY, content_type=MEDIA_TYPE, headers=_NO_STORE)
+
+
+def wants_details(request: HttpRequest) -> bool:
+    """Details (hosts, errors) go only to DEBUG or to callers holding the health token."""
+    if settings.DEBUG:
+        return True
+    token = settings.HEALTH_TOKEN
+    offered = request.headers.get(HEALTH_TOKEN_HEADER, "")
+    return bool(token) and hmac.compare_digest(offered.encode(), token.encode())
+
+
+def readiness_view(get_readiness: Callable[[], Readiness | None]) -> Callable[..., object]:
+    """A readiness view reporting `get_readiness()`; None means the service has not started."""
+
+    async def ready(request: HttpRequest) -> HttpResponse:
+        rejected = _method_not_allowed(request)
+        if rejected is not None:
+            return rejected
+        readiness = get_readiness()
+        if readiness is None:
+            report = HealthReport(Status.FAIL, reason="instance is starting")
+        else:
+            report = await readiness.report()
+        body = report.to_json(detailed=wants_details(request))
+        return json_response(
+            body, status=report.http_status, content_type=MEDIA_TYPE, headers=_NO_STORE
+        )
+
+    return ready
+
+
+async def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition of every server process (multiprocess mode) or this one."""
+    rejected = _method_not_allowed(request)
+    if rejected is not None:
+        return rejected
+    directory = settings.METRICS_MULTIPROC_DIR
+    if directory:
+        # One file read per process: off the loop (a scrape, not a request path).
+        body = await asyncio.to_thread(metrics.render, directory)
+    else:
+        body = metrics.render(None)
+    return HttpResponse(body, content_type=metrics.CONTENT_TYPE)

@@ -1,0 +1,71 @@
+"""Prometheus instruments shared by every primitive, and their rendering.
+
+Under several server processes, prometheus-client's multiprocess mode (enabled by the
+`PROMETHEUS_MULTIPROC_DIR` environment variable, read by prometheus-client at import) keeps
+each process's values in files; `render` sums them so one scrape sees the whole service.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+# `*_created` series double the exposition for a timestamp nobody graphs.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by method, route pattern and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from request start to response, by method, route pattern and status code.",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class RequestRecorder:
+    """Records one request in both HTTP instruments.
+
+    `labels()` validates and hashes its arguments on every call; the label sets of a service
+    are few (routes x methods x statuses), so their children are kept in a dict.
+    """
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            labels = (method, route, str(status))
+            children = (HTTP_REQUESTS.labels(*labels), HTTP_REQUEST_DURATION.labels(*labels))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+
+def render(multiprocess_dir: str | None) -> bytes:
+    """The exposition text of every instrument, summed over processes when multiprocess.
+
+    Reads one file per process in multiprocess mode: call it off the event loop.
+    """
+    if not multiprocess_dir:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)

@@ -1,0 +1,169 @@
+"""Readiness and liveness of the real service against real dependencies, faults made for real."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from loadtests.stack import Stack
+from loadtests.upstream import UpstreamControl
+from tests.fix_stack import WebServer, kill, run_web, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def web(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    with run_web(stack, tmp_path_factory.mktemp("web"), DATABASE_MAX_REPLICA_LAG="1") as server:
+        yield server
+
+
+def checks(response: httpx.Response) -> dict[str, dict]:
+    """The report's entries by component name ("primary:responseTime" -> "primary")."""
+    return {key.split(":")[0]: entries[0] for key, entries in response.json()["checks"].items()}
+
+
+def ready_when(web: WebServer, predicate) -> httpx.Response:
+    """Poll /health/ready until `predicate(response)` holds."""
+
+    def probe() -> httpx.Response | None:
+        response = web.get("/health/ready")
+        return response if predicate(response) else None
+
+    return wait_for(probe)
+
+
+def test_ready_passes_and_lists_every_dependency(healthy_stack: Stack, web: WebServer) -> None:
+    """With every dependency up, readiness is 200 pass with one entry per dependency."""
+    response = ready_when(web, lambda r: r.json()["status"] == "pass")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/health+json"
+    entries = checks(response)
+    assert set(entries) == {"primary", "replica-1", "redis", "upstream"}
+    replica = entries["replica-1"]
+    assert replica["observedUnit"] == "s"
+    assert replica["observedValue"] >= 0
+    assert replica["componentId"] == f"127.0.0.1:{healthy_stack.services['replica']['port']}"
+
+
+def test_public_callers_see_statuses_only(healthy_stack: Stack, web: WebServer) -> None:
+    """Without the health token (and DEBUG off) no host, error or value is disclosed."""
+    ready_when(web, lambda r: r.json()["status"] == "pass")
+    kill(healthy_stack.children["redis"])
+    response = ready_when(web, lambda r: checks(r)["redis"]["status"] == "fail")
+    public = web.get("/health/ready", token=False).json()
+    assert set(public) == {"status", "checks"}
+    assert all(set(entry) == {"status"} for entry in checks_of(public).values())
+    assert "output" in checks(response)["redis"]
+
+
+def checks_of(body: dict) -> dict[str, dict]:
+    return {key.split(":")[0]: entries[0] for key, entries in body["checks"].items()}
+
+
+def test_primary_down_warns_and_no_database_fails(healthy_stack: Stack, web: WebServer) -> None:
+    """Primary killed: 200 warn naming it; replica killed too: 503 fail; live stays 200."""
+    ready_when(web, lambda r: r.json()["status"] == "pass")
+    kill(healthy_stack.children["primary"])
+    degraded = ready_when(web, lambda r: r.json()["status"] == "warn")
+    assert degraded.status_code == 200
+    assert checks(degraded)["primary"]["status"] == "fail"
+    assert checks(degraded)["replica-1"]["status"] == "pass"
+    assert "primary" in degraded.json()["output"]
+    assert web.get("/health/live").status_code == 200
+
+    kill(healthy_stack.children["replica"])
+    failed = ready_when(web, lambda r: r.status_code == 503)
+    assert failed.json()["status"] == "fail"
+    assert failed.json()["output"] == "no database is reachable"
+    assert web.get("/health/live").status_code == 200
+
+
+def test_redis_down_warns(healthy_stack: Stack, web: WebServer) -> None:
+    """Redis killed: readiness stays 200 and warns naming redis."""
+    kill(healthy_stack.children["redis"])
+    response = ready_when(web, lambda r: r.json()["status"] == "warn")
+    assert response.status_code == 200
+    assert checks(response)["redis"]["status"] == "fail"
+
+
+def test_paused_redis_costs_one_check_timeout(healthy_stack: Stack, web: WebServer) -> None:
+    """Redis stopped with SIGSTOP: its check gives up at its timeout and readiness warns."""
+    ready_when(web, lambda r: checks(r)["redis"]["status"] == "pass")
+    kill(healthy_stack.children["redis"], signal.SIGSTOP)
+    started = time.monotonic()
+    response = ready_when(web, lambda r: checks(r)["redis"]["status"] == "fail")
+    assert time.monotonic() - started < 5
+    assert response.status_code == 200
+    assert "timeout" in checks(response)["redis"]["output"].lower()
+
+
+def test_lagging_replica_warns(healthy_stack: Stack, web: WebServer) -> None:
+    """A replica whose replay is paused falls behind the allowed lag and is reported warn."""
+    replica_url = healthy_stack.services["replica"]["url"]
+    with psycopg.connect(replica_url, autocommit=True) as replica:
+        replica.execute("SELECT pg_wal_replay_pause()")
+        try:
+            with psycopg.connect(
+                healthy_stack.services["primary"]["url"], autocommit=True
+            ) as primary:
+                primary.execute("CREATE TABLE IF NOT EXISTS lag_probe (at timestamptz)")
+                primary.execute("INSERT INTO lag_probe VALUES (now())")
+            response = ready_when(web, lambda r: checks(r)["replica-1"]["status"] == "warn")
+        finally:
+            replica.execute("SELECT pg_wal_replay_resume()")
+    assert response.status_code == 200
+    assert "replay lag" in checks(response)["replica-1"]["output"]
+    assert checks(response)["replica-1"]["observedValue"] > 1
+
+
+def test_failing_upstream_warns(healthy_stack: Stack, web: WebServer) -> None:
+    """An upstream answering 5xx degrades readiness to warn, never to fail."""
+    with UpstreamControl(healthy_stack.env["TIPS_UPSTREAM_CONTROL_URL"]) as control:
+        control.set_mode("error", status=500)
+    response = ready_when(web, lambda r: checks(r)["upstream"]["status"] == "fail")
+    assert response.status_code == 200
+    assert response.json()["status"] == "warn"
+
+
+def test_probe_floods_share_one_round_of_checks(healthy_stack: Stack, tmp_path: Path) -> None:
+    """Fifty concurrent readiness probes within the cache interval reach the upstream once."""
+    control = UpstreamControl(healthy_stack.env["TIPS_UPSTREAM_CONTROL_URL"])
+    with control, run_web(healthy_stack, tmp_path, HEALTH_CACHE_TTL="30") as server:
+        control.reset_stats()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=25) as pool:
+            statuses = list(pool.map(lambda _: server.get("/health/ready").status_code, range(50)))
+        stats = control.stats()
+    assert statuses == [200] * 50
+    assert stats["requests"] == 1
+
+
+def test_readiness_fails_at_once_on_sigterm_while_serving(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    """After SIGTERM, readiness is 503 draining while live still answers, then the server exits."""
+    with run_web(healthy_stack, tmp_path, SHUTDOWN_DRAIN_DELAY="3") as server:
+        ready_when(server, lambda r: r.status_code == 200)
+        kill(server.child, signal.SIGTERM)
+        draining = server.get("/health/ready")
+        assert draining.status_code == 503
+        assert draining.json()["output"] == "instance is draining"
+        assert server.get("/health/live").status_code == 200
+        # uvicorn re-raises the signal it handled once it has shut down cleanly.
+        assert server.child.popen.wait(timeout=10) == -signal.SIGTERM  # type: ignore[union-attr]
+
+
+def test_migrations_reach_the_replica(healthy_stack: Stack) -> None:
+    """The schema migrated on the primary is present on the streaming replica."""
+    with psycopg.connect(healthy_stack.services["replica"]["url"]) as replica:
+        tables = replica.execute(
+            "SELECT to_regclass('orders'), to_regclass('reports'), to_regclass('outbox')"
+        ).fetchone()
+    assert tables == ("orders", "reports", "outbox")
