@@ -1,4 +1,4 @@
-"""`python -m loadtests`: the local stack (up, down, serve) and, later, scenarios and bench."""
+"""`python -m loadtests`: the local stack (up, down, serve) and the benchmarks (bench)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,28 @@ import argparse
 import sys
 
 from loadtests import cli_stack
+from loadtests.bench import http as bench_http
 from loadtests.stack import StackError
+
+BENCH_PARTS = {"http": bench_http.run}
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m loadtests", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     up = commands.add_parser(
-        "up", help="start the local stack (PostgreSQL primary + replica, Redis, upstream)"
+        "up", help="start the stack: PostgreSQL primary + replica, Redis, upstream"
     )
-    up.add_argument(
-        "--detach", action="store_true", help="start in the background, print export lines, return"
-    )
+    up.add_argument("--detach", action="store_true", help="start in the background, print exports")
     up.add_argument("--quiet", action="store_true", help="do not echo service logs")
     commands.add_parser("down", help="stop a detached stack (and clean up after a crashed one)")
-    commands.add_parser(
-        "serve", help="the stack, migrations and the web server (what `make run` runs)"
-    )
+    commands.add_parser("serve", help="stack, migrations, web server: what `make run` runs")
+    bench = commands.add_parser("bench", help="async vs sync benchmarks: tables, reports/bench/")
+    bench.add_argument("parts", nargs="*", choices=sorted(BENCH_PARTS), help="default: all")
+    bench.add_argument("--duration", type=float, default=5.0, help="measured seconds per round")
+    bench.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per round")
+    bench.add_argument("--rounds", type=int, default=3, help="turns per server (median kept)")
+    bench.add_argument("--connections", type=int, default=64, help="concurrent connections")
     return root
 
 
@@ -33,10 +38,26 @@ def main(argv: list[str] | None = None) -> int:
             return cli_stack.up_detached() if args.detach else cli_stack.up(quiet=args.quiet)
         if args.command == "down":
             return cli_stack.down()
+        if args.command == "bench":
+            return bench(args)
         return cli_stack.serve_all()
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def bench(args: argparse.Namespace) -> int:
+    for part in args.parts or sorted(BENCH_PARTS):
+        run = BENCH_PARTS[part]
+        print(
+            run(
+                duration=args.duration,
+                warmup=args.warmup,
+                connections=args.connections,
+                rounds=args.rounds,
+            )
+        )
+    return 0
 
 
 if __name__ == "__main__":

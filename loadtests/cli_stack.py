@@ -71,9 +71,12 @@ def up_detached(timeout: float = 90.0) -> int:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "loadtests", "up", "--quiet"],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = state.read() or {}

@@ -49,7 +49,7 @@ class Env:
             raise ImproperlyConfigured(f"{name} must be >= {min_value}, got {value}")
         return value
 
-    def seconds(self, name: str, default: float) -> float:
+    def seconds(self, name: str, default: float, *, allow_zero: bool = True) -> float:
         """A non-negative duration in seconds (fractions allowed)."""
         raw = self._environ.get(name, "").strip()
         if not raw:
@@ -60,6 +60,8 @@ class Env:
             raise ImproperlyConfigured(f"{name} must be a number of seconds, got {raw!r}") from None
         if not value >= 0:  # also rejects NaN
             raise ImproperlyConfigured(f"{name} must be a non-negative number of seconds")
+        if value == 0 and not allow_zero:
+            raise ImproperlyConfigured(f"{name} must be more than 0 seconds")
         return value
 
     def list(self, name: str, default: list[str]) -> list[str]:

@@ -46,16 +46,16 @@ SECURE_REFERRER_POLICY = "same-origin"
 DATABASE_URL = env.str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/app")
 DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", [])
 DATABASE_MAX_REPLICA_LAG = env.seconds("DATABASE_MAX_REPLICA_LAG", 5.0)
-DATABASE_CONNECT_TIMEOUT = env.seconds("DATABASE_CONNECT_TIMEOUT", 2.0)
+DATABASE_CONNECT_TIMEOUT = env.seconds("DATABASE_CONNECT_TIMEOUT", 2.0, allow_zero=False)
 DATABASE_POOL_MIN_SIZE = env.int("DATABASE_POOL_MIN_SIZE", 1)
 DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", 10, min_value=1)
-DATABASE_POOL_TIMEOUT = env.seconds("DATABASE_POOL_TIMEOUT", 2.0)
+DATABASE_POOL_TIMEOUT = env.seconds("DATABASE_POOL_TIMEOUT", 2.0, allow_zero=False)
 DATABASE_POOL_MAX_WAITING = env.int("DATABASE_POOL_MAX_WAITING", 100)
 REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
-REDIS_TIMEOUT = env.seconds("REDIS_TIMEOUT", 0.25)
+REDIS_TIMEOUT = env.seconds("REDIS_TIMEOUT", 0.25, allow_zero=False)
 BROKER_URL = env.str("BROKER_URL", REDIS_URL)
 TIPS_UPSTREAM_URL = env.str("TIPS_UPSTREAM_URL", "http://127.0.0.1:8001")
-UPSTREAM_TIMEOUT = env.seconds("UPSTREAM_TIMEOUT", 2.0)
+UPSTREAM_TIMEOUT = env.seconds("UPSTREAM_TIMEOUT", 2.0, allow_zero=False)
 
 
 def _django_database(url: str) -> dict[str, object]:
@@ -76,7 +76,7 @@ def _django_database(url: str) -> dict[str, object]:
 DATABASES = {"default": _django_database(DATABASE_URL)}
 
 # --- Health ------------------------------------------------------------------------------
-HEALTH_CHECK_TIMEOUT = env.seconds("HEALTH_CHECK_TIMEOUT", 1.0)
+HEALTH_CHECK_TIMEOUT = env.seconds("HEALTH_CHECK_TIMEOUT", 1.0, allow_zero=False)
 HEALTH_CACHE_TTL = env.seconds("HEALTH_CACHE_TTL", 1.0)
 HEALTH_TOKEN = env.str("HEALTH_TOKEN", "")
 # After SIGTERM, readiness fails at once; the server keeps serving this long before it stops

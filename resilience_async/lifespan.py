@@ -74,7 +74,14 @@ class LifespanApp:
                 if not await self._start(send):
                     return
             elif message["type"] == "lifespan.shutdown":
-                await self._stop()
+                try:
+                    await self._stop()
+                except Exception as exc:
+                    logger.exception("shutdown failed")
+                    await send(
+                        {"type": "lifespan.shutdown.failed", "message": f"shutdown failed: {exc}"}
+                    )
+                    return
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -43,7 +43,9 @@ class JsonFormatter(logging.Formatter):
         self._service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
+        # Extras first: a field passed with `extra=` never hides the record's own keys.
+        entry: dict[str, object] = _extra_fields(record)
+        entry |= {
             "ts": _iso_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -54,7 +56,6 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
-        entry.update(_extra_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

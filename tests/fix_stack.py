@@ -30,8 +30,12 @@ HEALTH_TOKEN = "test-health-token"
 def migrate(env: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, f"migrate failed: {result.stdout}{result.stderr}"
 
 
@@ -87,12 +91,27 @@ def run_web(
     """Serve the app on a free port with the stack's settings plus `settings`."""
     port = free_port()
     env = {
-        **os.environ, **stack.env, "HEALTH_TOKEN": HEALTH_TOKEN, "LOG_FORMAT": "json",
-        "HEALTH_CACHE_TTL": "0.2", **settings,
-    }  # fmt: skip
-    argv = [sys.executable, "-m", "uvicorn", "project.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers),
-            "--timeout-graceful-shutdown", "5"]  # fmt: skip
+        **os.environ,
+        **stack.env,
+        "HEALTH_TOKEN": HEALTH_TOKEN,
+        "LOG_FORMAT": "json",
+        "HEALTH_CACHE_TTL": "0.2",
+        **settings,
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "project.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
     child = Child("web", argv, log_dir / f"web-{port}.log", env=env, cwd=ROOT)
     child.start()
     server = WebServer(child, port)

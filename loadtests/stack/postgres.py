@@ -109,9 +109,20 @@ def run_as(bindir: Path, user: str | None, *argv: str) -> None:
 
 def init_primary(bindir: Path, user: str | None, data_dir: Path, sockets: Path) -> None:
     run_as(
-        bindir, user, "initdb", "-D", str(data_dir), "-U", "postgres", "--auth=trust",
-        "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
-    )  # fmt: skip
+        bindir,
+        user,
+        "initdb",
+        "-D",
+        str(data_dir),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+        "--no-instructions",
+    )
     with (data_dir / "postgresql.conf").open("a") as conf:
         conf.write(_PRIMARY_CONF.format(sockets=sockets))
 
@@ -121,10 +132,27 @@ def clone_replica(
 ) -> None:
     """pg_basebackup -R: a hot standby streaming from the primary through a replication slot."""
     run_as(
-        bindir, user, "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary_port),
-        "-U", "postgres", "-D", str(data_dir), "-R", "-X", "stream", "-c", "fast",
-        "-C", "-S", slot, "--no-sync",
-    )  # fmt: skip
+        bindir,
+        user,
+        "pg_basebackup",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(primary_port),
+        "-U",
+        "postgres",
+        "-D",
+        str(data_dir),
+        "-R",
+        "-X",
+        "stream",
+        "-c",
+        "fast",
+        "-C",
+        "-S",
+        slot,
+        "--no-sync",
+    )
 
 
 def server(

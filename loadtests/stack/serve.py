@@ -54,18 +54,32 @@ def migrate(stack: Stack, env: dict[str, str]) -> None:
     with log_path.open("ab") as log:
         result = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     if result.returncode != 0:
         raise StackError(f"migrations failed: {tail(log_path)}")
 
 
 def web_child(stack: Stack, env: dict[str, str], host: str, port: int, workers: int) -> Child:
     argv = [
-        sys.executable, "-m", "uvicorn", "project.asgi:application", "--host", host,
-        "--port", str(port), "--workers", str(workers), "--no-access-log",
-        "--timeout-graceful-shutdown", "5",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "project.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
     return Child("web", argv, stack.log_path("web"), env=env, cwd=ROOT)
 
 
@@ -166,8 +180,13 @@ def serve(
         (stack.run_dir / "metrics").mkdir()
         migrate(stack, env)
         url = f"http://{host}:{port}"
-        web = supervisor.start("web", lambda: web_child(stack, env, host, port, workers),
-                               port=port, url=url, workers=workers)  # fmt: skip
+        web = supervisor.start(
+            "web",
+            lambda: web_child(stack, env, host, port, workers),
+            port=port,
+            url=url,
+            workers=workers,
+        )
         wait_live(web, f"{url}/health/live")
         stack.serving = url
         stack.write_state()

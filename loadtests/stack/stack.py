@@ -181,11 +181,25 @@ class Stack:
         data_dir.mkdir()
         child = Child(
             "redis",
-            [self._redis_server, "--port", str(port), "--bind", HOST, "--save", "",
-             "--appendonly", "no", "--dir", str(data_dir), "--daemonize", "no",
-             "--loglevel", "warning"],
+            [
+                self._redis_server,
+                "--port",
+                str(port),
+                "--bind",
+                HOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data_dir),
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
             self.log_path("redis"),
-        )  # fmt: skip
+        )
         _start(child)
         url = f"redis://{HOST}:{port}/0"
         self.add("redis", child, port=port, data_dir=str(data_dir), url=url)
@@ -196,11 +210,20 @@ class Stack:
         port, control_port = free_port(), free_port()
         child = Child(
             "upstream",
-            [sys.executable, "-m", "loadtests.upstream", "--host", HOST, "--port", str(port),
-             "--control-port", str(control_port)],
+            [
+                sys.executable,
+                "-m",
+                "loadtests.upstream",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--control-port",
+                str(control_port),
+            ],
             self.log_path("upstream"),
             cwd=Path(__file__).resolve().parents[2],
-        )  # fmt: skip
+        )
         _start(child)
         url, control_url = f"http://{HOST}:{port}", f"http://{HOST}:{control_port}"
         self.add(
@@ -238,9 +261,14 @@ class Stack:
     ) -> int:
         port = free_port()
         child = postgres.server(
-            name, bindir=bindir, user=user, data_dir=data_dir, port=port, sockets=sockets,
+            name,
+            bindir=bindir,
+            user=user,
+            data_dir=data_dir,
+            port=port,
+            sockets=sockets,
             log_path=self.log_path(name),
-        )  # fmt: skip
+        )
         _start(child)
         self.add(
             name,

@@ -8,8 +8,8 @@ sync-and-async style instead, so each runs in whichever mode its server speaks.
 from __future__ import annotations
 
 import logging
+import random
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from inspect import iscoroutinefunction
@@ -28,6 +28,7 @@ AsyncHandler = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_MAX_REMEMBERED_HOSTS = 64
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 access_logger = logging.getLogger("resilience_async.access")
 
@@ -40,9 +41,11 @@ class _RequestContext:
         self._access_log = access_log
 
     def begin(self, request: HttpRequest) -> tuple[object, float]:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
-        return request_id_var.set(request_id), time.perf_counter()
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        if not _VALID_REQUEST_ID.fullmatch(incoming):
+            # An id correlates log lines; it guards nothing, so no need for os.urandom.
+            incoming = f"{random.getrandbits(64):016x}"
+        return request_id_var.set(incoming), time.perf_counter()
 
     def finish(self, request: HttpRequest, response: HttpResponseBase, started: float) -> None:
         elapsed = time.perf_counter() - started
@@ -103,21 +106,37 @@ class _Security:
             headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
         self._headers = headers
         self._hsts = _hsts_header()
+        self._allowed: set[tuple[str | None, str | None]] = set()
 
     def reject(self, request: HttpRequest) -> HttpResponseBase | None:
-        """A 400 when the Host header is not allowed (Django would raise DisallowedHost)."""
+        """A 400 when the Host header is not allowed (Django would raise DisallowedHost).
+
+        Hosts that passed are remembered (a few: clients use few names), so the parsing and
+        matching of `get_host()` runs once per name, not once per request.
+        """
+        meta = request.META
+        key = (meta.get("HTTP_X_FORWARDED_HOST"), meta.get("HTTP_HOST"))
+        if key in self._allowed:
+            return None
         try:
             request.get_host()
         except DisallowedHost as exc:
             logging.getLogger("django.security.DisallowedHost").error(str(exc))
             return json_error(400, "bad_host", "the Host header is not served here", field="Host")
+        if len(self._allowed) < _MAX_REMEMBERED_HOSTS:
+            self._allowed.add(key)
         return None
 
     def decorate(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        """Add each header the view did not set itself."""
+        headers = response.headers
+        # `in` then set: CaseInsensitiveMapping.setdefault raises and catches KeyError inside,
+        # which costs more than the rest of this middleware together.
         for name, value in self._headers.items():
-            response.headers.setdefault(name, value)
-        if self._hsts and request.is_secure():
-            response.headers.setdefault("Strict-Transport-Security", self._hsts)
+            if name not in headers:
+                headers[name] = value
+        if self._hsts and request.is_secure() and "Strict-Transport-Security" not in headers:
+            headers["Strict-Transport-Security"] = self._hsts
         return response
 
 

@@ -109,7 +109,9 @@ def test_metrics_cover_every_worker(served: tuple[subprocess.Popen[bytes], Path,
 
     def live_count() -> float:
         text = httpx.get(f"{url}/metrics", timeout=5).text
-        prefix = 'http_requests_total{method="GET",route="health/live",status="200"}'
+        prefix = (
+            'http_request_duration_seconds_count{method="GET",route="health/live",status="200"}'
+        )
         lines = [line for line in text.splitlines() if line.startswith(prefix)]
         return float(lines[0].split()[-1]) if lines else 0.0
 

@@ -1,0 +1,91 @@
+# The service image: uvicorn serving project.asgi:application. compose.yaml also runs the
+# one-shot migrations and the demo tips upstream (python -m loadtests.upstream) from it.
+#
+#   docker build -t resilient-django .
+#   docker run -p 8000:8000 -e DJANGO_ALLOWED_HOSTS=... -e DATABASE_URL=... resilient-django
+
+# Same Python in both stages: the venv's interpreter is a symlink to /usr/local/bin/python3.
+ARG PYTHON_VERSION=3.11
+
+# --- builder: the project and its dependencies in a self-contained venv -----------------
+FROM python:${PYTHON_VERSION}-slim AS builder
+
+# pip byte-compiles what it installs (the runtime user could not write __pycache__ later).
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+WORKDIR /src
+
+# Dependencies first, in their own layer, so a source change does not download them again.
+# They are read from pyproject.toml itself (never the dev extra); every one of them ships
+# wheels for CPython on Linux (x86-64 and arm64), so no compiler is needed.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+
+# Then the project itself (the context is already trimmed by .dockerignore).
+COPY . .
+# The runtime source tree, assembled here so that the runtime stage copies one directory.
+# workers/ is optional until the jobs issue adds the worker module (git keeps no empty dirs),
+# every other path must exist.
+RUN mkdir /runtime \
+    && cp -a project app resilience_async loadtests manage.py /runtime/ \
+    && if [ -d workers ]; then cp -a workers /runtime/; fi
+# A regular (not editable) install, built into a wheel by pip, without the dev extra.
+RUN pip install .
+
+
+# --- runtime: slim, no build tools, non-root --------------------------------------------
+FROM python:${PYTHON_VERSION}-slim AS runtime
+
+# PROMETHEUS_MULTIPROC_DIR: prometheus-client's multiprocess mode, one file per server process,
+# summed by /metrics. The entrypoint empties it at every start (files of dead processes would
+# be counted). DJANGO_SETTINGS_MODULE is left unset on purpose: manage.py and project/asgi.py
+# default it to project.settings, project/wsgi.py to the sync twin's settings.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+
+# A fixed uid/gid, so volume and file permissions can be planned for outside the image.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin app
+
+COPY --from=builder /opt/venv /opt/venv
+
+WORKDIR /srv
+# The source (project/, app/, resilience_async/, workers/, loadtests/, manage.py), owned by
+# root and read-only to the app user. manage.py runs from here, and uvicorn and `python -m`
+# put /srv first on sys.path: the same code as the package installed in the venv.
+COPY --from=builder /runtime/ /srv/
+COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
+
+# Byte-compile at build time: the app user cannot (and, with PYTHONDONTWRITEBYTECODE, does
+# not try to) write __pycache__ at run time, so every start would compile again otherwise.
+RUN chmod 0755 /usr/local/bin/entrypoint.sh \
+    && chmod -R a+rX,go-w /srv \
+    && python -m compileall -q /srv \
+    && mkdir -p "$PROMETHEUS_MULTIPROC_DIR" \
+    && chown app:app "$PROMETHEUS_MULTIPROC_DIR"
+
+USER app:app
+
+EXPOSE 8000
+
+# Liveness only (the event loop answers; no dependency is touched). Python's stdlib: the
+# slim image has no curl. The request's Host header is 127.0.0.1, so DJANGO_ALLOWED_HOSTS
+# must include 127.0.0.1 (the default does; compose.yaml lists it) or this probe gets a 400.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2).status == 200 else 1)"]
+
+# uvicorn drains on SIGTERM (readiness fails at once, in-flight requests get 5 s).
+STOPSIGNAL SIGTERM
+
+ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
+# Worker processes come from WEB_CONCURRENCY, which uvicorn reads itself (default 1).
+CMD ["uvicorn", "project.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
+     "--no-access-log", "--timeout-graceful-shutdown", "5"]

@@ -1,0 +1,124 @@
+"""The servers a benchmark compares, each pinned to one CPU core."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from loadtests.stack.ports import free_port
+from loadtests.stack.process import Child, tail
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_CORE = 1
+LOAD_CORE = 0
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to start one contender: a name for the table and the server command line."""
+
+    name: str
+    description: str
+    argv_for_port: tuple[str, ...]  # "{port}" is replaced
+
+    def argv(self, port: int) -> list[str]:
+        return [arg.replace("{port}", str(port)) for arg in self.argv_for_port]
+
+
+UVICORN = (
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--workers",
+    "1",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+)
+
+ASYNC_SERVICE = ServerSpec(
+    "async service",
+    "this project: uvicorn, EventLoopASGIHandler, async-native middleware",
+    (*UVICORN, "project.asgi:application"),
+)
+STOCK_ASGI = ServerSpec(
+    "stock Django ASGI",
+    "uvicorn, Django's ASGIHandler, SecurityMiddleware + CommonMiddleware",
+    (*UVICORN, "loadtests.bench.stock_asgi:application"),
+)
+SYNC_DJANGO = ServerSpec(
+    "sync Django",
+    "the guide's twin: gunicorn, 1 sync worker, stock middleware, sync view",
+    (
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        "127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--worker-class",
+        "sync",
+        "--log-level",
+        "warning",
+        "project.wsgi:application",
+    ),
+)
+
+
+class RunningServer:
+    def __init__(self, spec: ServerSpec, child: Child, port: int) -> None:
+        self.spec = spec
+        self.child = child
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def pin_to(core: int) -> None:
+    """Pin this process to `core` when the machine has it (one core each: fair and quiet)."""
+    if (os.cpu_count() or 1) > core:
+        os.sched_setaffinity(0, {core})
+
+
+def start(spec: ServerSpec, env: Mapping[str, str], log_dir: Path) -> RunningServer:
+    port = free_port()
+    argv = spec.argv(port)
+    if (os.cpu_count() or 1) > SERVER_CORE:
+        argv = ["taskset", "-c", str(SERVER_CORE), *argv]
+    child = Child(
+        spec.name,
+        argv,
+        log_dir / f"{spec.name.replace(' ', '-')}.log",
+        env={**os.environ, **env},
+        cwd=ROOT,
+    )
+    child.start()
+    server = RunningServer(spec, child, port)
+    _wait_live(server)
+    return server
+
+
+def _wait_live(server: RunningServer, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.child.alive():
+            raise RuntimeError(f"{server.spec.name} exited: {tail(server.child.log_path)}")
+        try:
+            if httpx.get(f"{server.url}/health/live", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{server.spec.name} did not answer within {timeout:.0f} s")
