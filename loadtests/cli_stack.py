@@ -55,9 +55,9 @@ def up(*, quiet: bool) -> int:
             echo.start()
         stop.wait()
     finally:
-        if echo:
-            echo.stop()
         stack.stop()
+        if echo:
+            echo.stop()  # after the stack: its shutdown lines are echoed too
     return 0 if env else 1
 
 
@@ -110,21 +110,9 @@ def down(timeout: float = 15.0) -> int:
 
 def serve_all() -> int:
     stop = stop_on_signals()
-    stack = make_stack()
     host = os.environ.get("WEB_HOST", "127.0.0.1")
     port = int(os.environ.get("WEB_PORT", "8000"))
     workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
     say("starting PostgreSQL primary + replica, Redis, the demo upstream")
-    echo: LogEcho | None = None
-    try:
-
-        def on_started(run_dir: Path) -> None:
-            nonlocal echo
-            echo = LogEcho(run_dir / "logs")
-            echo.start()
-
-        serve(stack, stop, host=host, port=port, workers=workers, say=say, on_started=on_started)
-    finally:
-        if echo is not None:
-            echo.stop()
+    serve(make_stack(), stop, host=host, port=port, workers=workers, say=say)
     return 0

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from loadtests.stack.ports import free_port
-from loadtests.stack.process import Child, tail
+from loadtests.stack.process import Child
+from loadtests.stack.waits import http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_CORE = 1
@@ -107,18 +105,5 @@ def start(spec: ServerSpec, env: Mapping[str, str], log_dir: Path) -> RunningSer
     )
     child.start()
     server = RunningServer(spec, child, port)
-    _wait_live(server)
+    wait_until(child, http_ok(f"{server.url}/health/live"), what=server.url)
     return server
-
-
-def _wait_live(server: RunningServer, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not server.child.alive():
-            raise RuntimeError(f"{server.spec.name} exited: {tail(server.child.log_path)}")
-        try:
-            if httpx.get(f"{server.url}/health/live", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{server.spec.name} did not answer within {timeout:.0f} s")

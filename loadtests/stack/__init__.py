@@ -6,6 +6,7 @@ upstream and (under `serve`) the web server, each on a free port under one run d
 
 from __future__ import annotations
 
-from loadtests.stack.stack import Stack, StackError
+from loadtests.stack.stack import Stack
+from loadtests.stack.waits import StackError
 
 __all__ = ["Stack", "StackError"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 
 class LogEcho(threading.Thread):
@@ -18,7 +18,8 @@ class LogEcho(threading.Thread):
         self._dir = logs_dir
         self._out = out
         self._interval = interval
-        self._offsets: dict[Path, int] = {}
+        # Open handles: a run directory deleted at shutdown can still be read to its end.
+        self._files: dict[Path, BinaryIO] = {}
         self._partial: dict[Path, bytes] = {}
         self._stopped = threading.Event()
 
@@ -26,26 +27,25 @@ class LogEcho(threading.Thread):
         while not self._stopped.wait(self._interval):
             self.flush()
         self.flush()
+        for file in self._files.values():
+            file.close()
 
     def stop(self) -> None:
         self._stopped.set()
         self.join(timeout=2)
 
     def flush(self) -> None:
-        for path in sorted(self._dir.glob("*.log")):
-            self._echo_new_lines(path)
+        if self._dir.is_dir():
+            for path in sorted(self._dir.glob("*.log")):
+                if path not in self._files:
+                    self._files[path] = path.open("rb")
+        for path, file in self._files.items():
+            self._echo_new_lines(path, file.read())
         self._out.flush()
 
-    def _echo_new_lines(self, path: Path) -> None:
-        try:
-            with path.open("rb") as file:
-                file.seek(self._offsets.get(path, 0))
-                data = file.read()
-        except OSError:
-            return
+    def _echo_new_lines(self, path: Path, data: bytes) -> None:
         if not data:
             return
-        self._offsets[path] = self._offsets.get(path, 0) + len(data)
         *lines, rest = (self._partial.pop(path, b"") + data).split(b"\n")
         if rest:
             self._partial[path] = rest

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from loadtests.stack.process import Child, tail
+from loadtests.stack.process import Child
 
 DATABASE = "app"
 
@@ -179,22 +179,6 @@ def url(*ports: int, database: str = DATABASE, read_write: bool = False) -> str:
     hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
     query = "?target_session_attrs=read-write" if read_write else ""
     return f"postgresql://postgres@{hosts}/{database}{query}"
-
-
-def wait_ready(child: Child, port: int, timeout: float = 30.0) -> None:
-    """Wait until the server accepts connections; raise with its log if it died or stalled."""
-    deadline = time.monotonic() + timeout
-    last_error = ""
-    while time.monotonic() < deadline:
-        if not child.alive():
-            raise PostgresError(f"{child.name} exited: {tail(child.log_path)}")
-        try:
-            with psycopg.connect(url(port, database="postgres"), connect_timeout=2):
-                return
-        except psycopg.OperationalError as exc:
-            last_error = str(exc).strip()
-        time.sleep(0.05)
-    raise PostgresError(f"{child.name} not ready after {timeout:.0f} s: {last_error}")
 
 
 def create_database(port: int) -> None:

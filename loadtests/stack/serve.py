@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from loadtests.stack.logs import LogEcho
 from loadtests.stack.ports import is_listening
 from loadtests.stack.process import Child, kill_group, tail
-from loadtests.stack.stack import Stack, StackError
+from loadtests.stack.stack import Stack
+from loadtests.stack.waits import StackError, http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_STOP_TIMEOUT = 6.5  # uvicorn drains for 5 s (--timeout-graceful-shutdown), then is killed
@@ -81,19 +81,6 @@ def web_child(stack: Stack, env: dict[str, str], host: str, port: int, workers: 
         "5",
     ]
     return Child("web", argv, stack.log_path("web"), env=env, cwd=ROOT)
-
-
-def wait_live(child: Child, url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not child.alive():
-            raise StackError(f"web exited with {child.returncode()}: {tail(child.log_path)}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise StackError(f"web did not answer {url} within {timeout:.0f} s")
 
 
 class Supervisor:
@@ -166,14 +153,13 @@ def serve(
     port: int,
     workers: int,
     say: Callable[[str], None],
-    on_started: Callable[[Path], None] | None = None,
 ) -> None:
     """Run the whole system until `stop` is set; the stack must not be started yet."""
     if is_listening(host, port):
         raise StackError(f"{host}:{port} is already in use: stop what serves there or set WEB_PORT")
     stack.start()
-    if on_started is not None:
-        on_started(stack.run_dir)
+    echo = LogEcho(stack.run_dir / "logs")
+    echo.start()
     supervisor = Supervisor(stack, say=say)
     try:
         env = app_env(stack)
@@ -187,7 +173,7 @@ def serve(
             url=url,
             workers=workers,
         )
-        wait_live(web, f"{url}/health/live")
+        wait_until(web, http_ok(f"{url}/health/live"), what=f"{url}/health/live")
         stack.serving = url
         stack.write_state()
         say(f"serving on {url}  (ready: {url}/health/ready, metrics: {url}/metrics); Ctrl-C stops")
@@ -195,3 +181,4 @@ def serve(
     finally:
         say("stopping")
         supervisor.stop()
+        echo.stop()

@@ -16,13 +16,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-import redis
-
 from loadtests.stack import postgres
 from loadtests.stack.ports import free_port
-from loadtests.stack.process import Child, tail
+from loadtests.stack.process import Child
 from loadtests.stack.state import RUN_DIR_MARKER, StateDir, cmdline, start_ticks
+from loadtests.stack.waits import StackError, http_ok, postgres_accepts, redis_pings, wait_until
 
 EXTERNAL_SETTINGS = (
     "DATABASE_URL",
@@ -33,10 +31,6 @@ EXTERNAL_SETTINGS = (
 )
 HOST = "127.0.0.1"
 _PROCESS_KEYS = ("pid", "cmdline", "start_ticks", "log")
-
-
-class StackError(RuntimeError):
-    """The stack could not start; the message says which service and why."""
 
 
 class Stack:
@@ -203,7 +197,7 @@ class Stack:
         _start(child)
         url = f"redis://{HOST}:{port}/0"
         self.add("redis", child, port=port, data_dir=str(data_dir), url=url)
-        self._ready_checks["redis"] = lambda: _wait_redis(child, url)
+        self._ready_checks["redis"] = lambda: wait_until(child, redis_pings(url), what=url)
         self.env["REDIS_URL"] = url
 
     def _start_upstream(self) -> None:
@@ -234,7 +228,9 @@ class Stack:
             control_port=control_port,
             control_url=control_url,
         )
-        self._ready_checks["upstream"] = lambda: _wait_http(child, f"{control_url}/health")
+        self._ready_checks["upstream"] = lambda: wait_until(
+            child, http_ok(f"{control_url}/health"), what=control_url
+        )
         self.env["TIPS_UPSTREAM_URL"] = url
         self.env["TIPS_UPSTREAM_CONTROL_URL"] = control_url
 
@@ -278,7 +274,9 @@ class Stack:
             url=postgres.url(port),
             sockets=str(sockets),
         )
-        self._ready_checks[name] = lambda: postgres.wait_ready(child, port)
+        self._ready_checks[name] = lambda: wait_until(
+            child, postgres_accepts(postgres.url(port, database="postgres")), what=f"port {port}"
+        )
         self._ready_checks[name]()
         return port
 
@@ -288,36 +286,3 @@ def _start(child: Child) -> None:
         child.start()
     except OSError as exc:
         raise StackError(f"could not start {child.name} ({child.argv[0]}): {exc}") from exc
-
-
-def _wait_redis(child: Child, url: str, timeout: float = 15.0) -> None:
-    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            _check_alive(child)
-            try:
-                if client.ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-    finally:
-        client.close()
-    raise StackError(f"redis not ready after {timeout:.0f} s")
-
-
-def _wait_http(child: Child, url: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _check_alive(child)
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise StackError(f"{child.name} not ready after {timeout:.0f} s ({url})")
-
-
-def _check_alive(child: Child) -> None:
-    if not child.alive():
-        raise StackError(f"{child.name} exited with {child.returncode()}: {tail(child.log_path)}")
