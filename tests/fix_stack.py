@@ -20,7 +20,9 @@ import pytest
 
 from loadtests.stack import Stack
 from loadtests.stack.ports import free_port
-from loadtests.stack.process import Child, tail
+from loadtests.stack.process import Child
+from loadtests.stack.serve import uvicorn_argv
+from loadtests.stack.waits import http_ok, wait_until
 from loadtests.upstream import UpstreamControl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,16 +74,8 @@ class WebServer:
         headers = {"X-Health-Token": HEALTH_TOKEN} if token else {}
         return self.client.get(path, headers=headers)
 
-    def wait_live(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.child.alive(), f"web exited: {tail(self.child.log_path, 40)}"
-            try:
-                if self.client.get("/health/live").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError(f"web not live within {timeout} s: {tail(self.child.log_path, 40)}")
+    def wait_live(self) -> None:
+        wait_until(self.child, http_ok(f"{self.url}/health/live"), what=self.url)
 
 
 @contextmanager
@@ -98,20 +92,7 @@ def run_web(
         "HEALTH_CACHE_TTL": "0.2",
         **settings,
     }
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "project.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--timeout-graceful-shutdown",
-        "5",
-    ]
+    argv = uvicorn_argv("127.0.0.1", port, workers)
     child = Child("web", argv, log_dir / f"web-{port}.log", env=env, cwd=ROOT)
     child.start()
     server = WebServer(child, port)
