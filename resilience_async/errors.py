@@ -1,0 +1,108 @@
+"""The exception tree of `resilience_async`: one root, data carried as attributes.
+
+    ResilienceError
+    ├── CircuitOpenError          the breaker refused the call (also aiobreaker's error)
+    ├── CallTimeoutError          a guarded call ran past its timeout (also TimeoutError)
+    ├── SaturatedError            our own limits were full: never the dependency's fault
+    │   ├── BulkheadFullError     too many concurrent calls to one dependency
+    │   └── PoolExhaustedError    no pooled connection became free in time
+    ├── UpstreamError             an HTTP upstream failed (after retries)
+    │   ├── UpstreamUnavailableError   could not connect, or the connection broke
+    │   ├── UpstreamTimeoutError       no answer within the timeout (also TimeoutError)
+    │   └── UpstreamStatusError        answered with an error status
+    └── FallbackUnavailableError  the call failed and neither stale data nor a fallback exists
+
+Every error that means "try again later" has `retry_after` (seconds), which the HTTP layer
+turns into a `Retry-After` header. Foreign exceptions (httpx, redis, psycopg) are translated
+once, at the boundary of the primitive that met them, with `raise ... from exc`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from aiobreaker import CircuitBreakerError
+
+
+class ResilienceError(Exception):
+    """Root of every error raised by `resilience_async`."""
+
+    retry_after: float | None = None
+
+
+class CircuitOpenError(ResilienceError, CircuitBreakerError):
+    """The breaker is open (or half-open with every probe slot taken): the call was not made."""
+
+    def __init__(self, breaker: str, retry_after: float) -> None:
+        self.breaker = breaker
+        self.retry_after = max(0.0, retry_after)
+        message = f"circuit {breaker!r} is open; retry after {self.retry_after:.2f} s"
+        # aiobreaker's fields, for code written against it (its time_remaining is wall-clock).
+        reopen_time = datetime.now() + timedelta(seconds=self.retry_after)  # noqa: DTZ005
+        CircuitBreakerError.__init__(self, message, reopen_time)
+        Exception.__init__(self, message)
+
+    def __str__(self) -> str:
+        return str(self.message)
+
+
+class CallTimeoutError(ResilienceError, TimeoutError):
+    """A call guarded by a breaker ran past its timeout and was cancelled."""
+
+    def __init__(self, breaker: str, timeout: float) -> None:
+        self.breaker = breaker
+        self.timeout = timeout
+        super().__init__(f"call through {breaker!r} gave no result within {timeout:.2f} s")
+
+
+class SaturatedError(ResilienceError):
+    """A local limit was reached: our saturation, so no breaker counts it against a dependency."""
+
+    retry_after = 1.0
+
+
+class BulkheadFullError(SaturatedError):
+    def __init__(self, name: str, limit: int) -> None:
+        self.name = name
+        self.limit = limit
+        super().__init__(f"bulkhead {name!r} is full ({limit} calls in flight)")
+
+
+class PoolExhaustedError(SaturatedError):
+    def __init__(self, name: str, timeout: float) -> None:
+        self.name = name
+        self.timeout = timeout
+        super().__init__(f"couldn't get a connection to {name!r} after {timeout:.2f} sec")
+
+
+class UpstreamError(ResilienceError):
+    """An HTTP upstream failed; `upstream` names it, `attempts` says how often it was tried."""
+
+    def __init__(self, upstream: str, message: str, *, attempts: int = 1) -> None:
+        self.upstream = upstream
+        self.attempts = attempts
+        super().__init__(f"upstream {upstream!r} {message} (attempts: {attempts})")
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """Connection refused, reset or otherwise broken before a full answer."""
+
+
+class UpstreamTimeoutError(UpstreamError, TimeoutError):
+    """No full answer within the configured timeout."""
+
+
+class UpstreamStatusError(UpstreamError):
+    """The upstream answered with an error status (kept in `status`)."""
+
+    def __init__(self, upstream: str, status: int, *, attempts: int = 1) -> None:
+        self.status = status
+        super().__init__(upstream, f"answered {status}", attempts=attempts)
+
+
+class FallbackUnavailableError(ResilienceError):
+    """Loading `key` failed and the cache had neither stale data nor a declared fallback."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"no live, stale or fallback value for {key!r}")
