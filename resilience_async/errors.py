@@ -30,7 +30,7 @@ class ResilienceError(Exception):
     retry_after: float | None = None
 
 
-class CircuitOpenError(ResilienceError, CircuitBreakerError):
+class CircuitOpenError(ResilienceError, CircuitBreakerError):  # type: ignore[misc]
     """The breaker is open (or half-open with every probe slot taken): the call was not made."""
 
     def __init__(self, breaker: str, retry_after: float) -> None:
