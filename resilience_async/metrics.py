@@ -11,6 +11,8 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
+    Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -29,6 +31,48 @@ HTTP_REQUEST_DURATION = Histogram(
     "Time from request start to response, by method, route pattern and status code.",
     ["method", "route", "status"],
     buckets=LATENCY_BUCKETS,
+)
+
+# --- circuit breakers ----------------------------------------------------------------------
+# 0 closed, 1 half-open, 2 open. Under several processes the worst live value is exported.
+BREAKER_STATE = Gauge(
+    "circuit_breaker_state",
+    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+    ["breaker"],
+    multiprocess_mode="livemax",
+)
+BREAKER_TRANSITIONS = Counter(
+    "circuit_breaker_transitions_total",
+    "Circuit breaker state changes, by the state entered.",
+    ["breaker", "state"],
+)
+BREAKER_CALLS = Counter(
+    "circuit_breaker_calls_total",
+    "Calls through a circuit breaker by outcome: success, failure, slow, rejected, ignored.",
+    ["breaker", "outcome"],
+)
+
+# --- outbound HTTP --------------------------------------------------------------------------
+UPSTREAM_REQUESTS = Counter(
+    "upstream_requests_total",
+    "Outbound HTTP attempts by upstream and outcome (a status code, or an error kind).",
+    ["upstream", "outcome"],
+)
+UPSTREAM_RETRIES = Counter(
+    "upstream_retries_total",
+    "Retries made, and retries refused by the retry budget, by upstream.",
+    ["upstream", "decision"],
+)
+BULKHEAD_REJECTIONS = Counter(
+    "bulkhead_rejections_total", "Calls refused because a bulkhead was full.", ["bulkhead"]
+)
+
+# --- fallback cache -------------------------------------------------------------------------
+CACHE_RESULTS = Counter(
+    "fallback_cache_results_total",
+    "Values served by a fallback cache, by key namespace and source: live, cache, stale, "
+    "fallback.",
+    ["namespace", "source"],
 )
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
