@@ -8,4 +8,5 @@ from app import views_sync
 
 urlpatterns = [
     path("health/live", views_sync.live, name="health-live"),
+    path("api/tips", views_sync.tips, name="tips"),
 ]

@@ -7,9 +7,10 @@ import sys
 
 from loadtests import cli_stack
 from loadtests.bench import http as bench_http
+from loadtests.bench import outbound as bench_outbound
 from loadtests.stack import StackError
 
-BENCH_PARTS = {"http": bench_http.run}
+BENCH_PARTS = {"http": bench_http.run, "outbound": bench_outbound.run}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -64,6 +64,21 @@ class Env:
             raise ImproperlyConfigured(f"{name} must be more than 0 seconds")
         return value
 
+    def fraction(self, name: str, default: float) -> float:
+        """A number from 0 to 1."""
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be a number from 0 to 1, got {raw!r}"
+            ) from None
+        if not 0 <= value <= 1:
+            raise ImproperlyConfigured(f"{name} must be a number from 0 to 1, got {value}")
+        return value
+
     def list(self, name: str, default: list[str]) -> list[str]:
         raw = self._environ.get(name, "")
         items = [item.strip() for item in raw.split(",") if item.strip()]

@@ -7,16 +7,24 @@ The library never reads settings; this module does, and hands each primitive wha
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from resilience_async.breaker import CircuitBreaker, RedisBreakerState
+from resilience_async.cache import FallbackCache
 from resilience_async.db import Database, describe_hosts
-from resilience_async.health import Check, Observation, Readiness, threshold
+from resilience_async.health import Check, Observation, Readiness, Status, threshold
+from resilience_async.http import ResilientClient, is_server_failure
 from resilience_async.lifecycle import Lifecycle
+from resilience_async.limits import Bulkhead
+from resilience_async.retry import RetryBudget, RetryPolicy
+from resilience_async.transport import AiohttpTransport
+
+TIPS = "tips-upstream"
 
 
 class Resources:
@@ -41,8 +49,36 @@ class Resources:
             socket_connect_timeout=settings.REDIS_TIMEOUT,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
-        self.upstream_url = settings.TIPS_UPSTREAM_URL.rstrip("/")
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(settings.UPSTREAM_TIMEOUT))
+        self.tips_breaker = _upstream_breaker(settings, self.redis)
+        self.tips_client = ResilientClient(
+            TIPS,
+            settings.TIPS_UPSTREAM_URL,
+            timeout=settings.UPSTREAM_TIMEOUT,
+            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
+            pool_timeout=settings.UPSTREAM_POOL_TIMEOUT,
+            breaker=self.tips_breaker,
+            retry=RetryPolicy(attempts=settings.UPSTREAM_RETRY_ATTEMPTS),
+            budget=RetryBudget(ratio=settings.UPSTREAM_RETRY_BUDGET),
+            bulkhead=Bulkhead(TIPS, max_concurrent=settings.UPSTREAM_MAX_CONCURRENCY),
+            transport=AiohttpTransport(max_connections=settings.UPSTREAM_MAX_CONNECTIONS),
+        )
+        # Redis has its own breaker: a dead or hung Redis costs one short timeout per
+        # breaker period, then the cache runs on its local tier alone.
+        self.redis_breaker = CircuitBreaker(
+            name="redis",
+            failure_threshold=2,
+            failure_rate_threshold=None,
+            reset_timeout=5.0,
+            call_timeout=settings.REDIS_TIMEOUT,
+        )
+        self.tips_cache = FallbackCache(
+            redis=self.redis,
+            namespace="tips",
+            redis_timeout=settings.REDIS_TIMEOUT,
+            redis_guard=self.redis_breaker,
+        )
+        self.cache_ttl = settings.CACHE_TTL
+        self.cache_stale_ttl = settings.CACHE_STALE_TTL
         self.readiness = Readiness(
             self._checks(max_lag=settings.DATABASE_MAX_REPLICA_LAG, redis_url=settings.REDIS_URL),
             lifecycle=self.lifecycle,
@@ -53,41 +89,30 @@ class Resources:
 
     async def open(self) -> None:
         await self.database.open()
+        await self.tips_breaker.start()
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.tips_cache.aclose()
+        await self.tips_breaker.aclose()
+        await self.tips_client.aclose()
         await self.redis.aclose()
         await self.database.close()
 
     def _checks(self, *, max_lag: float, redis_url: str) -> list[Check]:
         db = self.database
         checks = [
-            Check(
-                "primary",
-                "responseTime",
-                self._probe_primary,
-                "datastore",
-                describe_hosts(db.primary_url),
-                group="database",
-            ),
-        ]
+            Check("primary", "responseTime", self._probe_primary, "datastore",
+                  describe_hosts(db.primary_url), group="database"),
+        ]  # fmt: skip
         for index, url in enumerate(db.replica_urls):
             checks.append(
-                Check(
-                    f"replica-{index + 1}",
-                    "replicationLag",
-                    self._lag_probe(index, max_lag),
-                    "datastore",
-                    describe_hosts(url),
-                    group="database",
-                )
-            )
+                Check(f"replica-{index + 1}", "replicationLag", self._lag_probe(index, max_lag),
+                      "datastore", describe_hosts(url), group="database")
+            )  # fmt: skip
         checks.append(
             Check("redis", "responseTime", self._probe_redis, "datastore", _redis_host(redis_url))
         )
-        checks.append(
-            Check("upstream", "responseTime", self._probe_upstream, "component", self.upstream_url)
-        )
+        checks.append(Check("upstream", "circuitBreaker", self._probe_upstream, "component", TIPS))
         return checks
 
     async def _probe_primary(self) -> Observation:
@@ -105,10 +130,37 @@ class Resources:
         return Observation()
 
     async def _probe_upstream(self) -> Observation:
-        response = await self.http.get(f"{self.upstream_url}/health")
-        if response.status_code >= 500:
-            raise RuntimeError(f"upstream answered {response.status_code}")
-        return Observation()
+        """The breaker's view: no request is sent (readiness must not hammer the upstream)."""
+        snapshot = self.tips_breaker.snapshot()
+        state = snapshot.state.name.lower().replace("_", "-")
+        status = Status.PASS if state == "closed" else Status.WARN
+        output = (
+            None
+            if status is Status.PASS
+            else f"circuit {state}, retry in {snapshot.retry_after:.1f} s"
+        )
+        return Observation(round(snapshot.failure_rate, 3), "failure rate", status, output)
+
+
+def _upstream_breaker(settings: Any, redis: Redis) -> CircuitBreaker:
+    shared = (
+        RedisBreakerState(redis, timeout=settings.REDIS_TIMEOUT)
+        if settings.BREAKER_SHARED
+        else None
+    )
+    return CircuitBreaker(
+        name=TIPS,
+        failure_threshold=settings.BREAKER_FAIL_MAX,
+        failure_rate_threshold=settings.BREAKER_FAILURE_RATE,
+        window_size=settings.BREAKER_WINDOW,
+        minimum_calls=min(settings.BREAKER_MIN_CALLS, settings.BREAKER_WINDOW),
+        slow_call_duration=settings.BREAKER_SLOW_CALL or None,
+        reset_timeout=settings.BREAKER_RESET_TIMEOUT,
+        half_open_max_calls=settings.BREAKER_HALF_OPEN_MAX_CALLS,
+        call_timeout=settings.UPSTREAM_TIMEOUT,
+        result_is_failure=is_server_failure,
+        shared=shared,
+    )
 
 
 _installed: Resources | None = None
@@ -124,6 +176,13 @@ def current() -> Resources | None:
     return _installed
 
 
+def require() -> Resources:
+    """The process's resources; a service function called before start-up is a bug."""
+    if _installed is None:
+        raise RuntimeError("resources are not built: serve project.asgi:application")
+    return _installed
+
+
 def _redis_host(url: str) -> str:
-    parsed = httpx.URL(url)
-    return f"{parsed.host}:{parsed.port or 6379}"
+    parsed = urlsplit(url)
+    return f"{parsed.hostname}:{parsed.port or 6379}"

@@ -55,7 +55,27 @@ REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_TIMEOUT = env.seconds("REDIS_TIMEOUT", 0.25, allow_zero=False)
 BROKER_URL = env.str("BROKER_URL", REDIS_URL)
 TIPS_UPSTREAM_URL = env.str("TIPS_UPSTREAM_URL", "http://127.0.0.1:8001")
+
+# --- Outbound HTTP: timeouts, retries, bulkhead, circuit breaker --------------------------
 UPSTREAM_TIMEOUT = env.seconds("UPSTREAM_TIMEOUT", 2.0, allow_zero=False)
+UPSTREAM_CONNECT_TIMEOUT = env.seconds("UPSTREAM_CONNECT_TIMEOUT", 1.0, allow_zero=False)
+UPSTREAM_POOL_TIMEOUT = env.seconds("UPSTREAM_POOL_TIMEOUT", 0.5, allow_zero=False)
+UPSTREAM_MAX_CONNECTIONS = env.int("UPSTREAM_MAX_CONNECTIONS", 100, min_value=1)
+UPSTREAM_MAX_CONCURRENCY = env.int("UPSTREAM_MAX_CONCURRENCY", 256, min_value=1)
+UPSTREAM_RETRY_ATTEMPTS = env.int("UPSTREAM_RETRY_ATTEMPTS", 3, min_value=1)
+UPSTREAM_RETRY_BUDGET = env.fraction("UPSTREAM_RETRY_BUDGET", 0.2)
+BREAKER_FAIL_MAX = env.int("BREAKER_FAIL_MAX", 5, min_value=1)
+BREAKER_FAILURE_RATE = env.fraction("BREAKER_FAILURE_RATE", 0.5)
+BREAKER_WINDOW = env.int("BREAKER_WINDOW", 20, min_value=1)
+BREAKER_MIN_CALLS = env.int("BREAKER_MIN_CALLS", 10, min_value=1)
+BREAKER_SLOW_CALL = env.seconds("BREAKER_SLOW_CALL", 0.0)
+BREAKER_RESET_TIMEOUT = env.seconds("BREAKER_RESET_TIMEOUT", 30.0, allow_zero=False)
+BREAKER_HALF_OPEN_MAX_CALLS = env.int("BREAKER_HALF_OPEN_MAX_CALLS", 1, min_value=1)
+BREAKER_SHARED = env.bool("BREAKER_SHARED", True)
+
+# --- Fallback cache ------------------------------------------------------------------------
+CACHE_TTL = env.seconds("CACHE_TTL", 10.0)
+CACHE_STALE_TTL = env.seconds("CACHE_STALE_TTL", 600.0)
 
 
 def _django_database(url: str) -> dict[str, object]:

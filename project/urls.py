@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from app import views
 from project import resources
 from resilience_async.django import views as health
 
@@ -17,4 +18,5 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.readiness_view(_readiness), name="health-ready"),
     path("metrics", health.metrics_view, name="metrics"),
+    path("api/tips", views.tips, name="tips"),
 ]

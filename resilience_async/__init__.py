@@ -1,24 +1,74 @@
-"""Native asyncio resilience primitives: health, lifespan, database pools, metrics, logging.
+"""Native asyncio resilience primitives: breaker, HTTP client, fallback cache, bulkhead,
+database pools, health, lifespan, metrics and logging.
 
 Framework-free: only `resilience_async.django` imports Django.
 """
 
 from __future__ import annotations
 
+from resilience_async.breaker import (
+    BreakerSnapshot,
+    BreakerStateChange,
+    CallOutcome,
+    CircuitBreaker,
+    RedisBreakerState,
+)
+from resilience_async.cache import CacheResult, FallbackCache
 from resilience_async.db import Database, NotAStandbyError
+from resilience_async.errors import (
+    BulkheadFullError,
+    CallTimeoutError,
+    CircuitOpenError,
+    FallbackUnavailableError,
+    PoolExhaustedError,
+    ResilienceError,
+    SaturatedError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from resilience_async.health import Check, HealthReport, Observation, Readiness, Status
+from resilience_async.http import ResilientClient, is_server_failure
 from resilience_async.lifecycle import Lifecycle, Phase
 from resilience_async.lifespan import LifespanApp
+from resilience_async.limits import Bulkhead
+from resilience_async.retry import RetryBudget, RetryPolicy
+from resilience_async.transport import AiohttpTransport
 
 __all__ = [
+    "AiohttpTransport",
+    "BreakerSnapshot",
+    "BreakerStateChange",
+    "Bulkhead",
+    "BulkheadFullError",
+    "CacheResult",
+    "CallOutcome",
+    "CallTimeoutError",
     "Check",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "Database",
+    "FallbackCache",
+    "FallbackUnavailableError",
     "HealthReport",
     "Lifecycle",
     "LifespanApp",
     "NotAStandbyError",
     "Observation",
     "Phase",
+    "PoolExhaustedError",
     "Readiness",
+    "RedisBreakerState",
+    "ResilienceError",
+    "ResilientClient",
+    "RetryBudget",
+    "RetryPolicy",
+    "SaturatedError",
     "Status",
+    "UpstreamError",
+    "UpstreamStatusError",
+    "UpstreamTimeoutError",
+    "UpstreamUnavailableError",
+    "is_server_failure",
 ]

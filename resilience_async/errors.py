@@ -19,7 +19,8 @@ once, at the boundary of the primitive that met them, with `raise ... from exc`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import time
+from datetime import datetime
 
 from aiobreaker import CircuitBreakerError
 
@@ -33,17 +34,27 @@ class ResilienceError(Exception):
 class CircuitOpenError(ResilienceError, CircuitBreakerError):  # type: ignore[misc]
     """The breaker is open (or half-open with every probe slot taken): the call was not made."""
 
+    retry_after: float
+
     def __init__(self, breaker: str, retry_after: float) -> None:
         self.breaker = breaker
         self.retry_after = max(0.0, retry_after)
-        message = f"circuit {breaker!r} is open; retry after {self.retry_after:.2f} s"
-        # aiobreaker's fields, for code written against it (its time_remaining is wall-clock).
-        reopen_time = datetime.now() + timedelta(seconds=self.retry_after)  # noqa: DTZ005
-        CircuitBreakerError.__init__(self, message, reopen_time)
-        Exception.__init__(self, message)
+        self._raised_at = time.time()
+        # Raised thousands of times a second while open: aiobreaker's datetime fields are
+        # computed only when read, and its __init__ (which stores them) is not called.
+        Exception.__init__(self, breaker, self.retry_after)
+
+    @property
+    def message(self) -> str:
+        return f"circuit {self.breaker!r} is open; retry after {self.retry_after:.2f} s"
+
+    @property
+    def reopen_time(self) -> datetime:
+        """aiobreaker's field: when a call may be tried again (naive local time, as there)."""
+        return datetime.fromtimestamp(self._raised_at + self.retry_after)  # noqa: DTZ006
 
     def __str__(self) -> str:
-        return str(self.message)
+        return self.message
 
 
 class CallTimeoutError(ResilienceError, TimeoutError):
@@ -78,10 +89,14 @@ class PoolExhaustedError(SaturatedError):
 class UpstreamError(ResilienceError):
     """An HTTP upstream failed; `upstream` names it, `attempts` says how often it was tried."""
 
-    def __init__(self, upstream: str, message: str, *, attempts: int = 1) -> None:
+    def __init__(self, upstream: str, detail: str, *, attempts: int = 1) -> None:
         self.upstream = upstream
-        self.attempts = attempts
-        super().__init__(f"upstream {upstream!r} {message} (attempts: {attempts})")
+        self.detail = detail
+        self.attempts = attempts  # the retry loop updates it
+        super().__init__(upstream, detail)
+
+    def __str__(self) -> str:
+        return f"upstream {self.upstream!r} {self.detail} (attempts: {self.attempts})"
 
 
 class UpstreamUnavailableError(UpstreamError):

@@ -70,8 +70,7 @@ BULKHEAD_REJECTIONS = Counter(
 # --- fallback cache -------------------------------------------------------------------------
 CACHE_RESULTS = Counter(
     "fallback_cache_results_total",
-    "Values served by a fallback cache, by key namespace and source: live, cache, stale, "
-    "fallback.",
+    "Values served by a fallback cache, by key namespace and source: live, cache, stale, fallback.",
     ["namespace", "source"],
 )
 

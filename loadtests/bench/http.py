@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from loadtests.bench import servers
-from loadtests.bench.report import Row, Target, render, write
+from loadtests.bench.report import Row, Target, median_round, render, write
 from loadtests.loadgen import LoadResult, run_load_sync
 from loadtests.stack import Stack
 
@@ -43,7 +43,9 @@ def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str
             finally:
                 for server in running:
                     server.child.stop(timeout=10)
-    rows = [Row(s.spec.name, s.spec.description, _median(results[s.spec.name])) for s in running]
+    rows = [
+        Row(s.spec.name, s.spec.description, median_round(results[s.spec.name])) for s in running
+    ]
     by_round = {name: [round(r.rps) for r in rs] for name, rs in results.items()}
     settings = {
         "route": "/health/live",
@@ -82,9 +84,3 @@ def _rounds(
             )
             results[server.spec.name].append(result)
     return results
-
-
-def _median(results: list[LoadResult]) -> LoadResult:
-    """The round with the median throughput (its latencies belong to that same round)."""
-    ordered = sorted(results, key=lambda result: result.rps)
-    return ordered[len(ordered) // 2]

@@ -36,16 +36,14 @@ class Target:
 
 def render(title: str, rows: list[Row], targets: list[Target]) -> str:
     by_name = {row.name: row for row in rows}
-    lines = [
-        title,
-        "",
-        f"{'server':<20}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  setup",
-    ]
+    width = max(len(row.name) for row in rows) + 2
+    header = f"{'':<{width}}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  setup"
+    lines = [title, "", header]
     for row in rows:
         r = row.result
         lines.append(
-            f"{row.name:<20}{r.rps:>10.0f}{r.latencies_ms.p50:>9.2f}{r.latencies_ms.p99:>9.2f}"
-            f"{r.error_count + _non_2xx(r):>8}  {row.description}"
+            f"{row.name:<{width}}{r.rps:>10.0f}{r.latencies_ms.p50:>9.2f}"
+            f"{r.latencies_ms.p99:>9.2f}{r.error_count + _non_2xx(r):>8}  {row.description}"
         )
     lines.append("")
     for target in targets:
@@ -74,6 +72,11 @@ def write(part: str, rows: list[Row], targets: list[Target], settings: dict[str,
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def median_round(results: list[LoadResult]) -> LoadResult:
+    """The round with the median throughput (its latencies belong to that same round)."""
+    return sorted(results, key=lambda result: result.rps)[len(results) // 2]
 
 
 def _non_2xx(result: LoadResult) -> int:

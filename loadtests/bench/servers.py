@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadtests.stack import Stack
 from loadtests.stack.ports import free_port
 from loadtests.stack.process import Child
 from loadtests.stack.waits import http_ok, wait_until
@@ -78,6 +79,15 @@ SYNC_DJANGO = ServerSpec(
 )
 
 
+SYNC_TUNED = ServerSpec(
+    "sync Django tuned",
+    "gunicorn gthread, 1 worker x 64 threads, lock-free pybreaker, pooled requests",
+    (sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1",
+     "--worker-class", "gthread", "--threads", "64", "--log-level", "warning",
+     "loadtests.bench.tuned_wsgi:application"),
+)  # fmt: skip
+
+
 class RunningServer:
     def __init__(self, spec: ServerSpec, child: Child, port: int) -> None:
         self.spec = spec
@@ -89,6 +99,13 @@ def pin_to(core: int) -> None:
     """Pin this process to `core` when the machine has it (one core each: fair and quiet)."""
     if (os.cpu_count() or 1) > core:
         os.sched_setaffinity(0, {core})
+
+
+def pin_stack(stack: Stack, core: int = LOAD_CORE) -> None:
+    """Keep the dependencies (upstream, Redis, PostgreSQL) off the servers' core."""
+    if (os.cpu_count() or 1) > core:
+        for child in stack.children.values():
+            os.sched_setaffinity(child.pid, {core})
 
 
 def start(spec: ServerSpec, env: Mapping[str, str], log_dir: Path) -> RunningServer:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 
 JSON = "application/json"
 
@@ -34,3 +34,15 @@ def json_error(
     if field is not None:
         error["field"] = field
     return json_response({"error": error}, status=status, headers=headers)
+
+
+def method_not_allowed(request: HttpRequest, *allowed: str) -> HttpResponse | None:
+    """A JSON 405 naming the allowed methods, or None when `request.method` is one of them."""
+    if request.method in allowed:
+        return None
+    return json_error(
+        405,
+        "method_not_allowed",
+        f"{request.method} is not allowed here",
+        headers={"Allow": ", ".join(allowed)},
+    )

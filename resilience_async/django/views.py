@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from resilience_async import metrics
-from resilience_async.django.responses import json_error, json_response
+from resilience_async.django.responses import json_response, method_not_allowed
 from resilience_async.health import MEDIA_TYPE, HealthReport, Readiness, Status
 
 HEALTH_TOKEN_HEADER = "X-Health-Token"  # noqa: S105 - a header name, not a secret
@@ -18,20 +18,9 @@ _NO_STORE = {"Cache-Control": "no-store"}
 _LIVE_BODY = b'{"status":"pass"}'
 
 
-def _method_not_allowed(request: HttpRequest) -> HttpResponse | None:
-    if request.method in ("GET", "HEAD"):
-        return None
-    return json_error(
-        405,
-        "method_not_allowed",
-        f"{request.method} is not allowed here",
-        headers={"Allow": "GET, HEAD"},
-    )
-
-
 async def live(request: HttpRequest) -> HttpResponse:
     """200 while this process's event loop answers; touches no dependency."""
-    rejected = _method_not_allowed(request)
+    rejected = method_not_allowed(request, "GET", "HEAD")
     if rejected is not None:
         return rejected
     return HttpResponse(_LIVE_BODY, content_type=MEDIA_TYPE, headers=_NO_STORE)
@@ -50,7 +39,7 @@ def readiness_view(get_readiness: Callable[[], Readiness | None]) -> Callable[..
     """A readiness view reporting `get_readiness()`; None means the service has not started."""
 
     async def ready(request: HttpRequest) -> HttpResponse:
-        rejected = _method_not_allowed(request)
+        rejected = method_not_allowed(request, "GET", "HEAD")
         if rejected is not None:
             return rejected
         readiness = get_readiness()
@@ -68,7 +57,7 @@ def readiness_view(get_readiness: Callable[[], Readiness | None]) -> Callable[..
 
 async def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition of every server process (multiprocess mode) or this one."""
-    rejected = _method_not_allowed(request)
+    rejected = method_not_allowed(request, "GET", "HEAD")
     if rejected is not None:
         return rejected
     directory = settings.METRICS_MULTIPROC_DIR

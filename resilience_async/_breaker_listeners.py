@@ -1,0 +1,220 @@
+"""Breaker hooks: state-change events, the listener protocols, and the default listeners.
+
+Two kinds of hooks, both optional on one object. A *state listener* is called with a
+`BreakerStateChange` on every transition (rare: it may allocate, log, even be async). An
+*outcome listener* has `record_outcome(outcome)`, called on every call (hot: keep it cheap).
+aiobreaker's `CircuitBreakerListener` objects are accepted too and keep their callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+from aiobreaker import CircuitBreakerListener, CircuitBreakerState
+
+from resilience_async.metrics import BREAKER_CALLS, BREAKER_STATE, BREAKER_TRANSITIONS
+
+logger = logging.getLogger("resilience_async.breaker")
+
+STATE_LABELS = {
+    CircuitBreakerState.CLOSED: "closed",
+    CircuitBreakerState.HALF_OPEN: "half_open",
+    CircuitBreakerState.OPEN: "open",
+}
+_GAUGE_VALUES = {
+    CircuitBreakerState.CLOSED: 0,
+    CircuitBreakerState.HALF_OPEN: 1,
+    CircuitBreakerState.OPEN: 2,
+}
+_MESSAGES = {
+    CircuitBreakerState.CLOSED: "circuit closed",
+    CircuitBreakerState.HALF_OPEN: "circuit half-open",
+    CircuitBreakerState.OPEN: "circuit opened",
+}
+
+
+class CallOutcome(enum.StrEnum):
+    """How one call through a breaker ended, as counted in `circuit_breaker_calls_total`."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SLOW = "slow"  # succeeded, but slower than slow_call_duration
+    REJECTED = "rejected"  # refused by an open (or full half-open) breaker
+    IGNORED = "ignored"  # cancelled, or an excluded exception: counts for nothing
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerStateChange:
+    """One transition of a breaker.
+
+    Args:
+        breaker: the breaker's name.
+        old: the state left.
+        new: the state entered.
+        reason: why, for humans ("5 consecutive failures", "reset timeout elapsed").
+        at: when, on the breaker's monotonic clock (seconds).
+        retry_after: seconds until a probe is allowed (0 unless opened).
+    """
+
+    breaker: str
+    old: CircuitBreakerState
+    new: CircuitBreakerState
+    reason: str
+    at: float
+    retry_after: float
+
+
+class BreakerListener(Protocol):
+    """Called on every state change; may return an awaitable, which runs as its own task."""
+
+    def __call__(self, event: BreakerStateChange, /) -> Awaitable[None] | None: ...
+
+
+@runtime_checkable
+class OutcomeListener(Protocol):
+    """Told the outcome of every call, on the call path: must be cheap and never raise."""
+
+    def record_outcome(self, outcome: CallOutcome, /) -> None: ...
+
+
+Listener: TypeAlias = BreakerListener | OutcomeListener | CircuitBreakerListener
+
+
+class LoggingListener:
+    """Logs state changes as structured records: a warning when opened, info otherwise."""
+
+    def __init__(self, log: logging.Logger = logger) -> None:
+        self._log = log
+
+    def __call__(self, event: BreakerStateChange) -> None:
+        level = logging.WARNING if event.new is CircuitBreakerState.OPEN else logging.INFO
+        extra = {
+            "breaker": event.breaker,
+            "state": STATE_LABELS[event.new],
+            "previous_state": STATE_LABELS[event.old],
+            "reason": event.reason,
+            "retry_after": round(event.retry_after, 3),
+        }
+        self._log.log(level, _MESSAGES[event.new], extra=extra)
+
+
+class PrometheusListener:
+    """Exports one breaker's state, transitions and call outcomes.
+
+    `labels()` hashes and validates on every use, so the labelled children are made once here.
+    """
+
+    def __init__(self, breaker: str) -> None:
+        self._state = BREAKER_STATE.labels(breaker)
+        self._transitions = {
+            state: BREAKER_TRANSITIONS.labels(breaker, label)
+            for state, label in STATE_LABELS.items()
+        }
+        self._calls = {
+            outcome: BREAKER_CALLS.labels(breaker, outcome.value) for outcome in CallOutcome
+        }
+        self._state.set(0)
+
+    def __call__(self, event: BreakerStateChange) -> None:
+        self._state.set(_GAUGE_VALUES[event.new])
+        self._transitions[event.new].inc()
+
+    def record_outcome(self, outcome: CallOutcome) -> None:
+        self._calls[outcome].inc()
+
+
+class ListenerSet:
+    """A breaker's listeners sorted by kind, and the tasks of its async state listeners."""
+
+    def __init__(self, breaker: str) -> None:
+        self._breaker = breaker
+        self.all: list[Listener] = []
+        self.outcome_hooks: tuple[Callable[[CallOutcome], None], ...] = ()
+        self.legacy: tuple[Any, ...] = ()
+        self._state: tuple[BreakerListener, ...] = ()
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    def add(self, listener: Listener) -> None:
+        is_legacy = isinstance(listener, CircuitBreakerListener)
+        if not (is_legacy or callable(listener) or isinstance(listener, OutcomeListener)):
+            raise TypeError(
+                f"listener must be callable with a BreakerStateChange, have record_outcome(), "
+                f"or be an aiobreaker CircuitBreakerListener; got {listener!r}"
+            )
+        self.all.append(listener)
+        self._sort()
+
+    def remove(self, listener: Listener) -> None:
+        self.all.remove(listener)
+        self._sort()
+
+    def _sort(self) -> None:
+        self.legacy = tuple(x for x in self.all if isinstance(x, CircuitBreakerListener))
+        self._state = tuple(
+            x for x in self.all if callable(x) and not isinstance(x, CircuitBreakerListener)
+        )
+        self.outcome_hooks = tuple(
+            x.record_outcome for x in self.all if isinstance(x, OutcomeListener)
+        )
+
+    def notify(self, event: BreakerStateChange, legacy_args: tuple[Any, Any, Any]) -> None:
+        """Tell every state listener; a failing listener is logged, never raised to the caller."""
+        for listener in self._state:
+            try:
+                result = listener(event)
+            except Exception:
+                logger.exception("breaker listener failed", extra={"breaker": self._breaker})
+            else:
+                if inspect.isawaitable(result):
+                    self._schedule(result)
+        for legacy in self.legacy:
+            self.call_legacy(legacy.state_change, *legacy_args)
+
+    def call_legacy(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            method(*args, **kwargs)
+        except Exception:
+            logger.exception("breaker listener failed", extra={"breaker": self._breaker})
+
+    def _schedule(self, awaitable: Awaitable[None]) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            logger.warning(
+                "async breaker listener skipped: no running event loop",
+                extra={"breaker": self._breaker},
+            )
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()  # never awaited on purpose: no RuntimeWarning
+            return
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error(
+                "breaker listener failed", exc_info=error, extra={"breaker": self._breaker}
+            )
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to `grace` seconds for running async listeners, then cancel the rest."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+        await _cancel_all(pending)
+
+
+async def _cancel_all(tasks: Iterable[asyncio.Future[None]]) -> None:
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)

@@ -1,0 +1,56 @@
+"""The one mapping of `resilience_async`'s errors to HTTP answers, for async views."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+
+from resilience_async.django.responses import json_error
+from resilience_async.errors import (
+    CircuitOpenError,
+    FallbackUnavailableError,
+    ResilienceError,
+    SaturatedError,
+    UpstreamError,
+)
+
+logger = logging.getLogger(__name__)
+
+View = Callable[..., Awaitable[HttpResponseBase]]
+
+# Most specific first: the first match decides the answer.
+_CODES: tuple[tuple[type[ResilienceError], str], ...] = (
+    (SaturatedError, "overloaded"),
+    (CircuitOpenError, "dependency_unavailable"),
+    (UpstreamError, "dependency_failed"),
+    (FallbackUnavailableError, "dependency_unavailable"),
+    (ResilienceError, "dependency_unavailable"),
+)
+
+
+def error_response(exc: ResilienceError) -> HttpResponseBase:
+    """503 with a `Retry-After` (whole seconds, at least 1) and the error named in the body."""
+    code = next(code for kind, code in _CODES if isinstance(exc, kind))
+    retry_after = max(1, math.ceil(exc.retry_after or 1))
+    return json_error(503, code, str(exc), headers={"Retry-After": str(retry_after)})
+
+
+def answers_resilience_errors(view: View) -> View:
+    """Decorate an async view so a `ResilienceError` becomes a 503, never a 500."""
+
+    @functools.wraps(view)
+    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        try:
+            return await view(request, *args, **kwargs)
+        except ResilienceError as exc:
+            logger.warning("dependency failure answered 503", extra={"error": str(exc)})
+            response = error_response(exc)
+            response._has_been_logged = True  # type: ignore[attr-defined]  # logged just above
+            return response
+
+    return wrapped

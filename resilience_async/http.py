@@ -1,0 +1,214 @@
+"""`ResilientClient`: one shared `httpx.AsyncClient` per upstream, guarded.
+
+Every request goes bulkhead → (breaker → httpx) per attempt → retry decision:
+- timeouts are always set: connect, read/write and pool wait, plus a total per attempt (the
+  breaker's `call_timeout`), so a hanging upstream costs a bounded wait;
+- the breaker sees the upstream's failures only: a 5xx or 429 answer, a timeout, a refused or
+  broken connection; waiting for one of our own pooled connections (`PoolExhaustedError`) or
+  a full bulkhead is our saturation and is excluded;
+- only idempotent requests are retried, on a connection failure, a timeout or an overload
+  answer (429/502/503/504), with full-jitter backoff (or the upstream's `Retry-After`), and
+  only while the retry budget allows: an outage is never multiplied;
+- httpx's exceptions are translated here, once, into `resilience_async.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import httpx
+
+from resilience_async.errors import (
+    CallTimeoutError,
+    PoolExhaustedError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from resilience_async.limits import Bulkhead
+from resilience_async.metrics import UPSTREAM_REQUESTS, UPSTREAM_RETRIES
+from resilience_async.retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
+
+
+class Guard(Protocol):
+    """What the client needs of a circuit breaker."""
+
+    async def call_async(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any: ...
+
+
+def is_server_failure(response: Any) -> bool:
+    """A breaker's result predicate: 5xx and 429 are the upstream's failures, 4xx are ours."""
+    status = getattr(response, "status_code", 200)
+    return status >= 500 or status == 429
+
+
+class ResilientClient:
+    """HTTP calls to one upstream, with timeouts, a breaker, budgeted retries and a bulkhead.
+
+    Args:
+        name: the upstream's name in errors, logs and metrics.
+        base_url: prefix of every request URL.
+        timeout: seconds to read or write, and the default total per attempt.
+        connect_timeout: seconds to establish a connection.
+        pool_timeout: seconds to wait for a pooled connection before `PoolExhaustedError`.
+        max_connections: connections kept open to the upstream at most.
+        breaker: guards each attempt (None: no breaker, the timeouts still apply).
+        retry: which failures are retried and the backoff between attempts.
+        budget: caps retries to a fraction of recent requests (default: 20 %).
+        bulkhead: bounds concurrent requests to the upstream (None: only max_connections).
+        transport: an httpx transport (tests, or a faster one).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        timeout: float = 2.0,
+        connect_timeout: float = 1.0,
+        pool_timeout: float = 0.5,
+        max_connections: int = 100,
+        max_keepalive_connections: int = 20,
+        breaker: Guard | None = None,
+        retry: RetryPolicy | None = None,
+        budget: RetryBudget | None = None,
+        bulkhead: Bulkhead | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if min(timeout, connect_timeout, pool_timeout) <= 0:
+            raise ValueError("timeout, connect_timeout and pool_timeout must be > 0 seconds")
+        self.name = name
+        self.breaker = breaker
+        self.bulkhead = bulkhead
+        self._retry = retry or RetryPolicy()
+        self._budget = budget or RetryBudget()
+        self._timeout = timeout
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=pool_timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_keepalive_connections,
+            ),
+            transport=transport,
+        )
+        self._outcomes: dict[str, Any] = {}
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get_json(self, url: str, **kwargs: Any) -> Any:
+        """GET `url` and decode its JSON; `UpstreamStatusError` unless the answer is 2xx."""
+        response = await self.request("GET", url, **kwargs)
+        if not response.is_success:
+            raise UpstreamStatusError(self.name, response.status_code)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise UpstreamError(self.name, f"answered malformed JSON ({exc})") from exc
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send with retries; return the last answer, or raise a `ResilienceError`."""
+        if self.bulkhead is None:
+            return await self._with_retries(method, url, kwargs)
+        async with self.bulkhead:
+            return await self._with_retries(method, url, kwargs)
+
+    async def _with_retries(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        self._budget.record_request()
+        retryable = method.upper() in IDEMPOTENT_METHODS
+        loop = asyncio.get_running_loop()
+        # One deadline for the whole request: retries only spend what the first attempt left,
+        # so a hanging upstream costs one timeout, not one per attempt.
+        deadline = loop.time() + self._timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            response, error = await self._try(method, url, kwargs, attempt, deadline)
+            if response is not None and response.status_code not in self._retry.retry_statuses:
+                return response
+            hint = _retry_after(response) if response is not None else None
+            delay = self._retry.delay(attempt, hint)
+            if not (retryable and loop.time() + delay < deadline and self._may_retry(attempt)):
+                if error is not None:
+                    raise error
+                assert response is not None  # one of the two is always set
+                return response
+            if response is not None:
+                await response.aclose()
+            await asyncio.sleep(delay)
+
+    async def _try(
+        self, method: str, url: str, kwargs: dict[str, Any], attempt: int, deadline: float
+    ) -> tuple[httpx.Response | None, Exception | None]:
+        """One attempt; a failure worth retrying is returned (with the attempt count), not raised.
+
+        The first attempt is bounded by the breaker's own call timeout, so that it counts a
+        hanging upstream as a failure; later ones also by the request's deadline.
+        """
+        try:
+            if attempt == 1:
+                return await self._attempt(method, url, kwargs), None
+            async with asyncio.timeout_at(deadline):
+                return await self._attempt(method, url, kwargs), None
+        except (UpstreamUnavailableError, UpstreamTimeoutError, CallTimeoutError) as exc:
+            if isinstance(exc, UpstreamError):
+                exc.attempts = attempt
+            return None, exc
+        except TimeoutError as exc:  # the request's deadline, between two attempts' timeouts
+            error = UpstreamTimeoutError(self.name, "gave no answer in time", attempts=attempt)
+            error.__cause__ = exc
+            return None, error
+
+    def _may_retry(self, attempt: int) -> bool:
+        if attempt >= self._retry.attempts:
+            return False
+        allowed = self._budget.try_spend()
+        UPSTREAM_RETRIES.labels(self.name, "retried" if allowed else "budget_exhausted").inc()
+        return allowed
+
+    async def _attempt(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        if self.breaker is not None:
+            sent = await self.breaker.call_async(self._send, method, url, kwargs)
+            return sent  # type: ignore[no-any-return]
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._send(method, url, kwargs)
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError(self.name, "gave no answer in time") from exc
+
+    async def _send(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        """One attempt, httpx's errors translated (the breaker judges what comes out of here)."""
+        try:
+            response = await self._client.request(method, url, **kwargs)
+        except httpx.PoolTimeout as exc:
+            self._count("pool_timeout")
+            raise PoolExhaustedError(self.name, self._client.timeout.pool or 0.0) from exc
+        except httpx.TimeoutException as exc:
+            self._count("timeout")
+            raise UpstreamTimeoutError(self.name, f"gave no answer in time ({exc})") from exc
+        except httpx.TransportError as exc:
+            self._count("unavailable")
+            raise UpstreamUnavailableError(self.name, f"is unreachable ({exc})") from exc
+        self._count(str(response.status_code))
+        return response
+
+    def _count(self, outcome: str) -> None:
+        counter = self._outcomes.get(outcome)
+        if counter is None:
+            counter = self._outcomes[outcome] = UPSTREAM_REQUESTS.labels(self.name, outcome)
+        counter.inc()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """An upstream's Retry-After in seconds (the HTTP-date form is ignored)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(value)
+    return None

@@ -1,0 +1,54 @@
+"""Bulkheads: bounded concurrency per dependency, then fail fast (or after a short queue).
+
+When a dependency slows down, callers pile up on it; past a limit, waiting only converts a
+slow dependency into a dead service. A bulkhead caps the calls in flight and answers the
+rest at once with `BulkheadFullError` (a `SaturatedError`: our limit, not the dependency's
+fault, so no breaker counts it).
+"""
+
+from __future__ import annotations
+
+from resilience_async._slots import Slots
+from resilience_async.errors import BulkheadFullError
+from resilience_async.metrics import BULKHEAD_REJECTIONS
+
+
+class Bulkhead:
+    """At most `max_concurrent` holders; up to `max_queue` more may wait `queue_timeout` s.
+
+    Use as `async with bulkhead: ...`. With the defaults (no queue) a full bulkhead
+    rejects at once, without suspending the caller.
+    """
+
+    def __init__(
+        self, name: str, *, max_concurrent: int, max_queue: int = 0, queue_timeout: float = 0.0
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+        if max_queue < 0 or queue_timeout < 0:
+            raise ValueError("max_queue and queue_timeout must not be negative")
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self._max_queue = max_queue
+        self._queue_timeout = queue_timeout
+        self._slots = Slots(max_concurrent)
+        self._rejections = BULKHEAD_REJECTIONS.labels(name)
+
+    @property
+    def in_flight(self) -> int:
+        return self._slots.taken
+
+    async def __aenter__(self) -> None:
+        if self._slots.try_take():
+            return
+        if self._slots.waiting >= self._max_queue or self._queue_timeout <= 0:
+            raise self._reject()
+        if not await self._slots.take(self._queue_timeout):
+            raise self._reject()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._slots.give_back()
+
+    def _reject(self) -> BulkheadFullError:
+        self._rejections.inc()
+        return BulkheadFullError(self.name, self.max_concurrent)

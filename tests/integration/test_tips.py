@@ -1,0 +1,155 @@
+"""GET /api/tips on the real service: upstream and Redis faults made for real, no 5xx ever."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtests.stack import Stack
+from loadtests.upstream import UpstreamControl
+from tests.fix_stack import WebServer, kill, run_web, wait_for
+
+pytestmark = pytest.mark.integration
+
+_redis_dbs = itertools.count(2)  # each server its own Redis database: nothing cached before
+
+
+def fresh_redis(stack: Stack) -> str:
+    return stack.env["REDIS_URL"].rsplit("/", 1)[0] + f"/{next(_redis_dbs)}"
+
+
+@pytest.fixture
+def upstream(healthy_stack: Stack) -> Iterator[UpstreamControl]:
+    with UpstreamControl(healthy_stack.env["TIPS_UPSTREAM_CONTROL_URL"]) as control:
+        yield control
+        control.set_mode("normal")
+
+
+@pytest.fixture
+def web(healthy_stack: Stack, tmp_path: Path) -> Iterator[WebServer]:
+    """A server that always asks the upstream (CACHE_TTL=0): the cache only saves the day."""
+    with run_web(
+        healthy_stack, tmp_path, REDIS_URL=fresh_redis(healthy_stack), CACHE_TTL="0",
+        UPSTREAM_TIMEOUT="0.5", BREAKER_RESET_TIMEOUT="30", BREAKER_SHARED="0",
+    ) as server:  # fmt: skip
+        yield server
+
+
+def tips(web: WebServer) -> httpx.Response:
+    response = web.get("/api/tips")
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_tips_are_live_then_cached_within_the_ttl(healthy_stack: Stack, tmp_path: Path) -> None:
+    """The first answer is live; within CACHE_TTL the next one comes from the cache."""
+    with run_web(healthy_stack, tmp_path, REDIS_URL=fresh_redis(healthy_stack),
+                 CACHE_TTL="60") as server:  # fmt: skip
+        first, second = tips(server).json(), tips(server)
+    assert first["source"] == "live"
+    assert len(first["tips"]) > 3
+    assert second.json()["source"] == "cache"
+    assert int(second.headers["Age"]) >= 0
+
+
+def test_upstream_errors_serve_stale_with_its_age(
+    web: WebServer, upstream: UpstreamControl
+) -> None:
+    """Upstream 5xx after a good answer: the last good tips, marked stale, with their age."""
+    live = tips(web).json()
+    upstream.set_mode("error", status=503)
+    stale = tips(web)
+    assert stale.json()["source"] == "stale"
+    assert stale.json()["tips"] == live["tips"]
+    assert "Age" in stale.headers
+
+
+def test_nothing_cached_and_upstream_down_serves_the_fallback(
+    web: WebServer, upstream: UpstreamControl
+) -> None:
+    """With no good answer ever seen and the upstream refusing, the built-in tips are served."""
+    upstream.set_mode("refuse")
+    body = tips(web).json()
+    assert body["source"] == "fallback"
+    assert body["tips"]
+
+
+def test_open_breaker_fails_fast_and_shows_in_readiness(
+    web: WebServer, upstream: UpstreamControl
+) -> None:
+    """After repeated failures the breaker opens: answers stay 200, readiness warns."""
+    tips(web)
+    upstream.set_mode("error", status=500)
+    for _ in range(6):
+        assert tips(web).json()["source"] == "stale"
+    upstream.reset_stats()
+    assert tips(web).json()["source"] == "stale"
+    assert upstream.stats()["requests"] == 0  # the open breaker did not call it
+    ready = web.get("/health/ready")
+    assert ready.status_code == 200
+    entry = ready.json()["checks"]["upstream:circuitBreaker"][0]
+    assert entry["status"] == "warn"
+    assert "open" in entry["output"]
+
+
+def test_hanging_upstream_costs_one_timeout(web: WebServer, upstream: UpstreamControl) -> None:
+    """A hanging upstream is given up at UPSTREAM_TIMEOUT and the stale tips are served."""
+    tips(web)
+    upstream.set_mode("hang")
+    started = time.monotonic()
+    body = tips(web).json()
+    assert body["source"] == "stale"
+    assert time.monotonic() - started < 2.0  # one 0.5 s timeout, not one per retry
+
+
+def test_killed_redis_costs_no_errors(healthy_stack: Stack, web: WebServer) -> None:
+    """Redis killed mid-test: every request still answers 200 from the upstream."""
+    tips(web)
+    kill(healthy_stack.children["redis"])
+    sources = [tips(web).json()["source"] for _ in range(20)]
+    assert set(sources) == {"live"}
+
+
+def test_paused_redis_costs_no_errors(
+    healthy_stack: Stack, web: WebServer, upstream: UpstreamControl
+) -> None:
+    """Redis stopped (SIGSTOP) mid-test: concurrent requests all answer, stale when needed."""
+    tips(web)
+    kill(healthy_stack.children["redis"], signal.SIGSTOP)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        live = list(pool.map(lambda _: web.get("/api/tips").status_code, range(30)))
+        upstream.set_mode("error", status=503)
+        degraded = list(pool.map(lambda _: web.get("/api/tips"), range(30)))
+    assert live == [200] * 30
+    assert [r.status_code for r in degraded] == [200] * 30
+    assert {r.json()["source"] for r in degraded} == {"stale"}
+
+
+def test_bad_methods_are_refused(web: WebServer) -> None:
+    """Only GET and HEAD: anything else is a JSON 405 naming what is allowed."""
+    response = web.client.post("/api/tips")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_readiness_turns_back_to_pass_when_the_breaker_closes(
+    healthy_stack: Stack, tmp_path: Path, upstream: UpstreamControl
+) -> None:
+    """Open breaker → readiness warn; upstream back and the reset period over → pass again."""
+    with run_web(healthy_stack, tmp_path, REDIS_URL=fresh_redis(healthy_stack), CACHE_TTL="0",
+                 BREAKER_RESET_TIMEOUT="0.5", BREAKER_SHARED="0") as server:  # fmt: skip
+        upstream.set_mode("refuse")
+        for _ in range(6):
+            tips(server)
+        wait_for(lambda: server.get("/health/ready").json()["status"] == "warn")
+        upstream.set_mode("normal")
+        wait_for(lambda: tips(server).json()["source"] == "live")
+        wait_for(lambda: server.get("/health/ready").json()["status"] == "pass")

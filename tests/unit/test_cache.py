@@ -1,0 +1,393 @@
+"""FallbackCache without Redis: freshness, stale-if-error, fallbacks, single flight, XFetch."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from resilience_async.cache import CacheResult, FallbackCache, _RedisGuard
+from resilience_async.errors import CircuitOpenError, FallbackUnavailableError
+
+_namespaces = itertools.count()
+
+
+class FakeClock:
+    """A clock the test advances by hand."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Loader:
+    """A load function returning 1, 2, 3... or raising `error`; optionally takes `duration`."""
+
+    def __init__(self, clock: FakeClock, *, duration: float = 0.0) -> None:
+        self.clock = clock
+        self.duration = duration
+        self.calls = 0
+        self.error: BaseException | None = None
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        self.clock.advance(self.duration)
+        if self.error is not None:
+            raise self.error
+        return self.calls
+
+
+class GatedLoader:
+    """A load function that signals it started, then waits until released."""
+
+    def __init__(self, value: str = "shared") -> None:
+        self.value = value
+        self.calls = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.finished = False
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        self.started.set()
+        await self.release.wait()
+        self.finished = True
+        return self.value
+
+
+class RecordingRedis:
+    """An in-memory stand-in for redis.asyncio.Redis that records every command."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+        self.commands: list[str] = []
+
+    async def get(self, name: str) -> str | None:
+        self.commands.append("GET")
+        return self.data.get(name)
+
+    async def set(self, name: str, value: str, px: int) -> None:
+        self.commands.append("SET")
+        self.data[name] = value
+
+    async def delete(self, name: str) -> None:
+        self.commands.append("DEL")
+        self.data.pop(name, None)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make_cache(clock: FakeClock, rng: Callable[[], float] = lambda: 0.5, **options: Any):
+    options.setdefault("redis", None)
+    options.setdefault("namespace", f"unit-{next(_namespaces)}")
+    return FallbackCache(clock=clock, rng=rng, **options)
+
+
+def get(cache: FallbackCache, load: Callable[[], Awaitable[Any]], **options: Any):
+    options.setdefault("ttl", 10.0)
+    options.setdefault("stale_ttl", 60.0)
+    return cache.get("key", load, **options)
+
+
+def failing(exc: BaseException) -> Callable[[], Awaitable[Any]]:
+    async def load() -> Any:
+        raise exc
+
+    return load
+
+
+async def test_live_then_cache_within_ttl(clock: FakeClock) -> None:
+    """The first get loads (live); within ttl the same value is served from cache with its age."""
+    cache, load = make_cache(clock), Loader(clock)
+    assert await get(cache, load) == CacheResult(1, "live", 0.0, None)
+    clock.advance(9.5)
+    assert await get(cache, load) == CacheResult(1, "cache", 9.5, None)
+    assert load.calls == 1
+
+
+async def test_reloads_after_ttl(clock: FakeClock) -> None:
+    """Past ttl the value is loaded again and served live."""
+    cache, load = make_cache(clock), Loader(clock)
+    await get(cache, load)
+    clock.advance(10.0)
+    assert await get(cache, load) == CacheResult(2, "live", 0.0, None)
+
+
+async def test_stale_served_when_load_fails_after_ttl(clock: FakeClock) -> None:
+    """Past ttl but within the stale window, a failing load serves the old value as stale."""
+    cache, load = make_cache(clock), Loader(clock)
+    await get(cache, load)
+    clock.advance(30.0)
+    load.error = ConnectionError("upstream down")
+    result = await get(cache, load, fallback=-1)
+    assert result == CacheResult(1, "stale", 30.0, "ConnectionError: upstream down")
+
+
+async def test_fallback_when_nothing_cached(clock: FakeClock) -> None:
+    """A failing load with nothing cached serves the declared fallback with the error."""
+    cache = make_cache(clock)
+    result = await get(cache, failing(RuntimeError("boom")), fallback=[])
+    assert result == CacheResult([], "fallback", 0.0, "RuntimeError: boom")
+
+
+async def test_unavailable_without_fallback(clock: FakeClock) -> None:
+    """A failing load with nothing cached and no fallback raises FallbackUnavailableError."""
+    cache = make_cache(clock)
+    cause = CircuitOpenError("tips", retry_after=3.0)
+    with pytest.raises(FallbackUnavailableError) as raised:
+        await get(cache, failing(cause))
+    assert raised.value.key == "key"
+    assert raised.value.__cause__ is cause
+
+
+async def test_stale_window_expiry_gives_fallback(clock: FakeClock) -> None:
+    """Past ttl + stale_ttl the old value is no longer served: the fallback is."""
+    cache, load = make_cache(clock), Loader(clock)
+    await get(cache, load)
+    clock.advance(70.0)
+    load.error = TimeoutError()
+    result = await get(cache, load, fallback=0)
+    assert result == CacheResult(0, "fallback", 0.0, "TimeoutError")
+
+
+async def test_concurrent_misses_share_one_load(clock: FakeClock) -> None:
+    """Twenty concurrent misses for one key make one load and all get its value."""
+    cache, load = make_cache(clock), GatedLoader()
+    gets = asyncio.gather(*(get(cache, load) for _ in range(20)))
+    await load.started.wait()
+    load.release.set()
+    results = await gets
+    assert load.calls == 1
+    assert results == [CacheResult("shared", "live", 0.0, None)] * 20
+
+
+async def test_cancelled_waiter_does_not_cancel_shared_load(clock: FakeClock) -> None:
+    """A caller cancelled while waiting leaves the shared load running for the others."""
+    cache, load = make_cache(clock), GatedLoader()
+    first = asyncio.create_task(get(cache, load))
+    second = asyncio.create_task(get(cache, load))
+    await load.started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    load.release.set()
+    assert await second == CacheResult("shared", "live", 0.0, None)
+    assert load.finished
+    assert load.calls == 1
+
+
+async def test_cancelled_error_inside_load_propagates(clock: FakeClock) -> None:
+    """CancelledError raised by the load reaches the caller; it is never served as stale."""
+    cache, load = make_cache(clock), Loader(clock)
+    await get(cache, load)
+    clock.advance(20.0)
+    load.error = asyncio.CancelledError()
+    with pytest.raises(asyncio.CancelledError):
+        await get(cache, load, fallback=0)
+
+
+async def test_local_tier_evicts_least_recently_used(clock: FakeClock) -> None:
+    """Beyond local_max_entries the least recently used key is evicted."""
+    cache, load = make_cache(clock, local_max_entries=2), Loader(clock)
+    for key in ("a", "b", "a", "c"):  # "a" is used again, so "b" is the oldest
+        await cache.get(key, load, ttl=10, stale_ttl=0)
+    assert (await cache.get("a", load, ttl=10, stale_ttl=0)).source == "cache"
+    assert (await cache.get("b", load, ttl=10, stale_ttl=0)).source == "live"
+    assert load.calls == 4
+
+
+async def test_ttl_zero_always_loads_and_keeps_stale_if_error(clock: FakeClock) -> None:
+    """With ttl=0 every get loads live; the last value is served only when a load fails."""
+    cache, load = make_cache(clock), Loader(clock)
+    results = [await get(cache, load, ttl=0) for _ in range(3)]
+    assert [(r.value, r.source) for r in results] == [(1, "live"), (2, "live"), (3, "live")]
+    clock.advance(5.0)
+    load.error = ConnectionError("refused")
+    assert await get(cache, load, ttl=0) == CacheResult(3, "stale", 5.0, "ConnectionError: refused")
+
+
+async def test_xfetch_refreshes_a_hot_key_early_in_the_background(clock: FakeClock) -> None:
+    """A fresh hit near expiry, with the rng rigged low, is served and refreshed behind it."""
+    cache, load = make_cache(clock, rng=lambda: 1e-6), Loader(clock, duration=1.0)
+    await get(cache, load)
+    clock.advance(5.0)  # -delta * log(1e-6) = 13.8 s of look-ahead reaches the 10 s expiry
+    assert await get(cache, load) == CacheResult(1, "cache", 5.0, None)
+    await cache.aclose()
+    assert load.calls == 2
+    assert await get(cache, load) == CacheResult(2, "cache", 0.0, None)
+    await cache.aclose()
+
+
+async def test_xfetch_does_not_refresh_when_rng_is_one(clock: FakeClock) -> None:
+    """With rng() = 1.0 the look-ahead is zero: no early refresh before expiry."""
+    cache, load = make_cache(clock, rng=lambda: 1.0), Loader(clock, duration=1.0)
+    await get(cache, load)
+    clock.advance(8.9)
+    assert (await get(cache, load)).source == "cache"
+    await cache.aclose()
+    assert load.calls == 1
+
+
+async def test_early_refresh_zero_never_refreshes(clock: FakeClock) -> None:
+    """early_refresh=0 turns XFetch off, however low the rng."""
+    cache = make_cache(clock, rng=lambda: 1e-300, early_refresh=0)
+    load = Loader(clock, duration=1.0)
+    await get(cache, load)
+    clock.advance(8.9)
+    assert (await get(cache, load)).source == "cache"
+    await cache.aclose()
+    assert load.calls == 1
+
+
+async def test_failing_early_refresh_leaves_the_entry(clock: FakeClock) -> None:
+    """An early refresh that fails leaves the cached entry as it was."""
+    cache, load = make_cache(clock, rng=lambda: 1e-6), Loader(clock, duration=1.0)
+    await get(cache, load)
+    clock.advance(5.0)
+    load.error = ConnectionError("refused")
+    await get(cache, load)
+    await cache.aclose()
+    assert load.calls == 2
+    assert await get(cache, load) == CacheResult(1, "cache", 6.0, None)  # the refresh took 1 s
+    await cache.aclose()
+
+
+async def test_fresh_local_hit_does_not_touch_redis(clock: FakeClock) -> None:
+    """A fresh hit in the local tier sends no command to Redis."""
+    redis = RecordingRedis()
+    cache, load = make_cache(clock, redis=redis), Loader(clock)
+    await get(cache, load)
+    await cache.aclose()
+    assert redis.commands == ["GET", "SET"]
+    for _ in range(5):
+        assert (await get(cache, load)).source == "cache"
+    assert redis.commands == ["GET", "SET"]
+
+
+async def test_results_are_counted_by_source(clock: FakeClock) -> None:
+    """Each served result increments fallback_cache_results_total for its source."""
+    cache, load = make_cache(clock), Loader(clock)
+    await get(cache, load)
+    await get(cache, load)
+    clock.advance(20.0)
+    load.error = ConnectionError()
+    await get(cache, load)
+    await cache.get("other", load, ttl=1, stale_ttl=1, fallback=0)
+
+    def count(source: str) -> float | None:
+        labels = {"namespace": cache.namespace, "source": source}
+        return REGISTRY.get_sample_value("fallback_cache_results_total", labels)
+
+    assert [count(s) for s in ("live", "cache", "stale", "fallback")] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"namespace": ""}, "namespace"),
+        ({"redis_timeout": 0}, "redis_timeout"),
+        ({"redis_cooldown": -1}, "redis_cooldown"),
+        ({"local_max_entries": 0}, "local_max_entries"),
+        ({"early_refresh": -0.5}, "early_refresh"),
+        ({"early_refresh": math.nan}, "early_refresh"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(options: dict[str, Any], name: str) -> None:
+    """Bad constructor arguments raise ValueError naming the argument."""
+    with pytest.raises(ValueError, match=name):
+        FallbackCache(redis=None, **options)
+
+
+@pytest.mark.parametrize(
+    ("ttls", "name"),
+    [
+        ({"ttl": -1, "stale_ttl": 0}, "ttl"),
+        ({"ttl": math.inf, "stale_ttl": 0}, "ttl"),
+        ({"ttl": 1, "stale_ttl": -1}, "stale_ttl"),
+        ({"ttl": 1, "stale_ttl": math.nan}, "stale_ttl"),
+    ],
+)
+async def test_get_rejects_bad_ttls(clock: FakeClock, ttls: dict[str, float], name: str) -> None:
+    """A negative or non-finite ttl or stale_ttl raises ValueError naming it, before any load."""
+    load = Loader(clock)
+    with pytest.raises(ValueError, match=rf"^{name} must"):
+        await make_cache(clock).get("key", load, **ttls)
+    assert load.calls == 0
+
+
+# --- the default Redis guard ---------------------------------------------------------------
+async def ok() -> str:
+    return "ok"
+
+
+async def test_guard_skips_calls_for_the_cooldown_after_a_failure(clock: FakeClock) -> None:
+    """After a failure the guard refuses calls until the cooldown has passed."""
+    guard = _RedisGuard(cooldown=5.0, clock=clock)
+    with pytest.raises(ConnectionError):
+        await guard.call_async(failing(ConnectionError()))
+    with pytest.raises(CircuitOpenError) as refused:
+        await guard.call_async(ok)
+    assert refused.value.retry_after == 5.0
+    clock.advance(5.0)
+    assert await guard.call_async(ok) == "ok"
+    assert await guard.call_async(ok) == "ok"
+    assert (guard.openings, guard.refusals) == (1, 1)
+
+
+async def test_guard_lets_one_probe_through_after_the_cooldown(clock: FakeClock) -> None:
+    """After the cooldown one call probes; the others are refused while it is out."""
+    guard = _RedisGuard(cooldown=5.0, clock=clock)
+    with pytest.raises(TimeoutError):
+        await guard.call_async(failing(TimeoutError()))
+    clock.advance(5.0)
+    probe = GatedLoader()
+    probing = asyncio.create_task(guard.call_async(probe))
+    await probe.started.wait()
+    with pytest.raises(CircuitOpenError):
+        await guard.call_async(ok)
+    probe.release.set()
+    assert await probing == "shared"
+    assert await guard.call_async(ok) == "ok"
+
+
+async def test_guard_warns_once_per_outage(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An outage logs one warning, failed probes included, and one line when Redis is back."""
+    guard = _RedisGuard(cooldown=1.0, clock=clock)
+    with caplog.at_level(logging.INFO, logger="resilience_async.cache"):
+        for _ in range(3):
+            with pytest.raises(ConnectionError):
+                await guard.call_async(failing(ConnectionError("refused")))
+            clock.advance(1.0)
+        await guard.call_async(ok)
+    levels = [(r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records]
+    assert levels == [("WARNING", "redis failed"), ("INFO", "redis answers again; using it")]
+    assert guard.openings == 3
+
+
+async def test_guard_does_not_count_cancellation(clock: FakeClock) -> None:
+    """A call cancelled inside the guard is not a failure and frees the probe slot."""
+    guard = _RedisGuard(cooldown=1.0, clock=clock)
+    slow = GatedLoader()
+    call = asyncio.create_task(guard.call_async(slow))
+    await slow.started.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert guard.openings == 0
+    assert await guard.call_async(ok) == "ok"
