@@ -22,7 +22,6 @@ from resilience_async.http import ResilientClient, is_server_failure
 from resilience_async.lifecycle import Lifecycle
 from resilience_async.limits import Bulkhead
 from resilience_async.retry import RetryBudget, RetryPolicy
-from resilience_async.transport import AiohttpTransport
 
 TIPS = "tips-upstream"
 
@@ -59,8 +58,8 @@ class Resources:
             breaker=self.tips_breaker,
             retry=RetryPolicy(attempts=settings.UPSTREAM_RETRY_ATTEMPTS),
             budget=RetryBudget(ratio=settings.UPSTREAM_RETRY_BUDGET),
+            max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
             bulkhead=Bulkhead(TIPS, max_concurrent=settings.UPSTREAM_MAX_CONCURRENCY),
-            transport=AiohttpTransport(max_connections=settings.UPSTREAM_MAX_CONNECTIONS),
         )
         # Redis has its own breaker: a dead or hung Redis costs one short timeout per
         # breaker period, then the cache runs on its local tier alone.
@@ -76,6 +75,7 @@ class Resources:
             namespace="tips",
             redis_timeout=settings.REDIS_TIMEOUT,
             redis_guard=self.redis_breaker,
+            single_flight=settings.CACHE_SINGLE_FLIGHT,
         )
         self.cache_ttl = settings.CACHE_TTL
         self.cache_stale_ttl = settings.CACHE_STALE_TTL

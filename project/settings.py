@@ -76,6 +76,8 @@ BREAKER_SHARED = env.bool("BREAKER_SHARED", True)
 # --- Fallback cache ------------------------------------------------------------------------
 CACHE_TTL = env.seconds("CACHE_TTL", 10.0)
 CACHE_STALE_TTL = env.seconds("CACHE_STALE_TTL", 600.0)
+# Concurrent misses of a key share one upstream call; off, each request makes its own.
+CACHE_SINGLE_FLIGHT = env.bool("CACHE_SINGLE_FLIGHT", True)
 
 
 def _django_database(url: str) -> dict[str, object]:

@@ -174,6 +174,8 @@ class FallbackCache:
         redis_cooldown: seconds the default guard skips Redis after a failure.
         local_max_entries: entries kept in process; the least recently used go first.
         early_refresh: XFetch's beta; 1.0 is the paper's optimum, 0 turns it off.
+        single_flight: concurrent misses of a key share one load (False: one load each,
+            in the caller's task, for values that must be fetched per request).
         clock: wall-clock seconds (entries are compared across processes).
         rng: uniform in [0, 1), for early refresh.
     """
@@ -188,6 +190,7 @@ class FallbackCache:
         redis_cooldown: float = 5.0,
         local_max_entries: int = 1024,
         early_refresh: float = 1.0,
+        single_flight: bool = True,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -209,6 +212,7 @@ class FallbackCache:
         self._guard = redis_guard
         self._max_entries = local_max_entries
         self._beta = early_refresh
+        self._single_flight = single_flight
         self._reach = early_refresh * _XFETCH_REACH
         self._clock = clock
         self._rng = rng
@@ -293,10 +297,13 @@ class FallbackCache:
         stale_ttl: float,
         fallback: T | _Missing,
     ) -> CacheResult[T]:
-        flight = self._flights.get(key) or self._start_flight(key, load, ttl, stale_ttl)
         try:
-            # Shielded: one caller's cancellation must not cancel the load others wait for.
-            source, entry = await asyncio.shield(flight)
+            if self._single_flight:
+                flight = self._flights.get(key) or self._start_flight(key, load, ttl, stale_ttl)
+                # Shielded: one caller's cancellation must not cancel the load others wait for.
+                source, entry = await asyncio.shield(flight)
+            else:
+                source, entry = await self._fly(key, load, ttl, stale_ttl)
         except Exception as exc:
             return self._degrade(key, exc, ttl + stale_ttl, fallback)
         self._served[source].inc()

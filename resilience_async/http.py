@@ -32,6 +32,7 @@ from resilience_async.errors import (
 from resilience_async.limits import Bulkhead
 from resilience_async.metrics import UPSTREAM_REQUESTS, UPSTREAM_RETRIES
 from resilience_async.retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
+from resilience_async.transport import AiohttpTransport
 
 
 class Guard(Protocol):
@@ -60,7 +61,12 @@ class ResilientClient:
         retry: which failures are retried and the backoff between attempts.
         budget: caps retries to a fraction of recent requests (default: 20 %).
         bulkhead: bounds concurrent requests to the upstream (None: only max_connections).
-        transport: an httpx transport (tests, or a faster one).
+        transport: the httpx transport; default `AiohttpTransport(max_connections=...)`.
+
+    `client` is the shared `httpx.AsyncClient` on the same transport, with the same base URL
+    and timeouts, for what this class does not do (streaming, redirects, cookies). The
+    client's own requests go straight to the transport: measured here, httpx's redirect,
+    auth and cookie-jar layers doubled the cost of a call that uses none of them.
     """
 
     def __init__(
@@ -72,7 +78,6 @@ class ResilientClient:
         connect_timeout: float = 1.0,
         pool_timeout: float = 0.5,
         max_connections: int = 100,
-        max_keepalive_connections: int = 20,
         breaker: Guard | None = None,
         retry: RetryPolicy | None = None,
         budget: RetryBudget | None = None,
@@ -87,19 +92,17 @@ class ResilientClient:
         self._retry = retry or RetryPolicy()
         self._budget = budget or RetryBudget()
         self._timeout = timeout
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout, pool=pool_timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_keepalive_connections,
-            ),
-            transport=transport,
+        self._transport = transport or AiohttpTransport(max_connections=max_connections)
+        timeouts = httpx.Timeout(timeout, connect=connect_timeout, pool=pool_timeout)
+        self.client = httpx.AsyncClient(
+            base_url=base_url, timeout=timeouts, transport=self._transport
         )
+        self._timeouts = timeouts.as_dict()
+        self._urls: dict[str, httpx.URL] = {}
         self._outcomes: dict[str, Any] = {}
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.client.aclose()
 
     async def get_json(self, url: str, **kwargs: Any) -> Any:
         """GET `url` and decode its JSON; `UpstreamStatusError` unless the answer is 2xx."""
@@ -183,11 +186,13 @@ class ResilientClient:
 
     async def _send(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         """One attempt, httpx's errors translated (the breaker judges what comes out of here)."""
+        request = self._build(method, url, kwargs)
         try:
-            response = await self._client.request(method, url, **kwargs)
+            response = await self._transport.handle_async_request(request)
+            await response.aread()
         except httpx.PoolTimeout as exc:
             self._count("pool_timeout")
-            raise PoolExhaustedError(self.name, self._client.timeout.pool or 0.0) from exc
+            raise PoolExhaustedError(self.name, self._timeouts["pool"] or 0.0) from exc
         except httpx.TimeoutException as exc:
             self._count("timeout")
             raise UpstreamTimeoutError(self.name, f"gave no answer in time ({exc})") from exc
@@ -196,6 +201,22 @@ class ResilientClient:
             raise UpstreamUnavailableError(self.name, f"is unreachable ({exc})") from exc
         self._count(str(response.status_code))
         return response
+
+    def _build(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Request:
+        """An httpx request with the client's base URL, headers and timeouts."""
+        full = self._urls.get(url)
+        if full is None:
+            full = self.client.base_url.join(url)
+            if len(self._urls) < 256:  # a client calls a few paths; don't grow on odd ones
+                self._urls[url] = full
+        headers = self.client.headers
+        if "headers" in kwargs:  # kwargs is reused by every attempt: copied, never changed
+            headers = httpx.Headers(headers)
+            headers.update(kwargs["headers"])
+            kwargs = {key: value for key, value in kwargs.items() if key != "headers"}
+        return httpx.Request(
+            method, full, headers=headers, extensions={"timeout": self._timeouts}, **kwargs
+        )
 
     def _count(self, outcome: str) -> None:
         counter = self._outcomes.get(outcome)

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from loadtests.bench import servers
-from loadtests.bench.report import Row, Target, median_round, render, write
+from loadtests.bench.report import Row, Target, render, write
 from loadtests.loadgen import LoadResult, run_load_sync
 from loadtests.stack import Stack
 from loadtests.upstream import UpstreamControl
@@ -33,18 +33,23 @@ class Scenario:
     contenders: tuple[servers.ServerSpec, ...]
 
 
-ASYNC, GUIDE, TUNED = servers.ASYNC_SERVICE, servers.SYNC_DJANGO, servers.SYNC_TUNED
+ASYNC, PER_REQUEST = servers.ASYNC_SERVICE, servers.ASYNC_PER_REQUEST
+GUIDE, TUNED = servers.SYNC_DJANGO, servers.SYNC_TUNED
+ALL = (ASYNC, PER_REQUEST, GUIDE, TUNED)
 SCENARIOS = (
-    Scenario("healthy", {"mode": "normal"}, 64, (ASYNC, GUIDE, TUNED)),
-    Scenario("slow 100 ms, 64", {"mode": "slow", "delay_ms": 100}, 64, (ASYNC, GUIDE, TUNED)),
-    Scenario("slow 100 ms, 200", {"mode": "slow", "delay_ms": 100}, 200, (ASYNC, GUIDE, TUNED)),
+    Scenario("healthy", {"mode": "normal"}, 64, ALL),
+    Scenario("slow 100 ms, 64", {"mode": "slow", "delay_ms": 100}, 64, ALL),
+    Scenario("slow 100 ms, 200", {"mode": "slow", "delay_ms": 100}, 200, ALL),
     Scenario("down (breaker open)", {"mode": "refuse"}, 64, (ASYNC, GUIDE)),
     Scenario("hanging", {"mode": "hang"}, 64, (ASYNC,)),
 )
+# Against the per-request variant: the same work as the sync twin, one upstream call each.
 TARGETS = [
-    Target("healthy: async / sync guide", "healthy: async service", "healthy: sync Django", 1.5),
-    Target("slow 100 ms, 200: async / sync tuned", "slow 100 ms, 200: async service",
-           "slow 100 ms, 200: sync Django tuned", 5.0),
+    Target("healthy: async (call per request) / sync guide",
+           "healthy: async, call per request", "healthy: sync Django", 1.5),
+    Target("slow 100 ms, 200: async (call per request) / tuned",
+           "slow 100 ms, 200: async, call per request", "slow 100 ms, 200: sync Django tuned",
+           5.0),
     Target("down: async /api/tips / async bare route", "down (breaker open): async service",
            "bare route: async service", 0.9),
 ]  # fmt: skip
@@ -59,9 +64,7 @@ def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str
         with Stack(state_dir=work / "stack") as stack:
             servers.pin_stack(stack)
             env = _service_env(stack, work)
-            contenders = {
-                spec.name: servers.start(spec, env, work) for spec in (ASYNC, GUIDE, TUNED)
-            }
+            contenders = {spec.name: servers.start(spec, env, work) for spec in ALL}
             control = UpstreamControl(stack.env["TIPS_UPSTREAM_CONTROL_URL"])
             try:
                 results = _rounds(contenders, control, rounds, duration, warmup)
@@ -84,26 +87,40 @@ def _service_env(stack: Stack, work: Path) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One server's turn: what the load generator saw, and what reached the upstream."""
+
+    result: LoadResult
+    upstream_rps: float
+
+
 def _rounds(contenders: dict[str, servers.RunningServer], control: UpstreamControl, rounds: int,
-            duration: float, warmup: float) -> dict[str, list[LoadResult]]:  # fmt: skip
-    results: dict[str, list[LoadResult]] = {}
+            duration: float, warmup: float) -> dict[str, list[Measured]]:  # fmt: skip
+    results: dict[str, list[Measured]] = {}
     async_url = contenders[ASYNC.name].url
     for _ in range(rounds):
         bare = run_load_sync(f"{async_url}/health/live", connections=64, duration=duration,
                              warmup=warmup)  # fmt: skip
-        results.setdefault("bare route: async service", []).append(bare)
+        results.setdefault("bare route: async service", []).append(Measured(bare, 0.0))
         for scenario in SCENARIOS:
             control.set_mode(**scenario.mode)  # type: ignore[arg-type]
             for spec in scenario.contenders:
-                url = f"{contenders[spec.name].url}/api/tips"
-                # Hanging: the first wave that waits for the timeout is what is measured.
-                pre = 0.0 if scenario.name == "hanging" else warmup
-                result = run_load_sync(url, connections=scenario.connections, duration=duration,
-                                       warmup=pre, timeout=UPSTREAM_TIMEOUT * 3)  # fmt: skip
-                results.setdefault(f"{scenario.name}: {spec.name}", []).append(result)
+                measured = _measure(contenders[spec.name], control, scenario, duration, warmup)
+                results.setdefault(f"{scenario.name}: {spec.name}", []).append(measured)
         control.set_mode("normal")
         _await_closed_breakers(contenders)
     return results
+
+
+def _measure(server: servers.RunningServer, control: UpstreamControl, scenario: Scenario,
+             duration: float, warmup: float) -> Measured:  # fmt: skip
+    # Hanging: the first wave, the one that waits for the timeout, is what is measured.
+    pre = 0.0 if scenario.name == "hanging" else warmup
+    control.reset_stats()
+    result = run_load_sync(f"{server.url}/api/tips", connections=scenario.connections,
+                           duration=duration, warmup=pre, timeout=UPSTREAM_TIMEOUT * 3)  # fmt: skip
+    return Measured(result, control.stats()["requests"] / (duration + pre))
 
 
 def _await_closed_breakers(contenders: dict[str, servers.RunningServer]) -> None:
@@ -117,20 +134,27 @@ def _await_closed_breakers(contenders: dict[str, servers.RunningServer]) -> None
             time.sleep(0.2)
 
 
-def _report(results: dict[str, list[LoadResult]], duration: float, warmup: float,
+def _report(results: dict[str, list[Measured]], duration: float, warmup: float,
             rounds: int) -> str:  # fmt: skip
-    rows = [Row(key, "", median_round(rs)) for key, rs in results.items()]
-    by_name = {row.name: row for row in rows}
-    hanging = by_name["hanging: async service"].result
+    rows = []
+    for key, measured in results.items():
+        median = sorted(measured, key=lambda m: m.result.rps)[len(measured) // 2]
+        note = f"upstream calls {median.upstream_rps:.0f}/s" if "bare" not in key else "reference"
+        rows.append(Row(key, note, median.result))
+    hanging = next(row.result for row in rows if row.name == "hanging: async service")
     limit_ms = UPSTREAM_TIMEOUT * 1.1 * 1000
     verdict = "met" if hanging.latencies_ms.p99 <= limit_ms else "MISSED"
     extra = (f"hanging: async p99 {hanging.latencies_ms.p99:.0f} ms "
              f"(target <= timeout + 10% = {limit_ms:.0f} ms: {verdict})")  # fmt: skip
-    by_round = {key: [round(r.rps) for r in rs] for key, rs in results.items()}
+    by_round = {key: [round(m.result.rps) for m in ms] for key, ms in results.items()}
     settings = {"duration_s": duration, "warmup_s": warmup, "rounds": rounds,
                 "upstream_timeout_s": UPSTREAM_TIMEOUT, "cache_ttl_s": 0,
                 "rps_by_round": by_round}  # fmt: skip
     path = write("outbound", rows, TARGETS, settings)
-    title = (f"bench outbound: GET /api/tips (CACHE_TTL=0: every request asks the upstream), "
-             f"{rounds} rounds of {duration:g} s, median round, server on 1 core")  # fmt: skip
+    title = (
+        "bench outbound: GET /api/tips, CACHE_TTL=0 (no answer from cache while the upstream "
+        "answers; the async service\nshares one upstream call among concurrent requests, its "
+        f"per-request variant does not), {rounds} rounds of {duration:g} s, median round, "
+        "each server on 1 core"
+    )
     return f"{render(title, rows, TARGETS)}\n{extra}\n\nwritten to {path}"

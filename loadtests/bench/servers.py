@@ -25,6 +25,7 @@ class ServerSpec:
     name: str
     description: str
     argv_for_port: tuple[str, ...]  # "{port}" is replaced
+    settings: tuple[tuple[str, str], ...] = ()  # on top of the bench's environment
 
     def argv(self, port: int) -> list[str]:
         return [arg.replace("{port}", str(port)) for arg in self.argv_for_port]
@@ -53,6 +54,12 @@ ASYNC_SERVICE = ServerSpec(
     "async service",
     "this project: uvicorn, EventLoopASGIHandler, async-native middleware",
     (*UVICORN, "project.asgi:application"),
+)
+ASYNC_PER_REQUEST = ServerSpec(
+    "async, call per request",
+    "the async service with CACHE_SINGLE_FLIGHT=0: one upstream call per request",
+    (*UVICORN, "project.asgi:application"),
+    (("CACHE_SINGLE_FLIGHT", "0"),),
 )
 STOCK_ASGI = ServerSpec(
     "stock Django ASGI",
@@ -117,7 +124,7 @@ def start(spec: ServerSpec, env: Mapping[str, str], log_dir: Path) -> RunningSer
         spec.name,
         argv,
         log_dir / f"{spec.name.replace(' ', '-')}.log",
-        env={**os.environ, **env},
+        env={**os.environ, **env, **dict(spec.settings)},
         cwd=ROOT,
     )
     child.start()

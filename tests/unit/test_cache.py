@@ -391,3 +391,27 @@ async def test_guard_does_not_count_cancellation(clock: FakeClock) -> None:
         await call
     assert guard.openings == 0
     assert await guard.call_async(ok) == "ok"
+
+
+async def test_without_single_flight_each_miss_loads_on_its_own() -> None:
+    """single_flight=False: concurrent misses each make their own load, in their own task."""
+    cache = FallbackCache(redis=None, single_flight=False)
+    all_in = asyncio.Event()
+    release = asyncio.Event()
+    calls = 0
+
+    async def load() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            all_in.set()
+        await release.wait()
+        return "v"
+
+    waiting = [asyncio.create_task(cache.get("k", load, ttl=0, stale_ttl=60)) for _ in range(5)]
+    async with asyncio.timeout(2):  # with single flight, one load would hold all five
+        await all_in.wait()
+    release.set()
+    results = await asyncio.gather(*waiting)
+    assert calls == 5
+    assert {r.source for r in results} == {"live"}
