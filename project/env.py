@@ -51,13 +51,7 @@ class Env:
 
     def seconds(self, name: str, default: float, *, allow_zero: bool = True) -> float:
         """A non-negative duration in seconds (fractions allowed)."""
-        raw = self._environ.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ImproperlyConfigured(f"{name} must be a number of seconds, got {raw!r}") from None
+        value = self._float(name, default, "a number of seconds")
         if not value >= 0:  # also rejects NaN
             raise ImproperlyConfigured(f"{name} must be a non-negative number of seconds")
         if value == 0 and not allow_zero:
@@ -66,18 +60,19 @@ class Env:
 
     def fraction(self, name: str, default: float) -> float:
         """A number from 0 to 1."""
+        value = self._float(name, default, "a number from 0 to 1")
+        if not 0 <= value <= 1:
+            raise ImproperlyConfigured(f"{name} must be a number from 0 to 1, got {value}")
+        return value
+
+    def _float(self, name: str, default: float, what: str) -> float:
         raw = self._environ.get(name, "").strip()
         if not raw:
             return default
         try:
-            value = float(raw)
+            return float(raw)
         except ValueError:
-            raise ImproperlyConfigured(
-                f"{name} must be a number from 0 to 1, got {raw!r}"
-            ) from None
-        if not 0 <= value <= 1:
-            raise ImproperlyConfigured(f"{name} must be a number from 0 to 1, got {value}")
-        return value
+            raise ImproperlyConfigured(f"{name} must be {what}, got {raw!r}") from None
 
     def list(self, name: str, default: list[str]) -> list[str]:
         raw = self._environ.get(name, "")
