@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 from aiobreaker import CircuitBreakerState
 
@@ -66,6 +66,7 @@ __all__ = [
     "BreakerStateChange",
     "CallOutcome",
     "CircuitBreaker",
+    "Guard",
     "LoggingListener",
     "OutcomeListener",
     "PrometheusListener",
@@ -74,6 +75,7 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 CLOSED = CircuitBreakerState.CLOSED
 OPEN = CircuitBreakerState.OPEN
@@ -90,6 +92,16 @@ _LISTENER_GRACE = 1.0
 def counts_any_exception(exc: BaseException) -> bool:
     """The default failure predicate: any Exception, not KeyboardInterrupt and the like."""
     return isinstance(exc, Exception)
+
+
+class Guard(Protocol):
+    """What guarded code needs of a breaker: run `fn(*args)`, or refuse by raising.
+
+    `CircuitBreaker` is one; the HTTP client and the cache accept any (tests wrap one to
+    count calls). Every exception `fn` raises, timeouts included, should count as a failure.
+    """
+
+    async def call_async(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R: ...
 
 
 @dataclass(frozen=True, slots=True)

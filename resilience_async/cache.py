@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVar
 
+from resilience_async.breaker import CircuitBreaker, Guard
 from resilience_async.errors import CircuitOpenError, FallbackUnavailableError, ResilienceError
 from resilience_async.metrics import CACHE_RESULTS
 
@@ -76,16 +77,6 @@ class CacheResult(Generic[T]):
     error: str | None
 
 
-class RedisGuard(Protocol):
-    """What `FallbackCache` needs of a circuit breaker around its Redis calls.
-
-    `call_async` runs `fn(*args)` or refuses by raising (any exception); every exception
-    `fn` raises, its timeouts included, should count as a failure.
-    """
-
-    async def call_async(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R: ...
-
-
 class Refusing(Protocol):
     """What the cache reads of a circuit breaker: its name, and how long it refuses calls."""
 
@@ -94,66 +85,6 @@ class Refusing(Protocol):
 
     @property
     def retry_after(self) -> float: ...
-
-
-class _RedisGuard:
-    """The default guard: after a failure, skip Redis for `cooldown` seconds, then probe once.
-
-    A dead or paused Redis thus costs one timeout per cooldown, taken by one caller; the others
-    are refused at once (`CircuitOpenError`). The cost is paid in full once, by calls already in
-    flight when Redis dies. Logs one warning per outage, not per call.
-    """
-
-    def __init__(
-        self, *, cooldown: float, name: str = "redis", clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if not 0 < cooldown < _INF:
-            raise ValueError(f"cooldown must be > 0 seconds, got {cooldown}")
-        self.name = name
-        self.openings = 0  # times it opened (a failed probe opens it again)
-        self.refusals = 0  # calls refused while open or while a probe was out
-        self._cooldown = cooldown
-        self._clock = clock
-        self._open_until: float | None = None  # None: closed
-        self._probing = False
-
-    async def call_async(self, fn: Callable[..., Awaitable[R]], /, *args: Any) -> R:
-        probe = self._admit()
-        try:
-            result = await fn(*args)
-        except Exception as exc:
-            self._trip(exc)
-            raise
-        finally:
-            if probe:
-                self._probing = False
-        if probe and self._open_until is not None:
-            self._open_until = None
-            logger.info("%s answers again; using it", self.name)
-        return result
-
-    def _admit(self) -> bool:
-        """Whether this call is the probe after a cooldown; raises when it may not run."""
-        if self._open_until is None:
-            return False
-        remaining = self._open_until - self._clock()
-        if remaining > 0 or self._probing:
-            self.refusals += 1
-            raise CircuitOpenError(self.name, remaining)
-        self._probing = True
-        return True
-
-    def _trip(self, exc: Exception) -> None:
-        was_closed = self._open_until is None
-        self._open_until = self._clock() + self._cooldown
-        self.openings += 1
-        if was_closed:
-            logger.warning(
-                "%s failed (%s); skipping it for %.2f s at a time until it answers",
-                self.name,
-                _describe(exc),
-                self._cooldown,
-            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +101,9 @@ class FallbackCache:
         redis: the shared tier, or None for the local tier only. Its lifetime is the caller's.
         namespace: prefix of Redis keys (`namespace:key`) and the metrics label.
         redis_timeout: seconds each Redis call may take before it counts as a failure.
-        redis_guard: breaker for Redis calls; default `_RedisGuard(cooldown=redis_cooldown)`.
-        redis_cooldown: seconds the default guard skips Redis after a failure.
+        redis_guard: breaker for Redis calls; default: a `CircuitBreaker` that opens on a
+            failure and lets one probe through every `redis_cooldown` seconds.
+        redis_cooldown: seconds the default breaker skips Redis after a failure.
         local_max_entries: entries kept in process; the least recently used go first.
         early_refresh: XFetch's beta; 1.0 is the paper's optimum, 0 turns it off.
         single_flight: concurrent misses of a key share one load (False: one load each,
@@ -186,7 +118,7 @@ class FallbackCache:
         redis: Redis | None,
         namespace: str = "cache",
         redis_timeout: float = 0.05,
-        redis_guard: RedisGuard | None = None,
+        redis_guard: Guard | None = None,
         redis_cooldown: float = 5.0,
         local_max_entries: int = 1024,
         early_refresh: float = 1.0,
@@ -208,7 +140,12 @@ class FallbackCache:
         self._redis = redis
         self._redis_timeout = redis_timeout
         if redis_guard is None:
-            redis_guard = _RedisGuard(cooldown=redis_cooldown, name=f"redis {namespace}")
+            redis_guard = CircuitBreaker(
+                name=f"redis {namespace}",
+                failure_threshold=1,
+                failure_rate_threshold=None,
+                reset_timeout=redis_cooldown,
+            )
         self._guard = redis_guard
         self._max_entries = local_max_entries
         self._beta = early_refresh

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
+from resilience_async.breaker import Guard
 from resilience_async.errors import (
     CallTimeoutError,
     PoolExhaustedError,
@@ -33,12 +33,6 @@ from resilience_async.limits import Bulkhead
 from resilience_async.metrics import UPSTREAM_REQUESTS, UPSTREAM_RETRIES
 from resilience_async.retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
 from resilience_async.transport import AiohttpTransport
-
-
-class Guard(Protocol):
-    """What the client needs of a circuit breaker."""
-
-    async def call_async(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any: ...
 
 
 def is_server_failure(response: Any) -> bool:
@@ -176,8 +170,7 @@ class ResilientClient:
 
     async def _attempt(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         if self.breaker is not None:
-            sent = await self.breaker.call_async(self._send, method, url, kwargs)
-            return sent  # type: ignore[no-any-return]
+            return await self.breaker.call_async(self._send, method, url, kwargs)
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._send(method, url, kwargs)

@@ -14,7 +14,9 @@ import pytest
 from redis.asyncio import Redis
 
 from loadtests.stack import Stack
-from resilience_async.cache import FallbackCache, _RedisGuard
+from resilience_async.breaker import CircuitBreaker
+from resilience_async.cache import FallbackCache
+from tests.fakes import FakeClock
 from tests.fix_stack import kill
 
 pytestmark = pytest.mark.integration
@@ -22,20 +24,10 @@ pytestmark = pytest.mark.integration
 _namespaces = itertools.count()
 
 
-class FakeClock:
-    """A monotonic clock the test advances by hand (for the guard's cooldown)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class CountingGuard:
     """Wraps a guard and counts the Redis calls it let through and those that timed out."""
 
-    def __init__(self, inner: _RedisGuard) -> None:
+    def __init__(self, inner: CircuitBreaker) -> None:
         self.inner = inner
         self.attempts = 0
         self.timeouts = 0
@@ -141,8 +133,18 @@ async def test_paused_redis_costs_one_timeout_per_guard_period(
     healthy_stack: Stack, client: Redis, namespace: str
 ) -> None:
     """Redis paused (SIGSTOP): 50 gets succeed and only one call per guard period waits."""
-    guard_clock = FakeClock()
-    guard = CountingGuard(_RedisGuard(cooldown=0.2, clock=guard_clock))
+    guard_clock = FakeClock(0.0)
+    guard = CountingGuard(
+        CircuitBreaker(
+            name=f"redis {namespace}",
+            failure_threshold=1,
+            failure_rate_threshold=None,
+            reset_timeout=0.2,
+            call_timeout=1.0,
+            clock=guard_clock,
+            default_listeners=False,
+        )
+    )  # the cache's default guard, its clock in the test's hands
     # A timeout generous enough that a busy machine never trips the guard before the pause.
     cache = FallbackCache(redis=client, namespace=namespace, redis_guard=guard, redis_timeout=0.25)
     load = Loader()

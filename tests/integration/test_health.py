@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,11 +98,11 @@ def test_paused_redis_costs_one_check_timeout(healthy_stack: Stack, web: WebServ
     """Redis stopped with SIGSTOP: its check gives up at its timeout and readiness warns."""
     ready_when(web, lambda r: checks(r)["redis"]["status"] == "pass")
     kill(healthy_stack.children["redis"], signal.SIGSTOP)
-    started = time.monotonic()
     response = ready_when(web, lambda r: checks(r)["redis"]["status"] == "fail")
-    assert time.monotonic() - started < 5
     assert response.status_code == 200
     assert "timeout" in checks(response)["redis"]["output"].lower()
+    # The check's own measure: it gave up within HEALTH_CHECK_TIMEOUT (1 s), not later.
+    assert checks(response)["redis"]["latencyMs"] <= 1000 * 1.2
 
 
 def test_lagging_replica_warns(healthy_stack: Stack, web: WebServer) -> None:

@@ -51,7 +51,6 @@ def client(stack: Stack, guard: CircuitBreaker | None, **options: object) -> Res
     settings: dict[str, object] = {
         "timeout": 0.5,
         "retry": RetryPolicy(attempts=1),
-        "transport": AiohttpTransport(max_connections=100),
     }
     return ResilientClient(
         "tips",

@@ -27,24 +27,12 @@ from resilience_async.errors import (
     CircuitOpenError,
     SaturatedError,
 )
+from tests.fakes import FakeClock
 
 CLOSED = aiobreaker.CircuitBreakerState.CLOSED
 OPEN = aiobreaker.CircuitBreakerState.OPEN
 HALF_OPEN = aiobreaker.CircuitBreakerState.HALF_OPEN
 _names = itertools.count()
-
-
-class FakeClock:
-    """A monotonic clock the test advances by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Boom(Exception):
@@ -68,7 +56,7 @@ class FakeResponse:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,23 +11,11 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from resilience_async.cache import CacheResult, FallbackCache, _RedisGuard
+from resilience_async.cache import CacheResult, FallbackCache
 from resilience_async.errors import CircuitOpenError, FallbackUnavailableError
+from tests.fakes import FakeClock
 
 _namespaces = itertools.count()
-
-
-class FakeClock:
-    """A clock the test advances by hand."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Loader:
@@ -327,70 +314,6 @@ async def test_get_rejects_bad_ttls(clock: FakeClock, ttls: dict[str, float], na
     with pytest.raises(ValueError, match=rf"^{name} must"):
         await make_cache(clock).get("key", load, **ttls)
     assert load.calls == 0
-
-
-# --- the default Redis guard ---------------------------------------------------------------
-async def ok() -> str:
-    return "ok"
-
-
-async def test_guard_skips_calls_for_the_cooldown_after_a_failure(clock: FakeClock) -> None:
-    """After a failure the guard refuses calls until the cooldown has passed."""
-    guard = _RedisGuard(cooldown=5.0, clock=clock)
-    with pytest.raises(ConnectionError):
-        await guard.call_async(failing(ConnectionError()))
-    with pytest.raises(CircuitOpenError) as refused:
-        await guard.call_async(ok)
-    assert refused.value.retry_after == 5.0
-    clock.advance(5.0)
-    assert await guard.call_async(ok) == "ok"
-    assert await guard.call_async(ok) == "ok"
-    assert (guard.openings, guard.refusals) == (1, 1)
-
-
-async def test_guard_lets_one_probe_through_after_the_cooldown(clock: FakeClock) -> None:
-    """After the cooldown one call probes; the others are refused while it is out."""
-    guard = _RedisGuard(cooldown=5.0, clock=clock)
-    with pytest.raises(TimeoutError):
-        await guard.call_async(failing(TimeoutError()))
-    clock.advance(5.0)
-    probe = GatedLoader()
-    probing = asyncio.create_task(guard.call_async(probe))
-    await probe.started.wait()
-    with pytest.raises(CircuitOpenError):
-        await guard.call_async(ok)
-    probe.release.set()
-    assert await probing == "shared"
-    assert await guard.call_async(ok) == "ok"
-
-
-async def test_guard_warns_once_per_outage(
-    clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    """An outage logs one warning, failed probes included, and one line when Redis is back."""
-    guard = _RedisGuard(cooldown=1.0, clock=clock)
-    with caplog.at_level(logging.INFO, logger="resilience_async.cache"):
-        for _ in range(3):
-            with pytest.raises(ConnectionError):
-                await guard.call_async(failing(ConnectionError("refused")))
-            clock.advance(1.0)
-        await guard.call_async(ok)
-    levels = [(r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records]
-    assert levels == [("WARNING", "redis failed"), ("INFO", "redis answers again; using it")]
-    assert guard.openings == 3
-
-
-async def test_guard_does_not_count_cancellation(clock: FakeClock) -> None:
-    """A call cancelled inside the guard is not a failure and frees the probe slot."""
-    guard = _RedisGuard(cooldown=1.0, clock=clock)
-    slow = GatedLoader()
-    call = asyncio.create_task(guard.call_async(slow))
-    await slow.started.wait()
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
-    assert guard.openings == 0
-    assert await guard.call_async(ok) == "ok"
 
 
 async def test_without_single_flight_each_miss_loads_on_its_own() -> None:

@@ -20,19 +20,7 @@ from resilience_async.health import (
     threshold,
 )
 from resilience_async.lifecycle import Lifecycle, Phase
-
-
-class FakeClock:
-    """A monotonic clock the test advances by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = [start]
-
-    def __call__(self) -> float:
-        return self.now[0]
-
-    def advance(self, seconds: float) -> None:
-        self.now[0] += seconds
+from tests.fakes import FakeClock
 
 
 class CountingProbe:
@@ -102,7 +90,7 @@ def readiness(
         timeout=timeout,
         cache_ttl=cache_ttl,
         service="api-1",
-        clock=clock or FakeClock(),
+        clock=clock or FakeClock(1000.0),
     )
 
 
@@ -279,7 +267,7 @@ async def test_not_serving_fails_without_running_probes(phase: Phase) -> None:
 
 async def test_report_is_cached_within_ttl_and_refreshed_after() -> None:
     """Within cache_ttl the report is reused; once the ttl has passed the probes run again."""
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     probe = CountingProbe()
     ready = readiness([check("primary", probe)], cache_ttl=1.0, clock=clock)
 
