@@ -16,7 +16,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from resilience_async.breaker import CircuitBreaker, RedisBreakerState
 from resilience_async.cache import FallbackCache
-from resilience_async.db import Database, describe_hosts
+from resilience_async.db import Database, counts_against_database, describe_hosts
+from resilience_async.errors import DatabaseUnavailableError
 from resilience_async.health import Check, Observation, Readiness, Status, threshold
 from resilience_async.http import ResilientClient, is_server_failure
 from resilience_async.lifecycle import Lifecycle
@@ -31,6 +32,15 @@ class Resources:
 
     def __init__(self, settings: Any) -> None:
         self.lifecycle = Lifecycle()
+        # Writes fail fast while the primary is gone: the monitor opens this breaker as soon
+        # as it loses the primary, and closes it as soon as a writable one answers again.
+        self.primary_breaker = CircuitBreaker(
+            name="database-primary",
+            failure_threshold=settings.DATABASE_BREAKER_FAIL_MAX,
+            failure_rate_threshold=None,
+            reset_timeout=settings.DATABASE_BREAKER_RESET_TIMEOUT,
+            is_failure=counts_against_database,
+        )
         self.database = Database(
             primary_url=settings.DATABASE_URL,
             replica_urls=settings.DATABASE_REPLICA_URLS,
@@ -39,6 +49,11 @@ class Resources:
             timeout=settings.DATABASE_POOL_TIMEOUT,
             max_waiting=settings.DATABASE_POOL_MAX_WAITING,
             connect_timeout=settings.DATABASE_CONNECT_TIMEOUT,
+            replica_timeout=settings.DATABASE_REPLICA_TIMEOUT,
+            query_timeout=settings.DATABASE_QUERY_TIMEOUT,
+            max_replica_lag=settings.DATABASE_MAX_REPLICA_LAG,
+            monitor_interval=settings.DATABASE_MONITOR_INTERVAL,
+            primary_guard=self.primary_breaker,
         )
         # One immediate retry on a dropped connection only (a pooled socket that died with a
         # Redis restart); never on a timeout, which would double the cost of a hung Redis.
@@ -77,6 +92,7 @@ class Resources:
             redis_guard=self.redis_breaker,
             single_flight=settings.CACHE_SINGLE_FLIGHT,
         )
+        self.idempotency_key_ttl = settings.IDEMPOTENCY_KEY_TTL
         self.cache_ttl = settings.CACHE_TTL
         self.cache_stale_ttl = settings.CACHE_STALE_TTL
         self.readiness = Readiness(
@@ -116,12 +132,23 @@ class Resources:
         return checks
 
     async def _probe_primary(self) -> Observation:
-        return Observation(round(await self.database.ping_primary() * 1000, 2), "ms")
+        """The database monitor's last sample: probes open no connection of their own."""
+        monitor = self.database.monitor
+        await monitor.first_round()
+        if not monitor.primary.up:
+            raise DatabaseUnavailableError("primary", str(monitor.primary.error))
+        return Observation(round(monitor.primary.latency * 1000, 2), "ms")
 
     def _lag_probe(self, index: int, max_lag: float) -> Any:
         async def probe() -> Observation:
-            lag = await self.database.replica_lag(index)
-            return threshold(lag, unit="s", warn_above=max_lag, what="replay lag")
+            monitor = self.database.monitor
+            await monitor.first_round()
+            state = monitor.replicas[index]
+            if not state.up:
+                raise DatabaseUnavailableError(state.name, str(state.error))
+            if not state.in_recovery:
+                return Observation(0.0, "s", Status.WARN, "not in recovery (promoted?)")
+            return threshold(state.lag, unit="s", warn_above=max_lag, what="replay lag")
 
         return probe
 

@@ -51,6 +51,17 @@ DATABASE_POOL_MIN_SIZE = env.int("DATABASE_POOL_MIN_SIZE", 1)
 DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", 10, min_value=1)
 DATABASE_POOL_TIMEOUT = env.seconds("DATABASE_POOL_TIMEOUT", 2.0, allow_zero=False)
 DATABASE_POOL_MAX_WAITING = env.int("DATABASE_POOL_MAX_WAITING", 100)
+# A read waits this long for a replica connection before the next server takes it.
+DATABASE_REPLICA_TIMEOUT = env.seconds("DATABASE_REPLICA_TIMEOUT", 0.5, allow_zero=False)
+DATABASE_QUERY_TIMEOUT = env.seconds("DATABASE_QUERY_TIMEOUT", 5.0, allow_zero=False)
+# How often each server's reachability, role, replay lag and replay position are sampled.
+DATABASE_MONITOR_INTERVAL = env.seconds("DATABASE_MONITOR_INTERVAL", 0.5, allow_zero=False)
+DATABASE_BREAKER_FAIL_MAX = env.int("DATABASE_BREAKER_FAIL_MAX", 3, min_value=1)
+DATABASE_BREAKER_RESET_TIMEOUT = env.seconds(
+    "DATABASE_BREAKER_RESET_TIMEOUT", 1.0, allow_zero=False
+)
+# Idempotency keys are remembered this long (IETF draft-ietf-httpapi-idempotency-key-header).
+IDEMPOTENCY_KEY_TTL = env.seconds("IDEMPOTENCY_KEY_TTL", 24 * 3600.0, allow_zero=False)
 REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_TIMEOUT = env.seconds("REDIS_TIMEOUT", 0.25, allow_zero=False)
 BROKER_URL = env.str("BROKER_URL", REDIS_URL)

@@ -14,12 +14,14 @@ from resilience_async.breaker import (
     RedisBreakerState,
 )
 from resilience_async.cache import CacheResult, FallbackCache
-from resilience_async.db import Database, NotAStandbyError
+from resilience_async.db import Database, ReadResult, WriteResult
 from resilience_async.errors import (
     BulkheadFullError,
     CallTimeoutError,
     CircuitOpenError,
+    DatabaseUnavailableError,
     FallbackUnavailableError,
+    NoPrimaryError,
     PoolExhaustedError,
     ResilienceError,
     SaturatedError,
@@ -27,6 +29,7 @@ from resilience_async.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
+    WriteOutcomeUnknownError,
 )
 from resilience_async.health import Check, HealthReport, Observation, Readiness, Status
 from resilience_async.http import ResilientClient, is_server_failure
@@ -49,15 +52,17 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "Database",
+    "DatabaseUnavailableError",
     "FallbackCache",
     "FallbackUnavailableError",
     "HealthReport",
     "Lifecycle",
     "LifespanApp",
-    "NotAStandbyError",
+    "NoPrimaryError",
     "Observation",
     "Phase",
     "PoolExhaustedError",
+    "ReadResult",
     "Readiness",
     "RedisBreakerState",
     "ResilienceError",
@@ -70,5 +75,7 @@ __all__ = [
     "UpstreamStatusError",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
+    "WriteOutcomeUnknownError",
+    "WriteResult",
     "is_server_failure",
 ]

@@ -359,17 +359,17 @@ class CircuitBreaker(AiobreakerSurface):
         if self._current is OPEN and self._opened_by_peer:
             self._open_until = min(self._open_until, self._clock())
 
-    def open(self) -> None:
+    def open(self, reason: str = "opened by hand") -> None:
         """Open the circuit now, for a fresh `reset_timeout`."""
-        self._transition(OPEN, "opened by hand")
+        self._transition(OPEN, reason)
 
-    def half_open(self) -> None:
+    def half_open(self, reason: str = "half-opened by hand") -> None:
         """Let the next `half_open_max_calls` calls through as probes."""
-        self._transition(HALF_OPEN, "half-opened by hand")
+        self._transition(HALF_OPEN, reason)
 
-    def close(self) -> None:
+    def close(self, reason: str = "closed by hand") -> None:
         """Close the circuit now, with an empty window."""
-        self._transition(CLOSED, "closed by hand")
+        self._transition(CLOSED, reason)
 
     # --- reading the state --------------------------------------------------------------
     @property

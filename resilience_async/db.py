@@ -1,33 +1,84 @@
-"""PostgreSQL access: a primary pool and one pool per streaming replica.
+"""PostgreSQL access: a primary pool, one pool per streaming replica, and the routing between.
+
+    db = Database(primary_url=..., replica_urls=[...], primary_guard=CircuitBreaker(...))
+    await db.open()
+    written = await db.write(insert_order)            # on the primary; written.token
+    read = await db.read(load_order, token=written.token)  # a replica that has the write
+
+Reads go to the freshest usable replica (a background `Monitor` measures each one's replay
+lag); a read carrying a consistency token (an LSN from an earlier write) goes to a replica
+only once it has replayed past that LSN, else to the primary. A read that loses its
+connection is retried once, on the next server. Writes go to the primary through a guard (a
+circuit breaker): while the monitor cannot reach a writable primary they fail at once.
 
 Pools open on the running loop (`open()`), never in the constructor, and keep reconnecting
-in the background, so a database that is down at start-up or dies later makes requests fail
-fast instead of the service refusing to start. `max_waiting` and `timeout` bound the queue
-for a connection, so a sick database produces quick errors, not a pile-up.
+in the background, so a database that is down at start-up or dies later makes requests
+fail fast instead of the service refusing to start. `max_waiting` and `timeout` bound the
+queue for a connection, so a sick database produces quick errors, not a pile-up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
+import itertools
+import select
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import psycopg
+from aiobreaker import CircuitBreakerState
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
-# Replay lag is zero when everything received has been replayed (an idle primary sends no
-# WAL, so the last replay timestamp would otherwise age forever).
-_REPLICA_STATE_SQL = """
-SELECT pg_is_in_recovery(),
-       CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-            ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
-       END::float8
+from resilience_async.breaker import CircuitBreaker
+from resilience_async.errors import (
+    CircuitOpenError,
+    DatabaseUnavailableError,
+    NoPrimaryError,
+    PoolExhaustedError,
+    SaturatedError,
+    WriteOutcomeUnknownError,
+)
+from resilience_async.lsn import format_lsn, parse_lsn
+from resilience_async.topology import Monitor, ServerState
+
+T = TypeVar("T")
+Connection = psycopg.AsyncConnection[TupleRow]
+Query = Callable[[Connection], Awaitable[T]]
+Route = tuple[ServerState, AsyncConnectionPool[Connection]]
+
+# After a commit, the insert position is at or past the end of the commit record: a server
+# that has made this position visible has made the write visible.
+_TOKEN_SQL = "SELECT pg_current_wal_insert_lsn()::text"  # noqa: S105 - SQL, not a secret
+_VISIBLE_SQL = """
+SELECT (CASE WHEN pg_is_in_recovery() THEN COALESCE(pg_last_wal_replay_lsn(), '0/0')
+             ELSE pg_current_wal_insert_lsn() END)::text
 """
+# Replicas within this many seconds of the freshest one take turns.
+_LAG_TIE = 0.1
 
 
-class NotAStandbyError(Exception):
-    """A server listed as a replica is not in recovery (it was promoted, or misconfigured)."""
+@dataclass(frozen=True, slots=True)
+class ReadResult(Generic[T]):
+    """What a read returned, and which server (`primary`, `replica-1`...) served it."""
+
+    value: T
+    server: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult(Generic[T]):
+    """What a write returned, and its consistency token (the LSN after its commit)."""
+
+    value: T
+    token: str
+
+
+class _NotCaughtUp(Exception):
+    """The replica has not replayed the read's token yet: try the next server."""
 
 
 def describe_hosts(url: str) -> str:
@@ -40,18 +91,50 @@ def describe_hosts(url: str) -> str:
     return ",".join(f"{host}:{port}" for host, port in zip(hosts, ports, strict=False))
 
 
+def counts_against_database(exc: BaseException) -> bool:
+    """The primary guard's failure rule: the server was unreachable, not the input wrong."""
+    return isinstance(exc, DatabaseUnavailableError)
+
+
+async def check_idle_connection(conn: Connection) -> None:
+    """Checkout check that costs a system call, not a round trip.
+
+    An idle connection has nothing to read: if its socket is readable, the server closed it
+    or sent something unasked (a termination notice), and the full round-trip check decides.
+    A dead connection is never handed out; a healthy one costs one `poll()`.
+    """
+    poller = select.poll()
+    poller.register(conn.pgconn.socket, select.POLLIN)
+    if poller.poll(0):
+        await AsyncConnectionPool.check_connection(conn)
+
+
 class Database:
-    """The primary pool and the replica pools of one service process.
+    """The primary pool, the replica pools and the monitor of one service process.
 
     Args:
         primary_url: libpq URL of the primary; several hosts with
             `target_session_attrs=read-write` let a promoted replica be found on reconnect.
         replica_urls: one libpq URL per streaming replica.
         min_size, max_size: connections per pool.
-        timeout: seconds a caller waits for a pooled connection before an error.
+        timeout: seconds a caller waits for a pooled primary connection before an error.
+        replica_timeout: seconds a read waits for a replica connection before trying the
+            next server (short: the primary can take the read).
         max_waiting: callers allowed to queue for a connection; more fail at once.
         connect_timeout: seconds to establish one connection.
+        query_timeout: seconds one read or write may take once it has its connection.
+        max_replica_lag: seconds of replay lag beyond which a replica is skipped (it is still
+            used, last, for reads without a token when nothing else answers).
+        monitor_interval: seconds between two samples of every server.
+        reconnect_timeout: seconds a pool keeps retrying a lost connection in the background
+            before it frees the slot. Short by default: a slot kept in psycopg_pool's backoff
+            (1 s, 2 s, 4 s...) cannot connect when the server (or a promoted replica) is back,
+            while a freed slot is refilled at once, on demand or when the monitor sees the
+            server come back.
         close_timeout: seconds `close()` waits for connections still in use.
+        primary_guard: the breaker every primary call runs through (give it
+            `is_failure=counts_against_database`); the monitor opens it as soon as it
+            loses the primary and closes it as soon as it reaches a writable one again.
     """
 
     def __init__(
@@ -62,9 +145,15 @@ class Database:
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 2.0,
+        replica_timeout: float = 0.5,
         max_waiting: int = 100,
         connect_timeout: float = 2.0,
+        query_timeout: float = 5.0,
+        max_replica_lag: float = 5.0,
+        monitor_interval: float = 0.5,
+        reconnect_timeout: float = 0.0,
         close_timeout: float = 5.0,
+        primary_guard: CircuitBreaker | None = None,
     ) -> None:
         if not 0 <= min_size <= max_size:
             raise ValueError(
@@ -72,56 +161,237 @@ class Database:
             )
         self.primary_url = primary_url
         self.replica_urls = list(replica_urls)
-        self._connect_timeout = connect_timeout
+        self.max_replica_lag = max_replica_lag
+        self._timeout = timeout
+        self._replica_timeout = replica_timeout
+        self._query_timeout = query_timeout
         self._close_timeout = close_timeout
-        options = {
+        self._guard = primary_guard
+        self.monitor = Monitor(
+            primary_url,
+            self.replica_urls,
+            interval=monitor_interval,
+            timeout=max(connect_timeout, 0.5),
+            connect_timeout=connect_timeout,
+            on_change=self._server_changed,
+        )
+        self._pool_options: dict[str, Any] = {
             "min_size": min_size,
             "max_size": max_size,
-            "timeout": timeout,
             "max_waiting": max_waiting,
-            "kwargs": {"connect_timeout": max(1, round(connect_timeout)), "autocommit": True},
-            "check": AsyncConnectionPool.check_connection,
+            "reconnect_timeout": reconnect_timeout,
+            "check": check_idle_connection,
             "open": False,
         }
-        self.primary = AsyncConnectionPool(primary_url, name="primary", **options)  # type: ignore[arg-type]
+        self._connect_timeout = max(1, round(connect_timeout))  # libpq takes whole seconds
+        self.primary = self._pool(primary_url, "primary", timeout)
         self.replicas = [
-            AsyncConnectionPool(url, name=f"replica-{i}", **options)  # type: ignore[arg-type]
-            for i, url in enumerate(self.replica_urls, start=1)
+            self._pool(url, state.name, replica_timeout)
+            for url, state in zip(self.replica_urls, self.monitor.replicas, strict=True)
         ]
+        self._turn = itertools.count()
+        self._refills: set[asyncio.Task[None]] = set()
 
+    def _pool(self, url: str, name: str, timeout: float) -> AsyncConnectionPool[Connection]:
+        kwargs = {
+            "connect_timeout": self._connect_timeout,
+            "autocommit": True,
+            "application_name": f"resilience-pool:{name}",
+        }
+        return AsyncConnectionPool(url, name=name, timeout=timeout, kwargs=kwargs,
+                                   **self._pool_options)  # fmt: skip
+
+    # --- lifecycle ----------------------------------------------------------------------
     async def open(self) -> None:
-        """Start every pool's connection attempts without waiting for them to succeed."""
+        """Start every pool's connection attempts and the monitor, without waiting for them."""
         for pool in (self.primary, *self.replicas):
             await pool.open(wait=False)
+        await self.monitor.start()
 
     async def close(self) -> None:
-        """Close every pool, waiting at most `close_timeout` for connections in use."""
+        """Stop the monitor; close every pool, waiting at most `close_timeout` for those in use."""
+        await self.monitor.aclose()
+        for refill in list(self._refills):
+            refill.cancel()
         pools = (self.primary, *self.replicas)
         await asyncio.gather(*(pool.close(self._close_timeout) for pool in pools))
 
-    async def ping_primary(self) -> float:
-        """Round-trip seconds of a fresh connection to the writable primary.
+    def _server_changed(self, state: ServerState) -> None:
+        """A server came up or went down: move the primary's guard, refill a revived pool."""
+        if state is self.monitor.primary:
+            self._primary_changed(state.up)
+        if state.up:
+            pool = self.primary if state is self.monitor.primary else self._replica_pool(state)
+            refill = asyncio.create_task(pool.check(), name=f"refill-{pool.name}")
+            self._refills.add(refill)
+            refill.add_done_callback(self._refills.discard)
 
-        A fresh connection, not a pooled one: the probe must report the server, not whether
-        this process's pool happens to be saturated.
+    def _replica_pool(self, state: ServerState) -> AsyncConnectionPool[Connection]:
+        return self.replicas[self.monitor.replicas.index(state)]
+
+    def _primary_changed(self, up: bool) -> None:
+        """The monitor's verdict moves the guard at once: no request has to find out by waiting."""
+        guard = self._guard
+        if guard is None:
+            return
+        if up and guard.current_state is not CircuitBreakerState.CLOSED:
+            guard.close("the monitor reached a writable primary")
+        elif not up and guard.current_state is not CircuitBreakerState.OPEN:
+            guard.open("the monitor lost the primary")
+
+    # --- reads --------------------------------------------------------------------------
+    async def read(self, query: Query[T], *, token: str | None = None) -> ReadResult[T]:
+        """Run `query` on the freshest server that can serve it; retried once if it fails.
+
+        Raises:
+            InvalidLsnError: `token` is not an LSN.
+            DatabaseUnavailableError: no server could serve it (also a `CircuitOpenError`
+                when only the primary could, and its guard is open).
+            PoolExhaustedError: every server that could serve it was saturated.
         """
-        started = time.perf_counter()
-        async with await self._connect(self.primary_url) as conn:
-            await conn.execute("SELECT 1")
-        return time.perf_counter() - started
+        needed = None if token is None else parse_lsn(token)
+        failures: list[Exception] = []
+        for state, pool in self._read_order(needed):
+            try:
+                if pool is self.primary:
+                    value = await self._on_primary(self._read_on, pool, state, query)
+                else:
+                    value = await self._read_on(pool, state, query, needed)
+            except _NotCaughtUp:
+                continue
+            except (DatabaseUnavailableError, SaturatedError, CircuitOpenError) as exc:
+                failures.append(exc)
+                if len(failures) == 2:
+                    break
+                continue
+            return ReadResult(value, state.name)
+        if failures:
+            raise failures[-1]
+        raise DatabaseUnavailableError("database", "no server can serve this read")
 
-    async def replica_lag(self, index: int) -> float:
-        """Seconds replica `index` (0-based) is behind in replay; raises if not a standby."""
-        async with await self._connect(self.replica_urls[index]) as conn:
-            cursor = await conn.execute(_REPLICA_STATE_SQL)
+    def _read_order(self, needed: int | None) -> list[Route]:
+        """Usable replicas (freshest first, ties in turn), then the primary, then the rest.
+
+        A lagging replica comes after the primary: only a token-less read that the primary
+        could not serve ends up there. A primary the monitor cannot reach is left out.
+        """
+        usable: list[Route] = []
+        lagging: list[Route] = []
+        for state, pool in zip(self.monitor.replicas, self.replicas, strict=True):
+            if not state.up:
+                continue
+            (usable if state.lag <= self.max_replica_lag else lagging).append((state, pool))
+        order: list[Route] = []
+        if usable:
+            usable.sort(key=lambda entry: entry[0].lag)
+            ties = [entry for entry in usable if entry[0].lag <= usable[0][0].lag + _LAG_TIE]
+            start = next(self._turn) % len(ties)
+            order = ties[start:] + ties[:start] + usable[len(ties) :]
+        primary = self.monitor.primary
+        if primary.up or not primary.sampled:
+            order.append((primary, self.primary))
+        if needed is None:
+            order += sorted(lagging, key=lambda entry: entry[0].lag)
+        return order
+
+    async def _read_on(
+        self,
+        pool: AsyncConnectionPool[Connection],
+        state: ServerState,
+        query: Query[T],
+        needed: int | None = None,
+    ) -> T:
+        async with self._connection(pool, state) as conn:
+            if needed is not None and state.lsn < needed:
+                cursor = await conn.execute(_VISIBLE_SQL)
+                row = await cursor.fetchone()
+                assert row is not None
+                state.saw_lsn(parse_lsn(row[0]))
+                if state.lsn < needed:
+                    raise _NotCaughtUp
+            return await query(conn)
+
+    # --- writes -------------------------------------------------------------------------
+    async def write(self, query: Query[T]) -> WriteResult[T]:
+        """Run `query` on the primary and return its result with a consistency token.
+
+        `query` gets an autocommit connection: a single statement commits on its own; use
+        `conn.transaction()` inside it for several. A write is never retried here: the caller
+        decides (an idempotency key makes a retry safe).
+
+        Raises:
+            CircuitOpenError: the primary guard is open (no primary, or failing).
+            NoPrimaryError: no writable primary can be reached.
+            WriteOutcomeUnknownError: the connection broke or timed out after the write was
+                sent: it may or may not have committed.
+            PoolExhaustedError: every primary connection was busy for `timeout` seconds.
+        """
+        return await self._on_primary(self._write_on, self.primary, self.monitor.primary, query)
+
+    async def _write_on(
+        self, pool: AsyncConnectionPool[Connection], state: ServerState, query: Query[T]
+    ) -> WriteResult[T]:
+        if state.sampled and not state.up:
+            raise NoPrimaryError(state.error or "unreachable")
+        async with self._connection(pool, state, outcome_unknown=True) as conn:
+            value = await query(conn)
+            cursor = await conn.execute(_TOKEN_SQL)
             row = await cursor.fetchone()
         assert row is not None
-        in_recovery, lag = row
-        if not in_recovery:
-            raise NotAStandbyError(f"replica-{index + 1} is not in recovery (promoted?)")
-        return float(lag)
+        return WriteResult(value, format_lsn(parse_lsn(row[0])))
 
-    async def _connect(self, url: str) -> psycopg.AsyncConnection[TupleRow]:
-        return await psycopg.AsyncConnection.connect(
-            url, connect_timeout=max(1, round(self._connect_timeout)), autocommit=True
-        )
+    async def _on_primary(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._guard is None:
+            return await fn(*args)
+        return await self._guard.call_async(fn, *args)
+
+    # --- connections --------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _connection(
+        self,
+        pool: AsyncConnectionPool[Connection],
+        state: ServerState,
+        *,
+        outcome_unknown: bool = False,
+    ) -> AsyncIterator[Connection]:
+        """A pooled connection, with psycopg's failures translated to ours.
+
+        A failure to get the connection means nothing was sent. A failure once it was held
+        means a write's outcome is unknown (`outcome_unknown`), or a read may be retried.
+        """
+        primary = pool is self.primary
+        try:
+            conn = await pool.getconn()
+        except TooManyRequests as exc:
+            raise PoolExhaustedError(state.name, pool.timeout) from exc
+        except PoolTimeout as exc:
+            if state.up:  # the server answers the monitor: our pool is just busy
+                raise PoolExhaustedError(state.name, pool.timeout) from exc
+            raise _unavailable(state, primary, str(state.error)) from exc
+        except PoolClosed as exc:
+            raise _unavailable(state, primary, "pool closed") from exc
+        try:
+            async with asyncio.timeout(self._query_timeout):
+                yield conn
+        except (psycopg.OperationalError, TimeoutError) as exc:
+            detail = _describe(exc, self._query_timeout)
+            if outcome_unknown:
+                raise WriteOutcomeUnknownError(state.name, detail) from exc
+            raise DatabaseUnavailableError(state.name, detail) from exc
+        finally:
+            await pool.putconn(conn)
+
+    # --- figures for health and benchmarks ----------------------------------------------
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        return {pool.name: pool.get_stats() for pool in (self.primary, *self.replicas)}
+
+
+def _unavailable(state: ServerState, primary: bool, detail: str) -> DatabaseUnavailableError:
+    return NoPrimaryError(detail) if primary else DatabaseUnavailableError(state.name, detail)
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError) and not isinstance(exc, psycopg.Error):
+        return f"no answer within {timeout:.2f} s"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

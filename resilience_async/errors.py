@@ -10,6 +10,9 @@
     │   ├── UpstreamUnavailableError   could not connect, or the connection broke
     │   ├── UpstreamTimeoutError       no answer within the timeout (also TimeoutError)
     │   └── UpstreamStatusError        answered with an error status
+    ├── DatabaseUnavailableError  a database server could not be reached, or dropped the call
+    │   ├── NoPrimaryError             no writable primary (nothing was sent)
+    │   └── WriteOutcomeUnknownError   a write was sent and its connection broke or timed out
     └── FallbackUnavailableError  the call failed and neither stale data nor a fallback exists
 
 Every error that means "try again later" has `retry_after` (seconds), which the HTTP layer
@@ -113,6 +116,37 @@ class UpstreamStatusError(UpstreamError):
     def __init__(self, upstream: str, status: int, *, attempts: int = 1) -> None:
         self.status = status
         super().__init__(upstream, f"answered {status}", attempts=attempts)
+
+
+class DatabaseUnavailableError(ResilienceError):
+    """A database server (`server`: primary, replica-1...) could not serve the call."""
+
+    retry_after = 1.0
+
+    def __init__(self, server: str, detail: str) -> None:
+        self.server = server
+        self.detail = detail
+        super().__init__(server, detail)
+
+    def __str__(self) -> str:
+        return f"database {self.server} unavailable: {self.detail}"
+
+
+class NoPrimaryError(DatabaseUnavailableError):
+    """No writable primary can be reached; the write was not sent."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("primary", detail)
+
+
+class WriteOutcomeUnknownError(DatabaseUnavailableError):
+    """The write was sent, then its connection broke or timed out: it may have committed.
+
+    Retrying is safe only when the write is idempotent (an `Idempotency-Key`).
+    """
+
+    def __str__(self) -> str:
+        return f"write on {self.server} interrupted, outcome unknown: {self.detail}"
 
 
 class FallbackUnavailableError(ResilienceError):

@@ -13,10 +13,12 @@ from django.http import HttpRequest, HttpResponseBase
 from resilience_async.django.responses import json_error
 from resilience_async.errors import (
     CircuitOpenError,
+    DatabaseUnavailableError,
     FallbackUnavailableError,
     ResilienceError,
     SaturatedError,
     UpstreamError,
+    WriteOutcomeUnknownError,
 )
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ _CODES: tuple[tuple[type[ResilienceError], str], ...] = (
     (SaturatedError, "overloaded"),
     (CircuitOpenError, "dependency_unavailable"),
     (UpstreamError, "dependency_failed"),
+    (WriteOutcomeUnknownError, "write_outcome_unknown"),
+    (DatabaseUnavailableError, "dependency_unavailable"),
     (FallbackUnavailableError, "dependency_unavailable"),
     (ResilienceError, "dependency_unavailable"),
 )

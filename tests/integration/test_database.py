@@ -1,0 +1,198 @@
+"""`resilience_async.db.Database` against the real primary and replica of the stack.
+
+Each test proves where a query ran by asking the connection that ran it
+(`pg_is_in_recovery()`), and makes every fault for real: replay paused, replica killed,
+backend terminated mid-query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+
+from loadtests.stack import Stack
+from resilience_async.breaker import CircuitBreaker
+from resilience_async.db import Connection, Database, counts_against_database
+from resilience_async.errors import WriteOutcomeUnknownError
+from resilience_async.lsn import parse_lsn
+from tests.fix_stack import kill
+
+pytestmark = pytest.mark.integration
+
+_markers = itertools.count()
+
+
+def marker(name: str) -> str:
+    return f"test-database-{name}-{next(_markers)}"
+
+
+@pytest.fixture
+async def db(healthy_stack: Stack) -> AsyncIterator[Database]:
+    breaker = CircuitBreaker(
+        name="test-primary",
+        failure_threshold=3,
+        failure_rate_threshold=None,
+        reset_timeout=1.0,
+        is_failure=counts_against_database,
+        default_listeners=False,
+    )
+    database = Database(
+        primary_url=healthy_stack.env["DATABASE_URL"],
+        replica_urls=healthy_stack.env["DATABASE_REPLICA_URLS"].split(","),
+        monitor_interval=0.1,
+        primary_guard=breaker,
+    )
+    await database.open()
+    await database.monitor.first_round()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@contextmanager
+def replay_paused(stack: Stack) -> Iterator[None]:
+    with psycopg.connect(stack.services["replica"]["url"], autocommit=True) as replica:
+        replica.execute("SELECT pg_wal_replay_pause()")
+        try:
+            yield
+        finally:
+            replica.execute("SELECT pg_wal_replay_resume()")
+
+
+async def in_recovery(conn: Connection) -> bool:
+    cursor = await conn.execute("SELECT pg_is_in_recovery()")
+    row = await cursor.fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+def insert(item: str):
+    async def query(conn: Connection) -> int:
+        cursor = await conn.execute(
+            "INSERT INTO orders (item, quantity) VALUES (%s, 1) RETURNING id", (item,)
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    return query
+
+
+def find(item: str):
+    async def query(conn: Connection) -> tuple[bool, int]:
+        """(served by a standby, rows with `item`)."""
+        cursor = await conn.execute(
+            "SELECT pg_is_in_recovery(), count(*) FROM orders WHERE item = %s", (item,)
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return bool(row[0]), int(row[1])
+
+    return query
+
+
+async def test_reads_run_on_the_replica_and_writes_on_the_primary(db: Database) -> None:
+    read = await db.read(in_recovery)
+    written = await db.write(in_recovery)
+    assert (read.server, read.value) == ("replica-1", True)
+    assert written.value is False
+    assert parse_lsn(written.token) > 0
+
+
+async def test_a_token_reads_the_write_even_while_the_replica_replays_nothing(
+    db: Database, healthy_stack: Stack
+) -> None:
+    """Replay paused: with the write's token the read sees it (the primary serves it);
+    without, the replica serves a read that cannot see it yet."""
+    item = marker("token")
+    with replay_paused(healthy_stack):
+        written = await db.write(insert(item))
+        with_token = await db.read(find(item), token=written.token)
+        without = await db.read(find(item))
+    assert with_token.value == (False, 1)
+    assert with_token.server == "primary"
+    assert without.value == (True, 0)
+    assert without.server == "replica-1"
+
+
+async def test_a_token_is_served_by_the_replica_once_it_has_replayed_it(db: Database) -> None:
+    """Read-your-writes does not pin reads to the primary: a caught-up replica serves them."""
+    item = marker("caught-up")
+    written = await db.write(insert(item))
+    for _ in range(200):  # bounded: replay of one insert takes milliseconds
+        read = await db.read(find(item), token=written.token)
+        if read.server == "replica-1":
+            break
+        await asyncio.sleep(0.01)
+    assert read.server == "replica-1"
+    assert read.value == (True, 1)
+
+
+async def test_a_killed_replica_sends_reads_to_the_primary_without_errors(
+    db: Database, healthy_stack: Stack
+) -> None:
+    assert (await db.read(in_recovery)).server == "replica-1"
+    kill(healthy_stack.children["replica"])
+    served = [await db.read(in_recovery) for _ in range(20)]
+    assert [read.value for read in served] == [False] * 20
+    assert {read.server for read in served} == {"primary"}
+
+
+async def test_a_read_whose_backend_is_terminated_is_retried_once(
+    db: Database, healthy_stack: Stack
+) -> None:
+    attempts: list[bool] = []
+
+    async def slow_then_fast(conn: Connection) -> bool:
+        attempts.append(await in_recovery(conn))
+        if len(attempts) == 1:
+            await conn.execute("SELECT pg_sleep(30)")
+        return attempts[-1]
+
+    read = asyncio.create_task(db.read(slow_then_fast))
+    await terminate_sleeping_backend(healthy_stack, "replica")
+    result = await read
+    assert len(attempts) == 2
+    assert result.value is attempts[1]
+
+
+async def test_a_write_whose_backend_is_terminated_surfaces_with_nothing_committed(
+    db: Database, healthy_stack: Stack
+) -> None:
+    item = marker("terminated")
+
+    async def insert_then_stall(conn: Connection) -> None:
+        async with conn.transaction():
+            await insert(item)(conn)
+            await conn.execute("SELECT pg_sleep(30)")
+
+    write = asyncio.create_task(db.write(insert_then_stall))
+    await terminate_sleeping_backend(healthy_stack, "primary")
+    with pytest.raises(WriteOutcomeUnknownError) as raised:
+        await write
+    assert raised.value.server == "primary"
+    assert "terminat" in str(raised.value)
+    read = await db.read(find(item), token=(await db.write(in_recovery)).token)
+    assert read.value[1] == 0  # the transaction died with its backend
+
+
+async def terminate_sleeping_backend(stack: Stack, server: str) -> None:
+    """Wait for a pool connection of `server` to run pg_sleep, then terminate its backend."""
+    url = stack.services[server]["url"]
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+        for _ in range(500):  # bounded: the query starts within milliseconds
+            cursor = await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name LIKE 'resilience-pool:%%' AND query LIKE '%%pg_sleep%%' "
+                "AND state = 'active'"
+            )
+            if await cursor.fetchall():
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"no pooled backend on {server} ran pg_sleep")
