@@ -74,3 +74,26 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"outbox {self.pk} -> {self.actor}"
+
+
+class IdempotencyKey(models.Model):
+    """A key a client sent with a write, the request it came with, and what it created.
+
+    A retry with the same key and the same request returns what the first one created;
+    the same key with another request is refused (draft-ietf-httpapi-idempotency-key-header).
+    """
+
+    scope = models.CharField(max_length=50)  # the operation: "orders"
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # sha256 of the canonical request
+    resource_id = models.CharField(max_length=64)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "idempotency_keys"
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_keys_scope_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} key {self.key!r} -> {self.resource_id}"

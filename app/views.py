@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
-from app import services
+from app import orders as orders_service
+from app import schemas, services
+from app.schemas import InvalidInput
 from resilience_async.django.errors import answers_resilience_errors
-from resilience_async.django.responses import JSON, method_not_allowed
+from resilience_async.django.responses import JSON, json_error, json_response, method_not_allowed
+
+# Which database server answered a read: primary, replica-1...
+SERVED_BY = "X-Database-Server"
 
 
 class _EncodedOnce:
@@ -47,3 +53,71 @@ async def tips(request: HttpRequest) -> HttpResponse:
         body += b',"age":%.3f' % result.age
         headers["Age"] = str(int(result.age))  # RFC 9111: seconds since it was fetched
     return HttpResponse(body + b"}", content_type=JSON, headers=headers)
+
+
+def _invalid(exc: InvalidInput) -> HttpResponse:
+    return json_error(exc.status, exc.code, exc.message, field=exc.field)
+
+
+@answers_resilience_errors
+async def orders(request: HttpRequest) -> HttpResponse:
+    """`POST`: create an order (idempotent with a key). `GET`: newest first, keyset pages."""
+    rejected = method_not_allowed(request, "GET", "HEAD", "POST")
+    if rejected is not None:
+        return rejected
+    try:
+        if request.method == "POST":
+            return await _create_order(request)
+        limit, before = schemas.parse_page(request.GET)
+        token = schemas.parse_consistency_token(request.headers.get("X-Consistency-Token"))
+    except InvalidInput as exc:
+        return _invalid(exc)
+    read = await orders_service.page(limit, before, token=token)
+    found = read.value
+    body: dict[str, Any] = {"orders": [order.to_json() for order in found]}
+    body["next_before"] = found[-1].id if len(found) == limit else None
+    return json_response(body, headers={SERVED_BY: read.server})
+
+
+@answers_resilience_errors
+async def order(request: HttpRequest, order_id: int) -> HttpResponse:
+    """One order, from a replica that has the caller's writes (`X-Consistency-Token`)."""
+    rejected = method_not_allowed(request, "GET", "HEAD")
+    if rejected is not None:
+        return rejected
+    try:
+        token = schemas.parse_consistency_token(request.headers.get("X-Consistency-Token"))
+    except InvalidInput as exc:
+        return _invalid(exc)
+    if order_id > schemas.MAX_ID:
+        return json_error(404, "not_found", f"no order {order_id}")
+    read = await orders_service.get(order_id, token=token)
+    if read.value is None:
+        served = {SERVED_BY: read.server}
+        return json_error(404, "not_found", f"no order {order_id}", headers=served)
+    return json_response(read.value.to_json(), headers={SERVED_BY: read.server})
+
+
+async def _create_order(request: HttpRequest) -> HttpResponse:
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit() or int(declared) > schemas.MAX_ORDER_BODY:
+        raise schemas.body_too_large()
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise schemas.body_too_large() from None
+    new = schemas.parse_new_order(request.content_type or "", body)
+    key = schemas.parse_idempotency_key(request.headers.get("Idempotency-Key"))
+    try:
+        written = await orders_service.create(new, idempotency_key=key)
+    except orders_service.IdempotencyKeyReused as exc:
+        return json_error(422, "idempotency_key_reused", str(exc), field="Idempotency-Key")
+    created = written.value
+    headers = {
+        "X-Consistency-Token": written.token,
+        "Location": f"/api/orders/{created.order.id}",
+    }
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    body_json = {**created.order.to_json(), "consistency_token": written.token}
+    return json_response(body_json, status=201, headers=headers)

@@ -19,4 +19,6 @@ urlpatterns = [
     path("health/ready", health.readiness_view(_readiness), name="health-ready"),
     path("metrics", health.metrics_view, name="metrics"),
     path("api/tips", views.tips, name="tips"),
+    path("api/orders", views.orders, name="orders"),
+    path("api/orders/<int:order_id>", views.order, name="order"),
 ]

@@ -1,0 +1,159 @@
+"""Orders: written on the primary, read from the freshest replica that has the caller's writes.
+
+SQL runs on the async pools of `resilience_async.db` (no ORM, no thread hop); the schema is
+Django's (`app/models.py`). A create with an idempotency key is one statement: the order and
+its key row commit together or not at all, so a retried request can never create twice.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.errors import UniqueViolation
+
+from app.schemas import NewOrder
+from project.resources import require
+from resilience_async.db import Connection, ReadResult, WriteResult
+
+SCOPE = "orders"
+_INSERT = """
+INSERT INTO orders (item, quantity) VALUES (%s, %s) RETURNING id, item, quantity, created_at
+"""
+# The key row is inserted from the order's row in the same statement: a key that exists
+# already raises a unique violation and the whole statement (the order too) rolls back.
+_INSERT_WITH_KEY = """
+WITH created AS (
+    INSERT INTO orders (item, quantity) VALUES (%(item)s, %(quantity)s)
+    RETURNING id, item, quantity, created_at
+), claimed AS (
+    INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id)
+    SELECT %(scope)s, %(key)s, %(fingerprint)s, id::text FROM created
+)
+SELECT id, item, quantity, created_at FROM created
+"""
+_FIND_KEY = """
+SELECT fingerprint, resource_id::bigint, created_at < now() - make_interval(secs => %s)
+FROM idempotency_keys WHERE scope = %s AND key = %s
+"""
+_FORGET_KEY = """
+DELETE FROM idempotency_keys
+WHERE scope = %s AND key = %s AND created_at < now() - make_interval(secs => %s)
+"""
+_SELECT_ONE = "SELECT id, item, quantity, created_at FROM orders WHERE id = %s"
+_SELECT_PAGE = "SELECT id, item, quantity, created_at FROM orders ORDER BY id DESC LIMIT %s"
+_SELECT_PAGE_BEFORE = (
+    "SELECT id, item, quantity, created_at FROM orders WHERE id < %s ORDER BY id DESC LIMIT %s"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: int
+    item: str
+    quantity: int
+    created_at: datetime.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "item": self.item,
+            "quantity": self.quantity,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A create's outcome: the order, and whether it was created by an earlier request."""
+
+    order: Order
+    replayed: bool = False
+
+
+class IdempotencyKeyReused(Exception):
+    """The key came with a different request before, or names what no longer exists (422)."""
+
+    def __init__(self, key: str, reason: str = "was used with a different request") -> None:
+        self.key = key
+        super().__init__(f"idempotency key {key!r} {reason}")
+
+
+async def create(new: NewOrder, *, idempotency_key: str | None) -> WriteResult[Created]:
+    """Commit the order on the primary; with a key, at most once per key and request."""
+    resources = require()
+    if idempotency_key is None:
+        return await resources.database.write(lambda conn: _insert(conn, new))
+    ttl = resources.idempotency_key_ttl
+    return await resources.database.write(
+        lambda conn: _insert_once(conn, new, idempotency_key, ttl)
+    )
+
+
+async def get(order_id: int, *, token: str | None) -> ReadResult[Order | None]:
+    return await require().database.read(lambda conn: _select_one(conn, order_id), token=token)
+
+
+async def page(limit: int, before: int | None, *, token: str | None) -> ReadResult[list[Order]]:
+    """Newest first; `before` is the last id of the previous page (keyset pagination)."""
+    return await require().database.read(
+        lambda conn: _select_page(conn, limit, before), token=token
+    )
+
+
+async def _insert(conn: Connection, new: NewOrder) -> Created:
+    cursor = await conn.execute(_INSERT, (new.item, new.quantity))
+    return Created(Order(*await _one(cursor)))
+
+
+async def _insert_once(conn: Connection, new: NewOrder, key: str, ttl: float) -> Created:
+    params = {
+        "item": new.item,
+        "quantity": new.quantity,
+        "scope": SCOPE,
+        "key": key,
+        "fingerprint": new.fingerprint(),
+    }
+    for _ in range(2):
+        try:
+            cursor = await conn.execute(_INSERT_WITH_KEY, params)
+            return Created(Order(*await _one(cursor)))
+        except UniqueViolation:
+            pass  # the key is known: the first request committed (concurrent ones waited)
+        cursor = await conn.execute(_FIND_KEY, (ttl, SCOPE, key))
+        row = await cursor.fetchone()
+        if row is None:  # expired and forgotten by a concurrent request: claim it again
+            continue
+        fingerprint, order_id, expired = row
+        if expired:  # a key past its lifetime names nothing any more: start afresh
+            await conn.execute(_FORGET_KEY, (SCOPE, key, ttl))
+            continue
+        if fingerprint != params["fingerprint"]:
+            raise IdempotencyKeyReused(key)
+        existing = await _select_one(conn, order_id)
+        if existing is None:  # deleted since; the key's promise cannot be kept
+            raise IdempotencyKeyReused(key, f"names order {order_id}, which no longer exists")
+        return Created(existing, replayed=True)
+    raise IdempotencyKeyReused(key)
+
+
+async def _select_one(conn: Connection, order_id: int) -> Order | None:
+    cursor = await conn.execute(_SELECT_ONE, (order_id,))
+    row = await cursor.fetchone()
+    return None if row is None else Order(*row)
+
+
+async def _select_page(conn: Connection, limit: int, before: int | None) -> list[Order]:
+    if before is None:
+        cursor = await conn.execute(_SELECT_PAGE, (limit,))
+    else:
+        cursor = await conn.execute(_SELECT_PAGE_BEFORE, (before, limit))
+    return [Order(*row) for row in await cursor.fetchall()]
+
+
+async def _one(cursor: Any) -> Any:
+    row = await cursor.fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row

@@ -1,0 +1,166 @@
+"""Input parsing for the API: every rejection names the field it is about.
+
+Parsers raise `InvalidInput(status, code, message, field)`; views turn it into the service's
+JSON error. 400 means the request could not be read (body, headers, query string); 422
+means it was read and a field's value is not acceptable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from resilience_async.lsn import InvalidLsnError, parse_lsn
+
+MAX_ORDER_BODY = 16 * 1024  # bytes; an order is two short fields
+MAX_ITEM_LENGTH = 200
+MIN_QUANTITY, MAX_QUANTITY = 1, 10_000
+MAX_PAGE, DEFAULT_PAGE = 100, 20
+MAX_ID = 2**63 - 1  # bigint
+# draft-ietf-httpapi-idempotency-key-header: an sf-string; a bare token is accepted too.
+_IDEMPOTENCY_KEY = re.compile(r'"([\x20-\x21\x23-\x5b\x5d-\x7e]{1,255})"|([!#-~]{1,255})')
+
+
+class InvalidInput(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    item: str
+    quantity: int
+
+    def fingerprint(self) -> str:
+        """A digest of the request's meaning: the same order sent twice has the same one."""
+        canonical = json.dumps({"item": self.item, "quantity": self.quantity}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_new_order(content_type: str, body: bytes) -> NewOrder:
+    """`{"item": non-empty string <= 200, "quantity": integer 1..10000}`, nothing else."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise InvalidInput(
+            400,
+            "unsupported_media_type",
+            f"send application/json, not {media_type or 'no content type'!r}",
+            "Content-Type",
+        )
+    if len(body) > MAX_ORDER_BODY:
+        raise body_too_large()
+    try:
+        data = json.loads(body.decode("utf-8"), parse_int=_bounded_int)  # RFC 8259: UTF-8
+    except (ValueError, RecursionError):
+        raise InvalidInput(400, "malformed_json", "the body is not UTF-8 JSON", "body") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(422, "invalid", "the body must be a JSON object", "body")
+    for name in data:
+        if name not in ("item", "quantity"):
+            raise InvalidInput(422, "unknown_field", "unknown field", str(name)[:100])
+    return NewOrder(item=_item(data), quantity=_quantity(data))
+
+
+def _bounded_int(digits: str) -> int:
+    """JSON integers past any valid value stay out of range instead of failing to parse
+    (Python refuses int() of more than 4300 digits), so the error names the field."""
+    if len(digits.lstrip("-")) > 30:
+        return -(10**30) if digits.startswith("-") else 10**30
+    return int(digits)
+
+
+def body_too_large() -> InvalidInput:
+    return InvalidInput(
+        400, "payload_too_large", f"the body is larger than {MAX_ORDER_BODY} bytes", "body"
+    )
+
+
+def _item(data: dict[str, Any]) -> str:
+    if "item" not in data:
+        raise InvalidInput(422, "required", "item is required", "item")
+    item = data["item"]
+    if not isinstance(item, str):
+        raise InvalidInput(422, "invalid", "item must be a string", "item")
+    if not item.strip():
+        raise InvalidInput(422, "invalid", "item must not be blank", "item")
+    if len(item) > MAX_ITEM_LENGTH:
+        raise InvalidInput(
+            422, "invalid", f"item must be at most {MAX_ITEM_LENGTH} characters", "item"
+        )
+    if "\x00" in item:  # PostgreSQL text cannot hold NUL
+        raise InvalidInput(422, "invalid", "item must not contain NUL characters", "item")
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape ("\ud800") is valid JSON, not text
+        raise InvalidInput(422, "invalid", "item must be valid Unicode text", "item") from None
+    return item
+
+
+def _quantity(data: dict[str, Any]) -> int:
+    if "quantity" not in data:
+        raise InvalidInput(422, "required", "quantity is required", "quantity")
+    quantity = data["quantity"]
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidInput(422, "invalid", "quantity must be an integer", "quantity")
+    if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
+        raise InvalidInput(
+            422,
+            "invalid",
+            f"quantity must be from {MIN_QUANTITY} to {MAX_QUANTITY}",
+            "quantity",
+        )
+    return quantity
+
+
+def parse_idempotency_key(header: str | None) -> str | None:
+    """The `Idempotency-Key` header's key (1-255 printable ASCII characters), if sent."""
+    if header is None:
+        return None
+    match = _IDEMPOTENCY_KEY.fullmatch(header.strip())
+    if match is None:
+        raise InvalidInput(
+            400,
+            "invalid_header",
+            "must be 1-255 printable ASCII characters, optionally in double quotes",
+            "Idempotency-Key",
+        )
+    return match[1] or match[2]
+
+
+def parse_consistency_token(header: str | None) -> str | None:
+    """The `X-Consistency-Token` header, checked to be an LSN as a write returned it."""
+    if header is None or not header.strip():
+        return None
+    try:
+        parse_lsn(header)
+    except InvalidLsnError:
+        raise InvalidInput(
+            400,
+            "invalid_header",
+            "must be a consistency_token returned by a write",
+            "X-Consistency-Token",
+        ) from None
+    return header.strip()
+
+
+def parse_page(query: Any) -> tuple[int, int | None]:
+    """`limit` (1..100, default 20) and `before` (an order id: the keyset cursor)."""
+    limit = _int_param(query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+    before = _int_param(query, "before", None, 1, MAX_ID)
+    return limit, before
+
+
+def _int_param(query: Any, name: str, default: Any, low: int, high: int) -> Any:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,19}", raw) or not low <= int(raw) <= high:
+        raise InvalidInput(400, "invalid_parameter", f"must be an integer {low}..{high}", name)
+    return int(raw)
