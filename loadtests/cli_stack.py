@@ -40,6 +40,7 @@ def make_stack() -> Stack:
         external=os.environ,
         pg_bin=os.environ.get("PG_BIN"),
         redis_server=os.environ.get("REDIS_SERVER"),
+        synchronous_commit=os.environ.get("STACK_SYNCHRONOUS_COMMIT") or "local",
     )
 
 

@@ -41,6 +41,9 @@ log_line_prefix = '%m [%p] '
 """
 
 
+SYNCHRONOUS_COMMIT_LEVELS = ("local", "on", "remote_apply")
+
+
 class PostgresError(RuntimeError):
     """PostgreSQL could not be set up or started."""
 
@@ -198,3 +201,29 @@ def wait_streaming(primary_port: int, timeout: float = 30.0) -> None:
                 return
             time.sleep(0.05)
     raise PostgresError(f"replica not streaming after {timeout:.0f} s")
+
+
+def make_synchronous(primary_port: int, level: str) -> None:
+    """Make every standby synchronous: a commit waits for one (`on`: flushed there,
+    `remote_apply`: visible there). With the only standby gone, commits wait for ever."""
+    with psycopg.connect(url(primary_port, database="postgres"), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        conn.execute(f"ALTER SYSTEM SET synchronous_commit = '{level}'")
+        conn.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'"
+            ).fetchone()
+            if row and row[0] > 0:
+                return
+            time.sleep(0.05)
+    raise PostgresError("the replica did not become a synchronous standby within 10 s")
+
+
+def promote(port: int, timeout: int = 30) -> None:
+    """`pg_promote()`: the standby on `port` leaves recovery and accepts writes."""
+    with psycopg.connect(url(port, database="postgres"), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_promote(true, %s)", (timeout,)).fetchone()
+    if not row or not row[0]:
+        raise PostgresError(f"the standby on port {port} was not promoted within {timeout} s")

@@ -41,6 +41,9 @@ class Stack:
         external: settings naming services to use instead of starting them.
         pg_bin: PostgreSQL's bin directory (else found on the machine).
         redis_server: the redis-server binary.
+        synchronous_commit: `local` (the default: the replica streams asynchronously), or
+            `on` / `remote_apply` to make the replica a synchronous standby, so no commit
+            is acknowledged before the replica has it (flushed, or applied and visible).
     """
 
     def __init__(
@@ -50,7 +53,12 @@ class Stack:
         external: Mapping[str, str] | None = None,
         pg_bin: str | None = None,
         redis_server: str | None = None,
+        synchronous_commit: str = "local",
     ) -> None:
+        if synchronous_commit not in postgres.SYNCHRONOUS_COMMIT_LEVELS:
+            levels = ", ".join(postgres.SYNCHRONOUS_COMMIT_LEVELS)
+            raise StackError(f"synchronous_commit: one of {levels}, not {synchronous_commit!r}")
+        self.synchronous_commit = synchronous_commit
         self.state = StateDir(state_dir)
         self.external = {k: v for k, v in (external or {}).items() if k in EXTERNAL_SETTINGS and v}
         self._pg_bin = pg_bin
@@ -124,6 +132,10 @@ class Stack:
                 self.restart(name)
                 restarted.append(name)
         return restarted
+
+    def promote(self, name: str = "replica") -> None:
+        """Promote a streaming replica to a primary (the failover step after losing one)."""
+        postgres.promote(self.services[name]["port"])
 
     # --- recording --------------------------------------------------------------------
     def add(self, name: str, child: Child, **info: Any) -> None:
@@ -249,6 +261,8 @@ class Stack:
             ports.append(self._start_server("replica", bindir, user, replica_dir, sockets))
             postgres.wait_streaming(primary_port)
             self.env["DATABASE_REPLICA_URLS"] = postgres.url(ports[1])
+            if self.synchronous_commit != "local":
+                postgres.make_synchronous(primary_port, self.synchronous_commit)
         # Both hosts, read-write wanted: after a promotion the new primary is found on reconnect.
         self.env["DATABASE_URL"] = postgres.url(*ports, read_write=True)
 
