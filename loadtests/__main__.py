@@ -6,11 +6,12 @@ import argparse
 import sys
 
 from loadtests import cli_stack
+from loadtests.bench import data as bench_data
 from loadtests.bench import http as bench_http
 from loadtests.bench import outbound as bench_outbound
 from loadtests.stack import StackError
 
-BENCH_PARTS = {"http": bench_http.run, "outbound": bench_outbound.run}
+BENCH_PARTS = {"http": bench_http.run, "outbound": bench_outbound.run, "data": bench_data.run}
 
 
 def parser() -> argparse.ArgumentParser:
