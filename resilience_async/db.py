@@ -359,17 +359,7 @@ class Database:
         A failure to get the connection means nothing was sent. A failure once it was held
         means a write's outcome is unknown (`outcome_unknown`), or a read may be retried.
         """
-        primary = pool is self.primary
-        try:
-            conn = await pool.getconn()
-        except TooManyRequests as exc:
-            raise PoolExhaustedError(state.name, pool.timeout) from exc
-        except PoolTimeout as exc:
-            if state.up:  # the server answers the monitor: our pool is just busy
-                raise PoolExhaustedError(state.name, pool.timeout) from exc
-            raise _unavailable(state, primary, str(state.error)) from exc
-        except PoolClosed as exc:
-            raise _unavailable(state, primary, "pool closed") from exc
+        conn = await self._checkout(pool, state)
         try:
             async with asyncio.timeout(self._query_timeout):
                 yield conn
@@ -380,6 +370,29 @@ class Database:
             raise DatabaseUnavailableError(state.name, detail) from exc
         finally:
             await pool.putconn(conn)
+
+    async def _checkout(
+        self, pool: AsyncConnectionPool[Connection], state: ServerState
+    ) -> Connection:
+        """A connection within the pool's timeout, waited for in slices of one monitor
+        interval: a caller queued for a server that dies meanwhile learns it from the
+        monitor's next sample, not at the end of the whole timeout."""
+        primary = pool is self.primary
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + pool.timeout
+        while True:
+            remaining = deadline - loop.time()
+            try:
+                return await pool.getconn(min(remaining, self.monitor.interval))
+            except TooManyRequests as exc:
+                raise PoolExhaustedError(state.name, pool.timeout) from exc
+            except PoolTimeout as exc:
+                if not state.up:
+                    raise _unavailable(state, primary, str(state.error)) from exc
+                if loop.time() >= deadline:  # the server answers: our pool is just busy
+                    raise PoolExhaustedError(state.name, pool.timeout) from exc
+            except PoolClosed as exc:
+                raise _unavailable(state, primary, "pool closed") from exc
 
     # --- figures for health and benchmarks ----------------------------------------------
     def pool_stats(self) -> dict[str, dict[str, int]]:

@@ -18,7 +18,7 @@ import pytest
 from loadtests.stack import Stack
 from resilience_async.breaker import CircuitBreaker
 from resilience_async.db import Connection, Database, counts_against_database
-from resilience_async.errors import WriteOutcomeUnknownError
+from resilience_async.errors import NoPrimaryError, WriteOutcomeUnknownError
 from resilience_async.lsn import parse_lsn
 from tests.fix_stack import kill
 
@@ -191,6 +191,50 @@ async def terminate_sleeping_backend(stack: Stack, server: str) -> None:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name LIKE 'resilience-pool:%%' AND query LIKE '%%pg_sleep%%' "
                 "AND state = 'active'"
+            )
+            if await cursor.fetchall():
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"no pooled backend on {server} ran pg_sleep")
+
+
+async def test_a_write_queued_for_a_connection_learns_of_a_dead_primary_from_the_monitor(
+    healthy_stack: Stack,
+) -> None:
+    """One connection, held by a stalled write; a second write queues for it (pool timeout:
+    10 minutes). The primary dies: the queued write fails as soon as the monitor has seen
+    it, with NoPrimaryError, instead of waiting out the pool's timeout."""
+    database = Database(
+        primary_url=healthy_stack.env["DATABASE_URL"],
+        replica_urls=[],
+        max_size=1,
+        timeout=600,
+        monitor_interval=0.1,
+    )
+    await database.open()
+    try:
+        await database.monitor.first_round()
+        holder = asyncio.create_task(
+            database.write(lambda conn: conn.execute("SELECT pg_sleep(30)"))
+        )
+        await wait_for_sleeping_backend(healthy_stack, "primary")
+        queued = asyncio.create_task(database.write(in_recovery))
+        kill(healthy_stack.children["primary"])
+        with pytest.raises(WriteOutcomeUnknownError):
+            await holder
+        with pytest.raises(NoPrimaryError):
+            await queued
+    finally:
+        await database.close()
+
+
+async def wait_for_sleeping_backend(stack: Stack, server: str) -> None:
+    url = stack.services[server]["url"]
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+        for _ in range(500):  # bounded: the query starts within milliseconds
+            cursor = await admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'resilience-pool:%%' "
+                "AND query LIKE '%%pg_sleep%%' AND state = 'active'"
             )
             if await cursor.fetchall():
                 return
