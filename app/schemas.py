@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from resilience_async.lsn import InvalidLsnError, parse_lsn
@@ -164,3 +165,67 @@ def _int_param(query: Any, name: str, default: Any, low: int, high: int) -> Any:
     if not re.fullmatch(r"[0-9]{1,19}", raw) or not low <= int(raw) <= high:
         raise InvalidInput(400, "invalid_parameter", f"must be an integer {low}..{high}", name)
     return int(raw)
+
+
+def parse_report_params(content_type: str, body: bytes) -> dict[str, Any]:
+    """`{}` or any of `item_prefix` (text <= 100), `since` (ISO 8601), `include_tips` (bool)."""
+    if not body.strip():
+        return {}
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise InvalidInput(
+            400,
+            "unsupported_media_type",
+            f"send application/json, not {media_type or 'no content type'!r}",
+            "Content-Type",
+        )
+    if len(body) > MAX_ORDER_BODY:
+        raise body_too_large()
+    try:
+        data = json.loads(body.decode("utf-8"), parse_int=_bounded_int)
+    except (ValueError, RecursionError):
+        raise InvalidInput(400, "malformed_json", "the body is not UTF-8 JSON", "body") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(422, "invalid", "the body must be a JSON object", "body")
+    params: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "item_prefix":
+            params[name] = _text(value, name, 100, allow_empty=True)
+        elif name == "since":
+            params[name] = _timestamp(value, name)
+        elif name == "include_tips":
+            if not isinstance(value, bool):
+                raise InvalidInput(422, "invalid", "include_tips must be true or false", name)
+            params[name] = value
+        else:
+            raise InvalidInput(422, "unknown_field", "unknown field", str(name)[:100])
+    return params
+
+
+def _text(value: Any, name: str, limit: int, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(422, "invalid", f"{name} must be a string", name)
+    if not allow_empty and not value.strip():
+        raise InvalidInput(422, "invalid", f"{name} must not be blank", name)
+    if len(value) > limit:
+        raise InvalidInput(422, "invalid", f"{name} must be at most {limit} characters", name)
+    if "\x00" in value:
+        raise InvalidInput(422, "invalid", f"{name} must not contain NUL characters", name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(422, "invalid", f"{name} must be valid Unicode text", name) from None
+    return value
+
+
+def _timestamp(value: Any, name: str) -> str:
+    """An ISO 8601 date-time; without a UTC offset it is taken as UTC."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidInput(422, "invalid", f"{name} must be an ISO 8601 date-time", name)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(422, "invalid", f"{name} must be an ISO 8601 date-time", name) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()

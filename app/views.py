@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 
 from app import orders as orders_service
+from app import reports as reports_service
 from app import schemas, services
 from app.schemas import InvalidInput
 from resilience_async.django.errors import answers_resilience_errors
@@ -98,15 +100,19 @@ async def order(request: HttpRequest, order_id: int) -> HttpResponse:
     return json_response(read.value.to_json(), headers={SERVED_BY: read.server})
 
 
-async def _create_order(request: HttpRequest) -> HttpResponse:
+def _body(request: HttpRequest) -> bytes:
+    """The request body, refused before it is read when it declares itself too large."""
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit() or int(declared) > schemas.MAX_ORDER_BODY:
         raise schemas.body_too_large()
     try:
-        body = request.body
+        return request.body
     except RequestDataTooBig:
         raise schemas.body_too_large() from None
-    new = schemas.parse_new_order(request.content_type or "", body)
+
+
+async def _create_order(request: HttpRequest) -> HttpResponse:
+    new = schemas.parse_new_order(request.content_type or "", _body(request))
     key = schemas.parse_idempotency_key(request.headers.get("Idempotency-Key"))
     try:
         written = await orders_service.create(new, idempotency_key=key)
@@ -121,3 +127,37 @@ async def _create_order(request: HttpRequest) -> HttpResponse:
         headers["Idempotent-Replayed"] = "true"
     body_json = {**created.order.to_json(), "consistency_token": written.token}
     return json_response(body_json, status=201, headers=headers)
+
+
+@answers_resilience_errors
+async def reports(request: HttpRequest) -> HttpResponse:
+    """`POST`: accept a report job (202); it is built later by a worker, never lost."""
+    rejected = method_not_allowed(request, "POST")
+    if rejected is not None:
+        return rejected
+    try:
+        params = schemas.parse_report_params(request.content_type or "", _body(request))
+    except InvalidInput as exc:
+        return _invalid(exc)
+    written = await reports_service.create(params)
+    report = written.value
+    headers = {"X-Consistency-Token": written.token, "Location": f"/api/reports/{report.id}"}
+    body = {"id": str(report.id), "status": report.status, "consistency_token": written.token}
+    return json_response(body, status=202, headers=headers)
+
+
+@answers_resilience_errors
+async def report(request: HttpRequest, report_id: uuid.UUID) -> HttpResponse:
+    """queued, running, done (with the result) or failed (with the reason)."""
+    rejected = method_not_allowed(request, "GET", "HEAD")
+    if rejected is not None:
+        return rejected
+    try:
+        token = schemas.parse_consistency_token(request.headers.get("X-Consistency-Token"))
+    except InvalidInput as exc:
+        return _invalid(exc)
+    read = await reports_service.get(report_id, token=token)
+    served = {SERVED_BY: read.server}
+    if read.value is None:
+        return json_error(404, "not_found", f"no report {report_id}", headers=served)
+    return json_response(read.value.to_json(), headers=served)

@@ -6,6 +6,7 @@ The library never reads settings; this module does, and hands each primitive wha
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,6 +94,14 @@ class Resources:
             single_flight=settings.CACHE_SINGLE_FLIGHT,
         )
         self.idempotency_key_ttl = settings.IDEMPOTENCY_KEY_TTL
+        self.broker_url = settings.BROKER_URL
+        self.broker_redis = (
+            Redis.from_url(settings.BROKER_URL, socket_timeout=settings.REDIS_TIMEOUT,
+                           socket_connect_timeout=settings.REDIS_TIMEOUT)
+            if urlsplit(settings.BROKER_URL).scheme.startswith("redis")
+            else None
+        )  # fmt: skip
+        self.outbox_warn_age = settings.OUTBOX_WARN_AGE
         self.cache_ttl = settings.CACHE_TTL
         self.cache_stale_ttl = settings.CACHE_STALE_TTL
         self.readiness = Readiness(
@@ -112,6 +121,8 @@ class Resources:
         await self.tips_breaker.aclose()
         await self.tips_client.aclose()
         await self.redis.aclose()
+        if self.broker_redis is not None:
+            await self.broker_redis.aclose()
         await self.database.close()
 
     def _checks(self, *, max_lag: float, redis_url: str) -> list[Check]:
@@ -129,6 +140,9 @@ class Resources:
             Check("redis", "responseTime", self._probe_redis, "datastore", _redis_host(redis_url))
         )
         checks.append(Check("upstream", "circuitBreaker", self._probe_upstream, "component", TIPS))
+        checks.append(Check("broker", "responseTime", self._probe_broker, "component",
+                            _redis_host(self.broker_url)))  # fmt: skip
+        checks.append(Check("outbox", "backlog", self._probe_outbox, "component", "outbox"))
         return checks
 
     async def _probe_primary(self) -> Observation:
@@ -155,6 +169,25 @@ class Resources:
     async def _probe_redis(self) -> Observation:
         await self.redis.ping()
         return Observation()
+
+    async def _probe_broker(self) -> Observation:
+        """Jobs are accepted while the broker is down (the outbox holds them): warn only."""
+        if self.broker_redis is not None:
+            await self.broker_redis.ping()
+        else:
+            parsed = urlsplit(self.broker_url)
+            _, writer = await asyncio.open_connection(parsed.hostname, parsed.port or 5672)
+            writer.close()
+        return Observation()
+
+    async def _probe_outbox(self) -> Observation:
+        """Messages committed but not yet published, and how long the oldest has waited."""
+        read = await self.database.read(_outbox_backlog)
+        backlog, oldest = read.value
+        if oldest > self.outbox_warn_age:
+            output = f"{backlog} message(s) unpublished, the oldest for {oldest:.0f} s"
+            return Observation(backlog, "messages", Status.WARN, output)
+        return Observation(backlog, "messages")
 
     async def _probe_upstream(self) -> Observation:
         """The breaker's view: no request is sent (readiness must not hammer the upstream)."""
@@ -210,6 +243,17 @@ def require() -> Resources:
     return _installed
 
 
+async def _outbox_backlog(conn: Any) -> tuple[int, float]:
+    cursor = await conn.execute(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 "
+        "FROM outbox WHERE sent_at IS NULL"
+    )
+    row = await cursor.fetchone()
+    return int(row[0]), float(row[1])
+
+
 def _redis_host(url: str) -> str:
+    """`host:port` of a redis:// or amqp:// URL, for health details (no password)."""
     parsed = urlsplit(url)
-    return f"{parsed.hostname}:{parsed.port or 6379}"
+    default = 5672 if parsed.scheme.startswith("amqp") else 6379
+    return f"{parsed.hostname}:{parsed.port or default}"

@@ -108,6 +108,31 @@ def _django_database(url: str) -> dict[str, object]:
 
 DATABASES = {"default": _django_database(DATABASE_URL)}
 
+# --- Background jobs: Dramatiq workers fed by the outbox relay -----------------------------
+WORKER_PROCESSES = env.int("WORKER_PROCESSES", 1, min_value=1)
+WORKER_THREADS = env.int("WORKER_THREADS", 4, min_value=1)
+# On SIGTERM running jobs get this long to finish; unfinished ones are redelivered later.
+WORKER_SHUTDOWN_TIMEOUT = env.seconds("WORKER_SHUTDOWN_TIMEOUT", 5.0, allow_zero=False)
+# Transient failures (database, upstream) are retried with exponential backoff and jitter.
+JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", 5)
+JOBS_MIN_BACKOFF = env.seconds("JOBS_MIN_BACKOFF", 1.0, allow_zero=False)
+JOBS_MAX_BACKOFF = env.seconds("JOBS_MAX_BACKOFF", 60.0, allow_zero=False)
+JOBS_TIME_LIMIT = env.seconds("JOBS_TIME_LIMIT", 120.0, allow_zero=False)
+JOBS_MAX_AGE = env.seconds("JOBS_MAX_AGE", 24 * 3600.0, allow_zero=False)
+# Redis broker: a worker silent this long is dead and its unacknowledged messages are
+# requeued by the next maintenance run, which JOBS_MAINTENANCE_CHANCE of broker commands do.
+JOBS_HEARTBEAT_TIMEOUT = env.seconds("JOBS_HEARTBEAT_TIMEOUT", 10.0, allow_zero=False)
+JOBS_MAINTENANCE_CHANCE = env.fraction("JOBS_MAINTENANCE_CHANCE", 0.1)
+# The report job: real aggregation over the orders, paced to take at least this long.
+REPORT_WORK_SECONDS = env.seconds("REPORT_WORK_SECONDS", 3.0)
+RELAY_INTERVAL = env.seconds("RELAY_INTERVAL", 1.0, allow_zero=False)
+RELAY_BATCH = env.int("RELAY_BATCH", 100, min_value=1)
+# A job still unfinished this long after its message was published is presumed lost by the
+# broker (a Redis restarted without its data) and published again; longer than a job runs.
+JOBS_REPUBLISH_AFTER = env.seconds("JOBS_REPUBLISH_AFTER", 300.0, allow_zero=False)
+# Readiness warns when the oldest unpublished outbox message is older than this.
+OUTBOX_WARN_AGE = env.seconds("OUTBOX_WARN_AGE", 30.0, allow_zero=False)
+
 # --- Health ------------------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT = env.seconds("HEALTH_CHECK_TIMEOUT", 1.0, allow_zero=False)
 HEALTH_CACHE_TTL = env.seconds("HEALTH_CACHE_TTL", 1.0)

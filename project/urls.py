@@ -21,4 +21,6 @@ urlpatterns = [
     path("api/tips", views.tips, name="tips"),
     path("api/orders", views.orders, name="orders"),
     path("api/orders/<int:order_id>", views.order, name="order"),
+    path("api/reports", views.reports, name="reports"),
+    path("api/reports/<uuid:report_id>", views.report, name="report"),
 ]

@@ -1,6 +1,7 @@
-"""`make run`: the stack, migrations, then the web server, supervised until Ctrl-C/SIGTERM.
+"""`make run`: the stack, migrations, then the web server, the outbox relay and a Dramatiq
+worker, supervised until Ctrl-C/SIGTERM.
 
-A web (later worker) process that dies is restarted, with a growing delay if it keeps
+A web, worker or relay process that dies is restarted, with a growing delay if it keeps
 dying; a dependency that dies is left dead and reported once, so faults stay observable
 and the resilience layer is what copes with them.
 """
@@ -73,6 +74,17 @@ def uvicorn_argv(host: str, port: int, workers: int) -> list[str]:
 
 def web_child(stack: Stack, env: dict[str, str], host: str, port: int, workers: int) -> Child:
     return Child("web", uvicorn_argv(host, port, workers), stack.log_path("web"), env=env, cwd=ROOT)
+
+
+def worker_child(stack: Stack, env: dict[str, str], name: str = "worker") -> Child:
+    """A Dramatiq worker (`python -m workers`: processes and threads from the settings)."""
+    return Child(name, [sys.executable, "-m", "workers"], stack.log_path(name), env=env, cwd=ROOT)
+
+
+def relay_child(stack: Stack, env: dict[str, str], name: str = "relay") -> Child:
+    """The outbox relay (`python -m workers.relay`)."""
+    argv = [sys.executable, "-m", "workers.relay"]
+    return Child(name, argv, stack.log_path(name), env=env, cwd=ROOT)
 
 
 class Supervisor:
@@ -165,6 +177,8 @@ def serve(
             url=url,
             workers=workers,
         )
+        supervisor.start("relay", lambda: relay_child(stack, env))
+        supervisor.start("worker", lambda: worker_child(stack, env))
         wait_until(web, http_ok(f"{url}/health/live"), what=f"{url}/health/live")
         stack.serving = url
         stack.write_state()

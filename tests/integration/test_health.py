@@ -46,7 +46,7 @@ def test_ready_passes_and_lists_every_dependency(healthy_stack: Stack, web: WebS
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/health+json"
     entries = checks(response)
-    assert set(entries) == {"primary", "replica-1", "redis", "upstream"}
+    assert set(entries) == {"primary", "replica-1", "redis", "upstream", "broker", "outbox"}
     replica = entries["replica-1"]
     assert replica["observedUnit"] == "s"
     assert replica["observedValue"] >= 0
@@ -136,7 +136,8 @@ def test_failing_upstream_warns(healthy_stack: Stack, web: WebServer) -> None:
 
 
 def test_probe_floods_share_one_round_of_checks(healthy_stack: Stack, tmp_path: Path) -> None:
-    """Fifty concurrent readiness probes within the cache interval ping Redis once."""
+    """Fifty concurrent readiness probes within the cache interval ping Redis once for the
+    cache and once for the broker (the stack's broker is a database of the same Redis)."""
     redis_client = redis.Redis.from_url(healthy_stack.env["REDIS_URL"])
 
     def pings() -> int:
@@ -151,7 +152,7 @@ def test_probe_floods_share_one_round_of_checks(healthy_stack: Stack, tmp_path: 
             statuses = list(pool.map(lambda _: server.get("/health/ready").status_code, range(50)))
         after = pings()
     assert statuses == [200] * 50
-    assert after - before == 1
+    assert after - before == 2
 
 
 def test_readiness_fails_at_once_on_sigterm_while_serving(

@@ -71,7 +71,8 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, str]
 def test_serve_runs_everything_and_stops_it_all_on_sigint(
     served: tuple[subprocess.Popen[bytes], Path, str],
 ) -> None:
-    """Ready lists primary, replica and redis; SIGINT stops every process within 10 s."""
+    """Ready lists primary, replica and redis; the relay and a worker run; SIGINT stops every
+    process within 10 s."""
     process, state_dir, url = served
     ready = wait_for(
         lambda: (r := httpx.get(f"{url}/health/ready", timeout=5)).status_code == 200 and r
@@ -82,8 +83,8 @@ def test_serve_runs_everything_and_stops_it_all_on_sigint(
         "redis",
     }
     services = read_state(state_dir)["services"]
-    assert set(services) >= {"primary", "replica", "redis", "upstream", "web"}
-    ports = [service["port"] for service in services.values()]
+    assert set(services) >= {"primary", "replica", "redis", "upstream", "web", "relay", "worker"}
+    ports = [service["port"] for service in services.values() if "port" in service]
 
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
@@ -101,6 +102,20 @@ def test_a_dead_web_server_is_restarted(served: tuple[subprocess.Popen[bytes], P
     os.kill(old_pid, signal.SIGKILL)
     wait_for(lambda: read_state(state_dir)["services"]["web"]["pid"] != old_pid, timeout=20)
     wait_for(lambda: live(url), timeout=30)
+
+
+def test_a_dead_job_worker_is_restarted(
+    served: tuple[subprocess.Popen[bytes], Path, str],
+) -> None:
+    """SIGKILL of the Dramatiq worker's whole group: the supervisor starts a new one."""
+    _process, state_dir, _url = served
+    old_pid = read_state(state_dir)["services"]["worker"]["pid"]
+    os.killpg(old_pid, signal.SIGKILL)
+    new_pid = wait_for(
+        lambda: (pid := read_state(state_dir)["services"]["worker"]["pid"]) != old_pid and pid,
+        timeout=20,
+    )
+    assert pid_alive(new_pid)
 
 
 def test_metrics_cover_every_worker(served: tuple[subprocess.Popen[bytes], Path, str]) -> None:

@@ -1,0 +1,84 @@
+"""Reports: accepted in one transaction with their outbox message, built later by a worker.
+
+The request never talks to the broker: the report row and its outbox row commit together
+(one statement), and the relay (`workers.relay`) publishes the message. A broker that is
+down delays the job; it never fails the request or loses the job.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from project.resources import require
+from resilience_async.db import Connection, ReadResult, WriteResult
+
+ACTOR = "build_report"
+_COLUMNS = "id, status, params, result, error, attempts, created_at, updated_at"
+# One statement: the report and its message commit together or not at all; the NOTIFY
+# wakes the relay when (and only if) the transaction commits.
+_CREATE = """
+WITH report AS (
+    INSERT INTO reports (id, params) VALUES (%s, %s)
+    RETURNING id, status, params, result, error, attempts, created_at, updated_at
+), message AS (
+    INSERT INTO outbox (actor, payload)
+    SELECT %s, jsonb_build_object('report_id', id::text) FROM report
+)
+SELECT report.*, pg_notify('outbox', '') FROM report
+"""
+_SELECT = f"SELECT {_COLUMNS} FROM reports WHERE id = %s"  # noqa: S608 - constant columns
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    id: uuid.UUID
+    status: str
+    params: dict[str, Any]
+    result: Any
+    error: str
+    attempts: int
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": str(self.id),
+            "status": self.status,
+            "params": self.params,
+            "attempts": self.attempts,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+        if self.status == "done":
+            body["result"] = self.result
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+async def create(params: dict[str, Any]) -> WriteResult[Report]:
+    """Commit the report and its outbox message; the relay takes it from there."""
+    return await require().database.write(lambda conn: _insert(conn, params))
+
+
+async def get(report_id: uuid.UUID, *, token: str | None) -> ReadResult[Report | None]:
+    return await require().database.read(lambda conn: _select(conn, report_id), token=token)
+
+
+async def _insert(conn: Connection, params: dict[str, Any]) -> Report:
+    cursor = await conn.execute(_CREATE, (uuid.uuid4(), Jsonb(params), ACTOR))
+    row = await cursor.fetchone()
+    if row is None:
+        raise LookupError("the report insert returned no row")
+    return Report(*row[:8])
+
+
+async def _select(conn: Connection, report_id: uuid.UUID) -> Report | None:
+    cursor = await conn.execute(_SELECT, (report_id,))
+    row = await cursor.fetchone()
+    return None if row is None else Report(*row)
