@@ -8,10 +8,12 @@ import sys
 from loadtests import cli_stack
 from loadtests.bench import data as bench_data
 from loadtests.bench import http as bench_http
+from loadtests.bench import jobs as bench_jobs
 from loadtests.bench import outbound as bench_outbound
 from loadtests.stack import StackError
 
-BENCH_PARTS = {"http": bench_http.run, "outbound": bench_outbound.run, "data": bench_data.run}
+BENCH_PARTS = {"http": bench_http.run, "outbound": bench_outbound.run, "data": bench_data.run,
+               "jobs": bench_jobs.run}  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:
