@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from resilience_async.lsn import InvalidLsnError, parse_lsn
@@ -228,4 +228,7 @@ def _timestamp(value: Any, name: str) -> str:
         raise InvalidInput(422, "invalid", f"{name} must be an ISO 8601 date-time", name) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    offset = moment.utcoffset()
+    if offset is not None and abs(offset) >= timedelta(hours=16):  # PostgreSQL's limit
+        raise InvalidInput(422, "invalid", f"{name} has a UTC offset beyond 15:59", name)
     return moment.isoformat()

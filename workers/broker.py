@@ -26,7 +26,7 @@ def make_broker(settings: Any) -> dramatiq.Broker:
         AgeLimit(max_age=int(settings.JOBS_MAX_AGE * 1000)),
         TimeLimit(time_limit=int(settings.JOBS_TIME_LIMIT * 1000)),
         ShutdownNotifications(),
-        RecordFailures(settings.DATABASE_URL),
+        RecordFailures(settings.DATABASE_URL, pool_size=settings.WORKER_THREADS + 1),
         Retries(
             max_retries=settings.JOBS_MAX_RETRIES,
             min_backoff=int(settings.JOBS_MIN_BACKOFF * 1000),

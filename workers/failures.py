@@ -28,8 +28,9 @@ WHERE id = %s AND status <> 'done'
 
 
 class RecordFailures(dramatiq.Middleware):
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, pool_size: int = 4) -> None:
         self.database_url = database_url
+        self.pool_size = pool_size  # the actors' pool: whoever asks first creates it
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
@@ -37,12 +38,11 @@ class RecordFailures(dramatiq.Middleware):
         if exception is None:
             return
         reason = f"{type(exception).__name__}: {exception}"
+        attempts = _attempts(message)
         if message.failed:
-            self._record(message, _FAILED, f"failed after {_attempts(message)}: {reason}")
+            self._record(message, _FAILED, f"failed after {attempts}: {reason}")
         else:
-            self._record(
-                message, _RETRYING, f"attempt {_attempts(message)} failed, retrying: {reason}"
-            )
+            self._record(message, _RETRYING, f"{attempts} failed so far, retrying: {reason}")
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.failed:
@@ -53,7 +53,7 @@ class RecordFailures(dramatiq.Middleware):
         if report_id is None:
             return
         try:
-            with db.pool(self.database_url).connection() as conn:
+            with db.pool(self.database_url, size=self.pool_size).connection() as conn:
                 conn.execute(sql, (reason[:2000], report_id))
         except Exception:  # the broker still has the message (retry or dead letter)
             logger.exception("could not record the outcome of report %s", report_id)
