@@ -13,8 +13,11 @@ import pybreaker
 import requests
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
+from app import schemas
+from app.models import Order, Report
+from app.schemas import InvalidInput
 from app.services import FALLBACK_TIPS
 
 session = requests.Session()  # keep-alive, as any production user of requests would
@@ -62,3 +65,79 @@ def tips(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"tips": FALLBACK_TIPS, "source": "fallback"})
     cache.set("tips", data, timeout=settings.CACHE_TTL + settings.CACHE_STALE_TTL)
     return JsonResponse({"tips": data, "source": "live"})
+
+
+# --- orders and reports: the Django ORM, the router above, the broker from the request ---
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JsonResponse:
+    error = {"code": code, "message": message, **({"field": field} if field else {})}
+    return JsonResponse({"error": error}, status=status)
+
+
+def _order_json(order: Order) -> dict[str, Any]:
+    return {"id": order.pk, "item": order.item, "quantity": order.quantity,
+            "created_at": order.created_at.isoformat()}  # fmt: skip
+
+
+def orders(request: HttpRequest) -> HttpResponseBase:
+    """POST creates on the primary; GET lists from the replica (the router decides)."""
+    try:
+        if request.method == "POST":
+            new = schemas.parse_new_order(request.content_type or "", request.body)
+            order = Order.objects.create(item=new.item, quantity=new.quantity)
+            return JsonResponse(_order_json(order), status=201)
+        if request.method != "GET":
+            return _error(405, "method_not_allowed", f"{request.method} is not allowed here")
+        limit, before = schemas.parse_page(request.GET)
+    except InvalidInput as exc:
+        return _error(exc.status, exc.code, exc.message, exc.field)
+    found = Order.objects.order_by("-id")
+    if before is not None:
+        found = found.filter(id__lt=before)
+    page = list(found[:limit])
+    next_before = page[-1].pk if len(page) == limit else None
+    return JsonResponse({"orders": [_order_json(o) for o in page], "next_before": next_before})
+
+
+def order(request: HttpRequest, order_id: int) -> HttpResponseBase:
+    found = Order.objects.filter(pk=order_id).first() if order_id <= schemas.MAX_ID else None
+    if found is None:
+        return _error(404, "not_found", f"no order {order_id}")
+    return JsonResponse(_order_json(found))
+
+
+def reports(request: HttpRequest) -> HttpResponseBase:
+    """The guide's `process_large_data.delay()`: the row, then the broker, from the request.
+
+    Two writes to two systems without a transaction between them: a broker that is down
+    after the row committed leaves a report no worker will ever build (503 here). The async
+    service's outbox is the answer.
+    """
+    if request.method != "POST":
+        return _error(405, "method_not_allowed", f"{request.method} is not allowed here")
+    try:
+        params = schemas.parse_report_params(request.content_type or "", request.body)
+    except InvalidInput as exc:
+        return _error(exc.status, exc.code, exc.message, exc.field)
+    report = Report.objects.create(params=params)
+    from workers.actors import build_report  # noqa: PLC0415 - the broker, only when used
+
+    try:
+        build_report.send(report_id=str(report.pk))
+    except Exception as exc:
+        return _error(503, "broker_unavailable", f"report {report.pk} saved, not queued: {exc}")
+    return JsonResponse({"id": str(report.pk), "status": "queued"}, status=202)
+
+
+def report(request: HttpRequest, report_id: Any) -> HttpResponseBase:
+    found = Report.objects.filter(pk=report_id).first()
+    if found is None:
+        return _error(404, "not_found", f"no report {report_id}")
+    body = {"id": str(found.pk), "status": found.status, "params": found.params,
+            "attempts": found.attempts}  # fmt: skip
+    if found.status == Report.Status.DONE:
+        body["result"] = found.result
+    if found.error:
+        body["error"] = found.error
+    return JsonResponse(body)

@@ -6,6 +6,12 @@ Everything else, environment included, comes from `project.settings`.
 from __future__ import annotations
 
 from project.settings import *  # noqa: F403
+from project.settings import _django_database
+
+# The guide's replication set-up: the first replica under "replica", and a router.
+if DATABASE_REPLICA_URLS:  # noqa: F405
+    DATABASES = {**DATABASES, "replica": _django_database(DATABASE_REPLICA_URLS[0])}  # noqa: F405
+DATABASE_ROUTERS = ["app.routers.PrimaryReplicaRouter"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -6,6 +6,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings_sync")
+# Always the twin's settings: an inherited DJANGO_SETTINGS_MODULE (a test runner's, a shell's)
+# would otherwise serve the async service's views through the sync handler.
+os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings_sync"
 
 application = get_wsgi_application()

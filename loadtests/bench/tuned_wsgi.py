@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from requests.adapters import HTTPAdapter
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings_sync")
+os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings_sync"
 application = get_wsgi_application()
 
 from app import views_sync  # noqa: E402 - needs the settings above
