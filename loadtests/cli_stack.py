@@ -41,6 +41,7 @@ def make_stack() -> Stack:
         pg_bin=os.environ.get("PG_BIN"),
         redis_server=os.environ.get("REDIS_SERVER"),
         synchronous_commit=os.environ.get("STACK_SYNCHRONOUS_COMMIT") or "local",
+        broker=os.environ.get("STACK_BROKER") or "redis",
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from loadtests.stack import postgres
+from loadtests.stack import postgres, rabbitmq
 from loadtests.stack.ports import free_port
 from loadtests.stack.process import Child
 from loadtests.stack.state import RUN_DIR_MARKER, StateDir, cmdline, start_ticks
@@ -41,6 +41,8 @@ class Stack:
         external: settings naming services to use instead of starting them.
         pg_bin: PostgreSQL's bin directory (else found on the machine).
         redis_server: the redis-server binary.
+        broker: `redis` (the default: a database of the stack's Redis) or `rabbitmq` (a
+            RabbitMQ node of its own) when `BROKER_URL` is not given.
         synchronous_commit: `local` (the default: the replica streams asynchronously), or
             `on` / `remote_apply` to make the replica a synchronous standby, so no commit
             is acknowledged before the replica has it (flushed, or applied and visible).
@@ -54,7 +56,11 @@ class Stack:
         pg_bin: str | None = None,
         redis_server: str | None = None,
         synchronous_commit: str = "local",
+        broker: str = "redis",
     ) -> None:
+        if broker not in ("redis", "rabbitmq"):
+            raise StackError(f"broker: redis or rabbitmq, not {broker!r}")
+        self.broker = broker
         if synchronous_commit not in postgres.SYNCHRONOUS_COMMIT_LEVELS:
             levels = ", ".join(postgres.SYNCHRONOUS_COMMIT_LEVELS)
             raise StackError(f"synchronous_commit: one of {levels}, not {synchronous_commit!r}")
@@ -176,8 +182,10 @@ class Stack:
             self._start_upstream()
         if "DATABASE_URL" not in self.env:
             self._start_postgres()
+        if "BROKER_URL" not in self.env and self.broker == "rabbitmq":
+            self._start_rabbitmq()
         self.env.setdefault("BROKER_URL", self.env["REDIS_URL"].rsplit("/", 1)[0] + "/1")
-        for name in ("redis", "upstream"):
+        for name in ("redis", "upstream", "rabbitmq"):
             if name in self._ready_checks:
                 self._ready_checks[name]()
 
@@ -211,6 +219,20 @@ class Stack:
         self.add("redis", child, port=port, data_dir=str(data_dir), url=url)
         self._ready_checks["redis"] = lambda: wait_until(child, redis_pings(url), what=url)
         self.env["REDIS_URL"] = url
+
+    def _start_rabbitmq(self) -> None:
+        binary = rabbitmq.find_server(os.environ.get("RABBITMQ_SERVER"))
+        port, dist_port = free_port(), free_port()
+        data_dir = self.run_dir / "rabbitmq"
+        child = rabbitmq.server(binary, port=port, dist_port=dist_port, data_dir=data_dir,
+                                log_path=self.log_path("rabbitmq"))  # fmt: skip
+        _start(child)
+        url = rabbitmq.url(port)
+        self.add("rabbitmq", child, port=port, data_dir=str(data_dir), url=url)
+        self._ready_checks["rabbitmq"] = lambda: wait_until(
+            child, rabbitmq.accepts(url), what=url, timeout=60
+        )
+        self.env["BROKER_URL"] = url
 
     def _start_upstream(self) -> None:
         port, control_port = free_port(), free_port()

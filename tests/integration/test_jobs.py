@@ -7,109 +7,19 @@ restart it. The database is the session's primary and replica.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from loadtests.stack import Stack
-from loadtests.stack.process import Child
-from loadtests.stack.serve import relay_child, worker_child
 from loadtests.upstream import UpstreamControl
-from tests.fix_stack import WebServer, run_web, wait_for
+from tests.fix_jobs import jobs, relay_process, worker_process
+from tests.fix_stack import WebServer, wait_for
 
 pytestmark = pytest.mark.integration
-
-# Fast but honest timings: a job takes a second, a dead worker is noticed after 3 s and
-# every broker command runs the maintenance that requeues a dead worker's messages.
-JOB_SETTINGS = {
-    "REPORT_WORK_SECONDS": "1",
-    "JOBS_HEARTBEAT_TIMEOUT": "3",
-    "JOBS_MAINTENANCE_CHANCE": "1",
-    "JOBS_MIN_BACKOFF": "0.1",
-    "JOBS_MAX_BACKOFF": "0.3",
-    "JOBS_MAX_RETRIES": "2",
-    "RELAY_INTERVAL": "0.2",
-    "WORKER_PROCESSES": "1",
-    "WORKER_THREADS": "4",
-    "WORKER_SHUTDOWN_TIMEOUT": "1",
-    "LOG_FORMAT": "json",
-}
-_names = itertools.count(1)
-
-
-class Jobs:
-    """A broker of its own, and the web, relay and worker processes around it."""
-
-    def __init__(self, broker: Stack, web: WebServer, env: dict[str, str], log_dir: Path):
-        self.broker = broker
-        self.web = web
-        self.env = env
-        self.log_dir = log_dir
-        self.processes: list[Child] = []
-        self.primary_url = env["DATABASE_URL"]
-
-    def start(self, make) -> Child:
-        child = make(self.broker, self.env, f"{make.__name__.split('_')[0]}-{next(_names)}")
-        child.start()
-        self.processes.append(child)
-        return child
-
-    def post(self, params: dict | None = None) -> str:
-        response = self.web.client.post("/api/reports", json=params or {})
-        assert response.status_code == 202, response.text
-        return response.json()["id"]
-
-    def states(self, ids: list[str]) -> dict[str, tuple[str, int, bool, str]]:
-        """id -> (status, attempts, has a result, error), straight from the primary."""
-        with psycopg.connect(self.primary_url) as conn:
-            rows = conn.execute(
-                "SELECT id::text, status, attempts, result IS NOT NULL, error FROM reports "
-                "WHERE id = ANY(%s::uuid[])",
-                (ids,),
-            ).fetchall()
-        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
-
-    def all_done(self, ids: list[str]):
-        def check():
-            states = self.states(ids)
-            done = [s for s in states.values() if s[0] == "done"]
-            return states if len(done) == len(ids) else None
-
-        return check
-
-    def stop(self) -> None:
-        for child in self.processes:
-            child.stop(timeout=5)
-
-
-@contextmanager
-def jobs(healthy_stack: Stack, tmp_path: Path, **settings: str) -> Iterator[Jobs]:
-    external = {name: healthy_stack.env[name] for name in
-                ("DATABASE_URL", "DATABASE_REPLICA_URLS", "TIPS_UPSTREAM_URL")}  # fmt: skip
-    broker = Stack(state_dir=tmp_path / "broker-state", external=external)
-    broker.start()
-    merged = {**JOB_SETTINGS, **settings}
-    env = {**os.environ, **broker.env, **merged}
-    with ExitStack() as cleanup:
-        cleanup.callback(broker.stop)
-        web = cleanup.enter_context(run_web(broker, tmp_path, **merged))
-        running = Jobs(broker, web, env, tmp_path)
-        cleanup.callback(running.stop)
-        yield running
-
-
-def relay_process(broker: Stack, env: dict[str, str], name: str) -> Child:
-    return relay_child(broker, env, name)
-
-
-def worker_process(broker: Stack, env: dict[str, str], name: str) -> Child:
-    return worker_child(broker, env, name)
 
 
 def test_reports_accepted_while_the_broker_is_down_all_finish_once_it_is_back(

@@ -1,0 +1,38 @@
+"""The same job flow with `BROKER_URL=amqp://`: a RabbitMQ node of the test's own.
+
+RabbitMQ redelivers a dead consumer's unacknowledged messages as soon as its connection
+closes, so a worker killed mid-job hands its job over at once, with no heartbeat to wait out.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from loadtests.stack import Stack
+from tests.fix_jobs import jobs, relay_process, worker_process
+from tests.fix_stack import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_jobs_run_through_rabbitmq_and_survive_a_killed_worker(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    with jobs(healthy_stack, tmp_path, broker_kind="rabbitmq", REPORT_WORK_SECONDS="2") as system:  # fmt: skip
+        assert system.env["BROKER_URL"].startswith("amqp://")
+        system.start(relay_process)
+        doomed = system.start(worker_process)
+        first = system.post()
+        wait_for(lambda: system.states([first])[first][0] == "running", timeout=30)
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.popen.wait(timeout=10)
+        system.start(worker_process)
+        more = [system.post() for _ in range(5)]
+        finished = wait_for(system.all_done([first, *more]), timeout=60, interval=0.2)
+
+    assert finished[first][:3] == ("done", 2, True)  # killed once, finished once
+    assert {finished[report][:3] for report in more} == {("done", 1, True)}
