@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_jobs_run_through_rabbitmq_and_survive_a_killed_worker(
     healthy_stack: Stack, tmp_path: Path
 ) -> None:
-    with jobs(healthy_stack, tmp_path, broker_kind="rabbitmq", REPORT_WORK_SECONDS="2") as system:  # fmt: skip
+    with jobs(healthy_stack, tmp_path, broker_kind="rabbitmq", REPORT_WORK_SECONDS="2") as system:
         assert system.env["BROKER_URL"].startswith("amqp://")
         system.start(relay_process)
         doomed = system.start(worker_process)
