@@ -136,3 +136,21 @@ def _all_sent(primary_url: str, ids: list[str]) -> bool:
             (ids,),
         ).fetchone()
     return row == (len(ids),)
+
+
+def test_a_worker_stopped_mid_job_lets_it_finish_before_it_exits(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    """SIGTERM (what Ctrl-C under `make run` sends): the running job completes, once."""
+    with jobs(healthy_stack, tmp_path, REPORT_WORK_SECONDS="2",
+              WORKER_SHUTDOWN_TIMEOUT="20") as system:  # fmt: skip
+        system.start(relay_process)
+        worker = system.start(worker_process)
+        report = system.post()
+        wait_for(lambda: system.states([report])[report][0] == "running", timeout=20)
+        os.kill(worker.pid, signal.SIGTERM)
+        exit_code = worker.popen.wait(timeout=30)
+        state = system.states([report])[report]
+
+    assert state[:3] == ("done", 1, True)
+    assert exit_code == 0
