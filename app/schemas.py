@@ -47,6 +47,17 @@ class NewOrder:
 
 def parse_new_order(content_type: str, body: bytes) -> NewOrder:
     """`{"item": non-empty string <= 200, "quantity": integer 1..10000}`, nothing else."""
+    data = _json_object(content_type, body)
+    for name in data:
+        if name not in ("item", "quantity"):
+            raise InvalidInput(422, "unknown_field", "unknown field", str(name)[:100])
+    if "item" not in data:
+        raise InvalidInput(422, "required", "item is required", "item")
+    return NewOrder(item=_text(data["item"], "item", MAX_ITEM_LENGTH), quantity=_quantity(data))
+
+
+def _json_object(content_type: str, body: bytes) -> dict[str, Any]:
+    """The body as a JSON object: application/json, at most MAX_ORDER_BODY, UTF-8 (RFC 8259)."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json":
         raise InvalidInput(
@@ -58,15 +69,12 @@ def parse_new_order(content_type: str, body: bytes) -> NewOrder:
     if len(body) > MAX_ORDER_BODY:
         raise body_too_large()
     try:
-        data = json.loads(body.decode("utf-8"), parse_int=_bounded_int)  # RFC 8259: UTF-8
+        data = json.loads(body.decode("utf-8"), parse_int=_bounded_int)
     except (ValueError, RecursionError):
         raise InvalidInput(400, "malformed_json", "the body is not UTF-8 JSON", "body") from None
     if not isinstance(data, dict):
         raise InvalidInput(422, "invalid", "the body must be a JSON object", "body")
-    for name in data:
-        if name not in ("item", "quantity"):
-            raise InvalidInput(422, "unknown_field", "unknown field", str(name)[:100])
-    return NewOrder(item=_item(data), quantity=_quantity(data))
+    return data
 
 
 def _bounded_int(digits: str) -> int:
@@ -81,27 +89,6 @@ def body_too_large() -> InvalidInput:
     return InvalidInput(
         400, "payload_too_large", f"the body is larger than {MAX_ORDER_BODY} bytes", "body"
     )
-
-
-def _item(data: dict[str, Any]) -> str:
-    if "item" not in data:
-        raise InvalidInput(422, "required", "item is required", "item")
-    item = data["item"]
-    if not isinstance(item, str):
-        raise InvalidInput(422, "invalid", "item must be a string", "item")
-    if not item.strip():
-        raise InvalidInput(422, "invalid", "item must not be blank", "item")
-    if len(item) > MAX_ITEM_LENGTH:
-        raise InvalidInput(
-            422, "invalid", f"item must be at most {MAX_ITEM_LENGTH} characters", "item"
-        )
-    if "\x00" in item:  # PostgreSQL text cannot hold NUL
-        raise InvalidInput(422, "invalid", "item must not contain NUL characters", "item")
-    try:
-        item.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate escape ("\ud800") is valid JSON, not text
-        raise InvalidInput(422, "invalid", "item must be valid Unicode text", "item") from None
-    return item
 
 
 def _quantity(data: dict[str, Any]) -> int:
@@ -171,22 +158,7 @@ def parse_report_params(content_type: str, body: bytes) -> dict[str, Any]:
     """`{}` or any of `item_prefix` (text <= 100), `since` (ISO 8601), `include_tips` (bool)."""
     if not body.strip():
         return {}
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise InvalidInput(
-            400,
-            "unsupported_media_type",
-            f"send application/json, not {media_type or 'no content type'!r}",
-            "Content-Type",
-        )
-    if len(body) > MAX_ORDER_BODY:
-        raise body_too_large()
-    try:
-        data = json.loads(body.decode("utf-8"), parse_int=_bounded_int)
-    except (ValueError, RecursionError):
-        raise InvalidInput(400, "malformed_json", "the body is not UTF-8 JSON", "body") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(422, "invalid", "the body must be a JSON object", "body")
+    data = _json_object(content_type, body)
     params: dict[str, Any] = {}
     for name, value in data.items():
         if name == "item_prefix":
@@ -209,7 +181,7 @@ def _text(value: Any, name: str, limit: int, *, allow_empty: bool = False) -> st
         raise InvalidInput(422, "invalid", f"{name} must not be blank", name)
     if len(value) > limit:
         raise InvalidInput(422, "invalid", f"{name} must be at most {limit} characters", name)
-    if "\x00" in value:
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
         raise InvalidInput(422, "invalid", f"{name} must not contain NUL characters", name)
     try:
         value.encode("utf-8")

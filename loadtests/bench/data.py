@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 
 from loadtests.bench import servers
 from loadtests.bench.report import Row, Target, median_round, render, write
+from loadtests.bench.seed import migrate_and_seed
 from loadtests.loadgen import LoadResult, run_load_sync
 from loadtests.loadgen.result import Latencies
 from loadtests.stack import Stack
-from loadtests.stack.waits import StackError
 
 SEED_ORDERS = 1000
 READ_ID = SEED_ORDERS // 2
@@ -55,7 +54,7 @@ def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str
         work = Path(scratch)
         (work / "metrics").mkdir()
         with Stack(state_dir=work / "stack") as stack:
-            _migrate_and_seed(stack)
+            migrate_and_seed(stack, SEED_ORDERS)
             servers.pin_stack(stack)
             env = {
                 **stack.env,
@@ -71,26 +70,6 @@ def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str
             finally:
                 service.child.stop(timeout=10)
     return _report(results, failover, load, rounds)
-
-
-def _migrate_and_seed(stack: Stack) -> None:
-    root = Path(__file__).resolve().parents[2]
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=root, env={**os.environ, **stack.env}, check=True, capture_output=True,
-    )  # fmt: skip
-    with psycopg.connect(stack.services["primary"]["url"], autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO orders (item, quantity) SELECT 'seed-' || n, n %% 100 + 1 "
-            "FROM generate_series(1, %s) AS n",
-            (SEED_ORDERS,),
-        )
-    with psycopg.connect(stack.services["replica"]["url"], autocommit=True) as conn:
-        deadline = time.monotonic() + 30
-        while conn.execute("SELECT count(*) FROM orders").fetchone() != (SEED_ORDERS,):
-            if time.monotonic() > deadline:
-                raise StackError("the seeded orders did not reach the replica within 30 s")
-            time.sleep(0.05)
 
 
 def _rounds(

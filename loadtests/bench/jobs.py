@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ import psycopg
 
 from loadtests.bench import servers
 from loadtests.bench.report import Row, median_round, render, write
+from loadtests.bench.seed import migrate_and_seed
 from loadtests.loadgen import LoadResult, run_load_sync
 from loadtests.stack import Stack
 from loadtests.stack.serve import relay_child, worker_child
@@ -42,7 +41,7 @@ def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str
         work = Path(scratch)
         (work / "metrics").mkdir()
         with Stack(state_dir=work / "stack") as stack:
-            _migrate_and_seed(stack)
+            migrate_and_seed(stack, SEED_ORDERS)
             env = {
                 **os.environ,
                 **stack.env,
@@ -61,19 +60,6 @@ def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str
                 service.child.stop(timeout=10)
     return _report(median_round(accepted), accepted, end_to_end, connections=connections,
                    duration=duration, rounds=rounds)  # fmt: skip
-
-
-def _migrate_and_seed(stack: Stack) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=servers.ROOT, env={**os.environ, **stack.env}, check=True, capture_output=True,
-    )  # fmt: skip
-    with psycopg.connect(stack.services["primary"]["url"], autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO orders (item, quantity) SELECT 'seed-' || n, n %% 100 + 1 "
-            "FROM generate_series(1, %s) AS n",
-            (SEED_ORDERS,),
-        )
 
 
 def _accepted(url: str, connections: int, duration: float, warmup: float) -> LoadResult:

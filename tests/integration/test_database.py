@@ -184,11 +184,20 @@ async def test_a_write_whose_backend_is_terminated_surfaces_with_nothing_committ
 
 async def terminate_sleeping_backend(stack: Stack, server: str) -> None:
     """Wait for a pool connection of `server` to run pg_sleep, then terminate its backend."""
+    await sleeping_backend(stack, server, "pg_terminate_backend(pid)")
+
+
+async def wait_for_sleeping_backend(stack: Stack, server: str) -> None:
+    await sleeping_backend(stack, server, "pid")
+
+
+async def sleeping_backend(stack: Stack, server: str, select: str) -> None:
+    """Select `select` for the pooled backends of `server` running pg_sleep, once some are."""
     url = stack.services[server]["url"]
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
         for _ in range(500):  # bounded: the query starts within milliseconds
             cursor = await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"SELECT {select} FROM pg_stat_activity "
                 "WHERE application_name LIKE 'resilience-pool:%%' AND query LIKE '%%pg_sleep%%' "
                 "AND state = 'active'"
             )
@@ -226,17 +235,3 @@ async def test_a_write_queued_for_a_connection_learns_of_a_dead_primary_from_the
             await queued
     finally:
         await database.close()
-
-
-async def wait_for_sleeping_backend(stack: Stack, server: str) -> None:
-    url = stack.services[server]["url"]
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
-        for _ in range(500):  # bounded: the query starts within milliseconds
-            cursor = await admin.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'resilience-pool:%%' "
-                "AND query LIKE '%%pg_sleep%%' AND state = 'active'"
-            )
-            if await cursor.fetchall():
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError(f"no pooled backend on {server} ran pg_sleep")

@@ -1,0 +1,36 @@
+"""The data a benchmark starts from: the schema migrated, orders seeded, the replica caught up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import psycopg
+
+from loadtests.bench.servers import ROOT
+from loadtests.stack import Stack
+from loadtests.stack.waits import StackError
+
+
+def migrate_and_seed(stack: Stack, orders: int) -> None:
+    """Migrate the primary, insert `orders` orders, wait until the replica has them all."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT, env={**os.environ, **stack.env}, check=True, capture_output=True,
+    )  # fmt: skip
+    with psycopg.connect(stack.services["primary"]["url"], autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO orders (item, quantity) SELECT 'seed-' || n, n %% 100 + 1 "
+            "FROM generate_series(1, %s) AS n",
+            (orders,),
+        )
+    if "replica" not in stack.services:
+        return
+    with psycopg.connect(stack.services["replica"]["url"], autocommit=True) as conn:
+        deadline = time.monotonic() + 30
+        while conn.execute("SELECT count(*) FROM orders").fetchone() != (orders,):
+            if time.monotonic() > deadline:
+                raise StackError("the seeded orders did not reach the replica within 30 s")
+            time.sleep(0.05)
