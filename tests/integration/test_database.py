@@ -235,3 +235,37 @@ async def test_a_write_queued_for_a_connection_learns_of_a_dead_primary_from_the
             await queued
     finally:
         await database.close()
+
+
+async def test_a_replica_lagging_past_the_limit_is_skipped_for_the_primary(
+    healthy_stack: Stack,
+) -> None:
+    """Replay paused while writes go on: once its measured lag passes the maximum, reads
+    go to the primary (and come back to the replica when it has caught up)."""
+    database = Database(
+        primary_url=healthy_stack.env["DATABASE_URL"],
+        replica_urls=healthy_stack.env["DATABASE_REPLICA_URLS"].split(","),
+        monitor_interval=0.1,
+        max_replica_lag=0.5,
+    )
+    await database.open()
+    try:
+        await database.monitor.first_round()
+        assert (await database.read(in_recovery)).server == "replica-1"
+        with replay_paused(healthy_stack):
+            await database.write(insert(marker("lag")))  # WAL the replica receives, not replays
+            for _ in range(300):  # bounded: the lag passes 0.5 s within a second
+                if database.monitor.replicas[0].lag > 0.5:
+                    break
+                await asyncio.sleep(0.01)
+            lagging = await database.read(in_recovery)
+        for _ in range(300):
+            if database.monitor.replicas[0].lag <= 0.5:
+                break
+            await asyncio.sleep(0.01)
+        caught_up = await database.read(in_recovery)
+    finally:
+        await database.close()
+
+    assert (lagging.server, lagging.value) == ("primary", False)
+    assert (caught_up.server, caught_up.value) == ("replica-1", True)
