@@ -11,8 +11,8 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.errors import UniqueViolation
-
+from app import idempotency
+from app.idempotency import Created
 from app.schemas import NewOrder
 from project.resources import require
 from resilience_async.db import Connection, ReadResult, WriteResult
@@ -32,14 +32,6 @@ WITH created AS (
     SELECT %(scope)s, %(key)s, %(fingerprint)s, id::text FROM created
 )
 SELECT id, item, quantity, created_at FROM created
-"""
-_FIND_KEY = """
-SELECT fingerprint, resource_id::bigint, created_at < now() - make_interval(secs => %s)
-FROM idempotency_keys WHERE scope = %s AND key = %s
-"""
-_FORGET_KEY = """
-DELETE FROM idempotency_keys
-WHERE scope = %s AND key = %s AND created_at < now() - make_interval(secs => %s)
 """
 _SELECT_ONE = "SELECT id, item, quantity, created_at FROM orders WHERE id = %s"
 _SELECT_PAGE = "SELECT id, item, quantity, created_at FROM orders ORDER BY id DESC LIMIT %s"
@@ -64,23 +56,7 @@ class Order:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Created:
-    """A create's outcome: the order, and whether it was created by an earlier request."""
-
-    order: Order
-    replayed: bool = False
-
-
-class IdempotencyKeyReused(Exception):
-    """The key came with a different request before, or names what no longer exists (422)."""
-
-    def __init__(self, key: str, reason: str = "was used with a different request") -> None:
-        self.key = key
-        super().__init__(f"idempotency key {key!r} {reason}")
-
-
-async def create(new: NewOrder, *, idempotency_key: str | None) -> WriteResult[Created]:
+async def create(new: NewOrder, *, idempotency_key: str | None) -> WriteResult[Created[Order]]:
     """Commit the order on the primary; with a key, at most once per key and request."""
     resources = require()
     if idempotency_key is None:
@@ -102,40 +78,24 @@ async def page(limit: int, before: int | None, *, token: str | None) -> ReadResu
     )
 
 
-async def _insert(conn: Connection, new: NewOrder) -> Created:
+async def _insert(conn: Connection, new: NewOrder) -> Created[Order]:
     cursor = await conn.execute(_INSERT, (new.item, new.quantity))
     return Created(Order(*await _one(cursor)))
 
 
-async def _insert_once(conn: Connection, new: NewOrder, key: str, ttl: float) -> Created:
-    params = {
-        "item": new.item,
-        "quantity": new.quantity,
-        "scope": SCOPE,
-        "key": key,
-        "fingerprint": new.fingerprint(),
-    }
-    for _ in range(2):
-        try:
-            cursor = await conn.execute(_INSERT_WITH_KEY, params)
-            return Created(Order(*await _one(cursor)))
-        except UniqueViolation:
-            pass  # the key is known: the first request committed (concurrent ones waited)
-        cursor = await conn.execute(_FIND_KEY, (ttl, SCOPE, key))
-        row = await cursor.fetchone()
-        if row is None:  # expired and forgotten by a concurrent request: claim it again
-            continue
-        fingerprint, order_id, expired = row
-        if expired:  # a key past its lifetime names nothing any more: start afresh
-            await conn.execute(_FORGET_KEY, (SCOPE, key, ttl))
-            continue
-        if fingerprint != params["fingerprint"]:
-            raise IdempotencyKeyReused(key)
-        existing = await _select_one(conn, order_id)
-        if existing is None:  # deleted since; the key's promise cannot be kept
-            raise IdempotencyKeyReused(key, f"names order {order_id}, which no longer exists")
-        return Created(existing, replayed=True)
-    raise IdempotencyKeyReused(key)
+async def _insert_once(conn: Connection, new: NewOrder, key: str, ttl: float) -> Created[Order]:
+    digest = new.fingerprint()
+
+    async def insert() -> Order:
+        params = {"item": new.item, "quantity": new.quantity, "scope": SCOPE, "key": key,
+                  "fingerprint": digest}  # fmt: skip
+        cursor = await conn.execute(_INSERT_WITH_KEY, params)
+        return Order(*await _one(cursor))
+
+    return await idempotency.create_once(
+        conn, scope=SCOPE, key=key, digest=digest, ttl=ttl, insert=insert,
+        load=lambda order_id: _select_one(conn, int(order_id)),
+    )  # fmt: skip
 
 
 async def _select_one(conn: Connection, order_id: int) -> Order | None:

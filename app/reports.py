@@ -14,6 +14,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from app import idempotency
+from app.idempotency import Created
 from project.resources import require
 from resilience_async.db import Connection, ReadResult, WriteResult
 
@@ -31,6 +33,20 @@ WITH report AS (
 )
 SELECT report.*, pg_notify('outbox', '') FROM report
 """
+_CREATE_WITH_KEY = """
+WITH report AS (
+    INSERT INTO reports (id, params) VALUES (%(id)s, %(params)s)
+    RETURNING id, status, params, result, error, attempts, created_at, updated_at
+), message AS (
+    INSERT INTO outbox (actor, payload)
+    SELECT %(actor)s, jsonb_build_object('report_id', id::text) FROM report
+), claimed AS (
+    INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id)
+    SELECT %(scope)s, %(key)s, %(fingerprint)s, id::text FROM report
+)
+SELECT report.*, pg_notify('outbox', '') FROM report
+"""
+SCOPE = "reports"
 _SELECT = f"SELECT {_COLUMNS} FROM reports WHERE id = %s"  # noqa: S608 - constant columns
 
 
@@ -61,18 +77,48 @@ class Report:
         return body
 
 
-async def create(params: dict[str, Any]) -> WriteResult[Report]:
-    """Commit the report and its outbox message; the relay takes it from there."""
-    return await require().database.write(lambda conn: _insert(conn, params))
+async def create(
+    params: dict[str, Any], *, idempotency_key: str | None = None
+) -> WriteResult[Created[Report]]:
+    """Commit the report and its outbox message; the relay takes it from there. With a key,
+    at most one report per key and request."""
+    resources = require()
+    if idempotency_key is None:
+        return await resources.database.write(lambda conn: _insert(conn, params))
+    ttl = resources.idempotency_key_ttl
+    return await resources.database.write(
+        lambda conn: _insert_once(conn, params, idempotency_key, ttl)
+    )
 
 
 async def get(report_id: uuid.UUID, *, token: str | None) -> ReadResult[Report | None]:
     return await require().database.read(lambda conn: _select(conn, report_id), token=token)
 
 
-async def _insert(conn: Connection, params: dict[str, Any]) -> Report:
+async def _insert(conn: Connection, params: dict[str, Any]) -> Created[Report]:
     cursor = await conn.execute(_CREATE, (uuid.uuid4(), Jsonb(params), ACTOR))
-    row = await cursor.fetchone()
+    return Created(_report(await cursor.fetchone()))
+
+
+async def _insert_once(
+    conn: Connection, params: dict[str, Any], key: str, ttl: float
+) -> Created[Report]:
+    digest = idempotency.fingerprint(params)
+
+    async def insert() -> Report:
+        cursor = await conn.execute(_CREATE_WITH_KEY, {
+            "id": uuid.uuid4(), "params": Jsonb(params), "actor": ACTOR, "scope": SCOPE,
+            "key": key, "fingerprint": digest,
+        })  # fmt: skip
+        return _report(await cursor.fetchone())
+
+    return await idempotency.create_once(
+        conn, scope=SCOPE, key=key, digest=digest, ttl=ttl, insert=insert,
+        load=lambda report_id: _select(conn, uuid.UUID(report_id)),
+    )  # fmt: skip
+
+
+def _report(row: Any) -> Report:
     if row is None:
         raise LookupError("the report insert returned no row")
     return Report(*row[:8])

@@ -7,13 +7,13 @@ means it was read and a field's value is not acceptable.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app import idempotency
 from resilience_async.lsn import InvalidLsnError, parse_lsn
 
 MAX_ORDER_BODY = 16 * 1024  # bytes; an order is two short fields
@@ -41,8 +41,7 @@ class NewOrder:
 
     def fingerprint(self) -> str:
         """A digest of the request's meaning: the same order sent twice has the same one."""
-        canonical = json.dumps({"item": self.item, "quantity": self.quantity}, sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return idempotency.fingerprint({"item": self.item, "quantity": self.quantity})
 
 
 def parse_new_order(content_type: str, body: bytes) -> NewOrder:

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from app import orders as orders_service
 from app import reports as reports_service
 from app import schemas, services
+from app.idempotency import IdempotencyKeyReused
 from app.schemas import InvalidInput
 from resilience_async.django.errors import answers_resilience_errors
 from resilience_async.django.responses import JSON, json_error, json_response, method_not_allowed
@@ -118,35 +119,42 @@ def _body(request: HttpRequest) -> bytes:
 
 async def _create_order(request: HttpRequest) -> HttpResponse:
     new = schemas.parse_new_order(request.content_type or "", _body(request))
-    key = schemas.parse_idempotency_key(request.headers.get("Idempotency-Key"))
+    key = schemas.parse_idempotency_key(request.META.get("HTTP_IDEMPOTENCY_KEY"))
     try:
         written = await orders_service.create(new, idempotency_key=key)
-    except orders_service.IdempotencyKeyReused as exc:
+    except IdempotencyKeyReused as exc:
         return json_error(422, "idempotency_key_reused", str(exc), field="Idempotency-Key")
     created = written.value
     headers = {
         "X-Consistency-Token": written.token,
-        "Location": f"/api/orders/{created.order.id}",
+        "Location": f"/api/orders/{created.value.id}",
     }
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"
-    body_json = {**created.order.to_json(), "consistency_token": written.token}
+    body_json = {**created.value.to_json(), "consistency_token": written.token}
     return json_response(body_json, status=201, headers=headers)
 
 
 @answers_resilience_errors
 async def reports(request: HttpRequest) -> HttpResponse:
-    """`POST`: accept a report job (202); it is built later by a worker, never lost."""
+    """`POST`: accept a report job (202); it is built later by a worker, never lost. With
+    an `Idempotency-Key`, a retried request answers the same report and queues nothing."""
     rejected = method_not_allowed(request, "POST")
     if rejected is not None:
         return rejected
     try:
         params = schemas.parse_report_params(request.content_type or "", _body(request))
+        key = schemas.parse_idempotency_key(request.META.get("HTTP_IDEMPOTENCY_KEY"))
     except InvalidInput as exc:
         return _invalid(exc)
-    written = await reports_service.create(params)
-    report = written.value
+    try:
+        written = await reports_service.create(params, idempotency_key=key)
+    except IdempotencyKeyReused as exc:
+        return json_error(422, "idempotency_key_reused", str(exc), field="Idempotency-Key")
+    report = written.value.value
     headers = {"X-Consistency-Token": written.token, "Location": f"/api/reports/{report.id}"}
+    if written.value.replayed:
+        headers["Idempotent-Replayed"] = "true"
     body = {"id": str(report.id), "status": report.status, "consistency_token": written.token}
     return json_response(body, status=202, headers=headers)
 

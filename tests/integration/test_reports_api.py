@@ -515,3 +515,33 @@ def test_every_accepted_since_can_be_built(worker_conn: psycopg.Connection, sinc
     assert report["orders"] >= 0
     stored = worker_conn.execute("SELECT %s::timestamptz", (params["since"],)).fetchone()
     assert stored == (datetime.datetime.fromisoformat(params["since"]),)
+
+
+# --- Idempotency-Key ------------------------------------------------------------------------
+
+
+def test_a_retried_post_with_its_key_answers_the_same_report_and_queues_nothing(
+    web: WebServer, primary: psycopg.Connection, created_ids: list[str]
+) -> None:
+    """Same key, same body: 202 both times, one report, one outbox message."""
+    headers = {**JSON, "Idempotency-Key": f'"report-{uuid.uuid4()}"'}
+    body = json.dumps({"item_prefix": "retried"})
+    first = web.client.post("/api/reports", content=body, headers=headers)
+    again = web.client.post("/api/reports", content=body, headers=headers)
+    report_id = accepted(first, created_ids)["id"]
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.status_code == 202
+    assert again.json()["id"] == report_id
+    assert again.headers["Idempotent-Replayed"] == "true"
+    messages = primary.execute(
+        "SELECT count(*) FROM outbox WHERE payload->>'report_id' = %s", (report_id,)
+    ).fetchone()
+    assert messages == (1,)
+
+
+def test_a_key_sent_with_other_parameters_is_422(web: WebServer, created_ids: list[str]) -> None:
+    headers = {**JSON, "Idempotency-Key": f"report-{uuid.uuid4()}"}
+    accepted(web.client.post("/api/reports", content=b'{"item_prefix": "a"}', headers=headers),
+             created_ids)  # fmt: skip
+    other = web.client.post("/api/reports", content=b'{"item_prefix": "b"}', headers=headers)
+    assert_error(other, 422, "Idempotency-Key")
