@@ -65,6 +65,11 @@ def close_response(response: HttpResponseBase) -> None:
     response.closed = True
 
 
+# A request that answers sooner than this never starts watching for the client's disconnect
+# (a task that would then have to be cancelled, the most expensive part of a quick request).
+DISCONNECT_WATCH_AFTER = 0.05
+
+
 class EventLoopASGIHandler(ASGIHandler):
     """An `ASGIHandler` whose requests never leave the event loop unless their code does."""
 
@@ -119,8 +124,14 @@ class EventLoopASGIHandler(ASGIHandler):
             return response
 
         processor = asyncio.create_task(process_request())
-        listener = asyncio.create_task(self.listen_for_disconnect(receive))
-        listener.add_done_callback(functools.partial(_cancel_on_disconnect, processor))
+        listening: list[asyncio.Task[Any]] = []
+
+        def listen() -> None:
+            listener = asyncio.create_task(self.listen_for_disconnect(receive))
+            listener.add_done_callback(functools.partial(_cancel_on_disconnect, processor))
+            listening.append(listener)
+
+        timer = asyncio.get_running_loop().call_later(DISCONNECT_WATCH_AFTER, listen)
         try:
             return await processor
         except asyncio.CancelledError:
@@ -128,7 +139,9 @@ class EventLoopASGIHandler(ASGIHandler):
                 raise  # this task itself was cancelled (server shutdown): not a disconnect
             return None
         finally:
-            listener.cancel()
+            timer.cancel()
+            for listener in listening:
+                listener.cancel()
 
     async def _finish(self, response: HttpResponseBase | None) -> None:
         if response is not None:

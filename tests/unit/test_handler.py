@@ -210,6 +210,25 @@ async def test_client_disconnect_cancels_the_view() -> None:
     assert finished == [True]
 
 
+async def test_a_quick_answer_never_starts_watching_for_a_disconnect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Requests answered within DISCONNECT_WATCH_AFTER start no listener task (the costliest
+    part of a quick request to cancel); the slow one above still had one, and was cancelled."""
+    watched: list[bool] = []
+    listen = EventLoopASGIHandler.listen_for_disconnect
+
+    def counting_listen(self: Any, receive: Any) -> Any:
+        watched.append(True)  # counted when the listener is made, not when it first runs
+        return listen(self, receive)
+
+    monkeypatch.setattr(EventLoopASGIHandler, "listen_for_disconnect", counting_listen)
+    async with client_for(EventLoopASGIHandler()) as client:
+        statuses = [(await client.get("/bare")).status_code for _ in range(20)]
+    assert statuses == [200] * 20
+    assert watched == []
+
+
 async def test_unhandled_view_errors_are_a_plain_500() -> None:
     """A bug in a view still becomes Django's 500 response."""
     async with client_for(EventLoopASGIHandler()) as client:
