@@ -130,6 +130,8 @@ RELAY_BATCH = env.int("RELAY_BATCH", 100, min_value=1)
 # A job still unfinished this long after its message was published is presumed lost by the
 # broker (a Redis restarted without its data) and published again; longer than a job runs.
 JOBS_REPUBLISH_AFTER = env.seconds("JOBS_REPUBLISH_AFTER", 300.0, allow_zero=False)
+# Published outbox messages are deleted by the relay after this long.
+OUTBOX_KEEP_SENT = env.seconds("OUTBOX_KEEP_SENT", 7 * 86400.0, allow_zero=False)
 # Readiness warns when the oldest unpublished outbox message is older than this.
 OUTBOX_WARN_AGE = env.seconds("OUTBOX_WARN_AGE", 30.0, allow_zero=False)
 

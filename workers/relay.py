@@ -48,6 +48,19 @@ WHERE outbox.sent_at < now() - make_interval(secs => %(after)s)
   AND reports.status IN ('queued', 'running')
   AND reports.updated_at < now() - make_interval(secs => %(after)s)
 """
+# Housekeeping, a batch at a time (short locks): messages sent long ago, and idempotency
+# keys past their lifetime, would otherwise pile up for ever.
+_PRUNE_SENT = """
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => %s) LIMIT 1000
+)
+"""
+_PRUNE_KEYS = """
+DELETE FROM idempotency_keys WHERE id IN (
+    SELECT id FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %s)
+    LIMIT 1000
+)
+"""
 MAX_PAUSE = 5.0
 
 
@@ -61,17 +74,22 @@ class Relay:
         interval: seconds between polls when no notification arrives.
         republish_after: seconds after which a message whose report is still unfinished
             (and untouched) is presumed lost by the broker and published again.
+        keep_sent: seconds a published message is kept (then deleted).
+        key_ttl: seconds an idempotency key is kept (then deleted).
         name: recorded in the logs (several relays may run).
     """
 
     def __init__(self, database_url: str, broker: dramatiq.Broker, *, batch: int = 100,
                  interval: float = 1.0, republish_after: float = 300.0,
+                 keep_sent: float = 7 * 86400.0, key_ttl: float = 86400.0,
                  name: str = "relay") -> None:  # fmt: skip
         self.database_url = database_url
         self.broker = broker
         self.batch = batch
         self.interval = interval
         self.republish_after = republish_after
+        self.keep_sent = keep_sent
+        self.key_ttl = key_ttl
         self._next_revival = 0.0
         self.name = name
         self.published = 0
@@ -85,7 +103,7 @@ class Relay:
             try:
                 if listener is None:
                     listener = self._listen()
-                self._revive_lost()
+                self._housekeeping()
                 while self.publish_batch() == self.batch and not stop.is_set():
                     pass  # a full batch: there may be more right away
                 pause = self.interval
@@ -125,16 +143,22 @@ class Relay:
             logger.info("%s published %d message(s)", self.name, len(rows))
         return len(rows)
 
-    def _revive_lost(self) -> None:
-        """At most every tenth of `republish_after`: mark presumed-lost messages unsent."""
+    def _housekeeping(self) -> None:
+        """At most every tenth of `republish_after`: publish again what the broker lost,
+        delete what is kept no longer."""
         now = time.monotonic()
         if now < self._next_revival:
             return
         self._next_revival = now + self.republish_after / 10
-        revived = self._connection().execute(_REVIVE, {"after": self.republish_after}).rowcount
+        conn = self._connection()
+        revived = conn.execute(_REVIVE, {"after": self.republish_after}).rowcount
         if revived:
             logger.warning("%s: %d job(s) unfinished %.0f s after publishing: publishing again",
                            self.name, revived, self.republish_after)  # fmt: skip
+        pruned = conn.execute(_PRUNE_SENT, (self.keep_sent,)).rowcount
+        pruned += conn.execute(_PRUNE_KEYS, (self.key_ttl,)).rowcount
+        if pruned:
+            logger.info("%s: %d old message(s) and key(s) deleted", self.name, pruned)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -175,6 +199,7 @@ def main() -> None:
         signal.signal(signum, lambda *_: stop.set())
     relay = Relay(settings.DATABASE_URL, broker, batch=settings.RELAY_BATCH,
                   interval=settings.RELAY_INTERVAL, republish_after=settings.JOBS_REPUBLISH_AFTER,
+                  keep_sent=settings.OUTBOX_KEEP_SENT, key_ttl=settings.IDEMPOTENCY_KEY_TTL,
                   name=f"relay-{os.getpid()}")  # fmt: skip
     logger.info("%s publishing the outbox to %s", relay.name, type(broker).__name__)
     relay.run(stop)

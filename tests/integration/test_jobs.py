@@ -154,3 +154,32 @@ def test_a_worker_stopped_mid_job_lets_it_finish_before_it_exits(
 
     assert state[:3] == ("done", 1, True)
     assert exit_code == 0
+
+
+def test_the_relay_deletes_sent_messages_and_expired_keys(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    """Housekeeping: a published message and an idempotency key outlive their time by at
+    most one housekeeping round; nothing unsent is touched."""
+    key = f"prune-{os.getpid()}-{tmp_path.name}"
+    with jobs(healthy_stack, tmp_path, REPORT_WORK_SECONDS="0", OUTBOX_KEEP_SENT="1",
+              IDEMPOTENCY_KEY_TTL="1", JOBS_REPUBLISH_AFTER="2") as system:  # fmt: skip
+        system.start(relay_process)
+        system.start(worker_process)
+        response = system.web.client.post("/api/reports", json={}, headers={"Idempotency-Key": key})
+        report = response.json()["id"]
+        wait_for(system.all_done([report]), timeout=30)
+        gone = wait_for(lambda: _rows_left(system.primary_url, report, key) == (0, 0), timeout=20)
+
+    assert response.status_code == 202
+    assert gone is True
+
+
+def _rows_left(primary_url: str, report: str, key: str) -> tuple[int, int]:
+    with psycopg.connect(primary_url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM outbox WHERE payload ->> 'report_id' = %s),"
+            " (SELECT count(*) FROM idempotency_keys WHERE key = %s)",
+            (report, key),
+        ).fetchone()
+    return (row[0], row[1]) if row else (-1, -1)
