@@ -122,7 +122,7 @@ JOBS_MAX_AGE = env.seconds("JOBS_MAX_AGE", 24 * 3600.0, allow_zero=False)
 # Redis broker: a worker silent this long is dead and its unacknowledged messages are
 # requeued by the next maintenance run, which JOBS_MAINTENANCE_CHANCE of broker commands do.
 JOBS_HEARTBEAT_TIMEOUT = env.seconds("JOBS_HEARTBEAT_TIMEOUT", 10.0, allow_zero=False)
-JOBS_MAINTENANCE_CHANCE = env.fraction("JOBS_MAINTENANCE_CHANCE", 0.1)
+JOBS_MAINTENANCE_CHANCE = env.fraction("JOBS_MAINTENANCE_CHANCE", 0.5)
 # The report job: real aggregation over the orders, paced to take at least this long.
 REPORT_WORK_SECONDS = env.seconds("REPORT_WORK_SECONDS", 3.0)
 RELAY_INTERVAL = env.seconds("RELAY_INTERVAL", 1.0, allow_zero=False)
