@@ -29,11 +29,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # Then the project itself (the context is already trimmed by .dockerignore).
 COPY . .
 # The runtime source tree, assembled here so that the runtime stage copies one directory.
-# workers/ is optional until the jobs issue adds the worker module (git keeps no empty dirs),
-# every other path must exist.
 RUN mkdir /runtime \
-    && cp -a project app resilience_async loadtests manage.py /runtime/ \
-    && if [ -d workers ]; then cp -a workers /runtime/; fi
+    && cp -a project app resilience_async workers loadtests manage.py /runtime/
 # A regular (not editable) install, built into a wheel by pip, without the dev extra.
 RUN pip install .
 
