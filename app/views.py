@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -14,6 +15,7 @@ from app import reports as reports_service
 from app import schemas, services
 from app.idempotency import IdempotencyKeyReused
 from app.schemas import InvalidInput
+from resilience_async.db import ReadResult
 from resilience_async.django.errors import answers_resilience_errors
 from resilience_async.django.responses import JSON, json_error, json_response, method_not_allowed
 
@@ -90,6 +92,16 @@ async def orders(request: HttpRequest) -> HttpResponse:
 @answers_resilience_errors
 async def order(request: HttpRequest, order_id: int) -> HttpResponse:
     """One order, from a replica that has the caller's writes (`X-Consistency-Token`)."""
+    if order_id > schemas.MAX_ID:
+        return json_error(404, "not_found", f"no order {order_id}")
+    return await _one(request, f"order {order_id}",
+                      lambda token: orders_service.get(order_id, token=token))  # fmt: skip
+
+
+async def _one(
+    request: HttpRequest, what: str, load: Callable[[str | None], Awaitable[ReadResult[Any]]]
+) -> HttpResponse:
+    """GET one resource: `load(token)` reads it where the caller's token allows; 404 if absent."""
     rejected = method_not_allowed(request, "GET", "HEAD")
     if rejected is not None:
         return rejected
@@ -97,13 +109,11 @@ async def order(request: HttpRequest, order_id: int) -> HttpResponse:
         token = _consistency_token(request)
     except InvalidInput as exc:
         return _invalid(exc)
-    if order_id > schemas.MAX_ID:
-        return json_error(404, "not_found", f"no order {order_id}")
-    read = await orders_service.get(order_id, token=token)
+    read = await load(token)
+    served = {SERVED_BY: read.server}
     if read.value is None:
-        served = {SERVED_BY: read.server}
-        return json_error(404, "not_found", f"no order {order_id}", headers=served)
-    return json_response(read.value.to_json(), headers={SERVED_BY: read.server})
+        return json_error(404, "not_found", f"no {what}", headers=served)
+    return json_response(read.value.to_json(), headers=served)
 
 
 def _body(request: HttpRequest) -> bytes:
@@ -162,15 +172,5 @@ async def reports(request: HttpRequest) -> HttpResponse:
 @answers_resilience_errors
 async def report(request: HttpRequest, report_id: uuid.UUID) -> HttpResponse:
     """queued, running, done (with the result) or failed (with the reason)."""
-    rejected = method_not_allowed(request, "GET", "HEAD")
-    if rejected is not None:
-        return rejected
-    try:
-        token = _consistency_token(request)
-    except InvalidInput as exc:
-        return _invalid(exc)
-    read = await reports_service.get(report_id, token=token)
-    served = {SERVED_BY: read.server}
-    if read.value is None:
-        return json_error(404, "not_found", f"no report {report_id}", headers=served)
-    return json_response(read.value.to_json(), headers=served)
+    return await _one(request, f"report {report_id}",
+                      lambda token: reports_service.get(report_id, token=token))  # fmt: skip
