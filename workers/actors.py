@@ -10,10 +10,12 @@ nothing, and two copies running at once produce one result.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import dramatiq
 import psycopg
+from dramatiq.middleware import TimeLimitExceeded
 from psycopg.types.json import Jsonb
 
 from project import settings
@@ -36,9 +38,8 @@ WHERE id = %s AND status = 'running'
 
 def is_transient(retries: int, exc: BaseException) -> bool:
     """Retry what a later attempt may get past (a dependency failing), never bad input."""
-    transient = isinstance(exc, reports.TransientJobError | psycopg.OperationalError)
-    time_limited = type(exc).__name__ == "TimeLimitExceeded"
-    return (transient or time_limited) and retries < settings.JOBS_MAX_RETRIES
+    transient = (reports.TransientJobError, psycopg.OperationalError, TimeLimitExceeded)
+    return isinstance(exc, transient) and retries < settings.JOBS_MAX_RETRIES
 
 
 @dramatiq.actor(queue_name="reports", retry_when=is_transient)
@@ -51,9 +52,11 @@ def build_report(report_id: str) -> None:
         logger.info("report %s is finished already: nothing to do", report_id)
         return
     params: dict[str, Any] = row[0] or {}
+    started = time.monotonic()
     with pool.connection() as conn:
-        result = reports.build(conn, params, work_seconds=settings.REPORT_WORK_SECONDS,
-                               tips_url=settings.TIPS_UPSTREAM_URL)  # fmt: skip
+        result = reports.build(conn, params, tips_url=settings.TIPS_UPSTREAM_URL)
+    # Paced like a real export, without holding a connection while it waits.
+    time.sleep(max(0.0, settings.REPORT_WORK_SECONDS - (time.monotonic() - started)))
     with pool.connection() as conn:
         finished = conn.execute(_FINISH, (Jsonb(result), report_id)).rowcount
     if not finished:

@@ -1,13 +1,12 @@
 """The report job's work: the guide's `process_large_data`, on the order data.
 
 It reads the orders matching the report's parameters in batches (a server-side cursor:
-memory stays flat however many there are), aggregates them in Python, and is paced to take
-at least `work_seconds`, the way a real export or analytics job takes seconds.
+memory stays flat however many there are) and aggregates them in Python. The actor paces it
+to take at least REPORT_WORK_SECONDS, the way a real export or analytics job takes seconds.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -22,10 +21,10 @@ class TransientJobError(Exception):
     """A failure worth retrying: a dependency, not the job's input."""
 
 
-def build(conn: psycopg.Connection[Any], params: dict[str, Any], *, work_seconds: float,
-          tips_url: str | None) -> dict[str, Any]:  # fmt: skip
+def build(
+    conn: psycopg.Connection[Any], params: dict[str, Any], *, tips_url: str | None
+) -> dict[str, Any]:
     """The report for `params` (`item_prefix`, `since`, `include_tips`)."""
-    started = time.monotonic()
     prefix = params.get("item_prefix") or ""
     since = params.get("since")
     count = quantity = 0
@@ -52,7 +51,6 @@ def build(conn: psycopg.Connection[Any], params: dict[str, Any], *, work_seconds
     }
     if params.get("include_tips"):
         report["tip"] = _first_tip(tips_url)
-    time.sleep(max(0.0, work_seconds - (time.monotonic() - started)))
     return report
 
 

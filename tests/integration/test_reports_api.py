@@ -475,7 +475,7 @@ def test_item_prefix_matches_literally_in_the_worker_query(
     with worker_conn.transaction(force_rollback=True):
         for item in order_items(mark):
             worker_conn.execute("INSERT INTO orders (item, quantity) VALUES (%s, 2)", (item,))
-        report = build(worker_conn, {"item_prefix": mark + suffix}, work_seconds=0, tips_url=None)
+        report = build(worker_conn, {"item_prefix": mark + suffix}, tips_url=None)
     expected = [item for item in order_items(mark) if item.startswith(mark + suffix)]
     assert len(expected) == items
     assert report["orders"] == items
@@ -511,7 +511,7 @@ def test_like_prefix_agrees_with_startswith_on_postgresql(
 def test_every_accepted_since_can_be_built(worker_conn: psycopg.Connection, since: str) -> None:
     """A `since` the API accepts is one the worker's query can use, meaning the same instant."""
     params = parse_report_params("application/json", json.dumps({"since": since}).encode())
-    report = build(worker_conn, params, work_seconds=0, tips_url=None)
+    report = build(worker_conn, params, tips_url=None)
     assert report["orders"] >= 0
     stored = worker_conn.execute("SELECT %s::timestamptz", (params["since"],)).fetchone()
     assert stored == (datetime.datetime.fromisoformat(params["since"]),)
