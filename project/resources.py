@@ -23,6 +23,7 @@ from resilience_async.health import Check, Observation, Readiness, Status, thres
 from resilience_async.http import ResilientClient, is_server_failure
 from resilience_async.lifecycle import Lifecycle
 from resilience_async.limits import Bulkhead
+from resilience_async.metrics import OUTBOX_BACKLOG
 from resilience_async.retry import RetryBudget, RetryPolicy
 
 TIPS = "tips-upstream"
@@ -184,6 +185,7 @@ class Resources:
         """Messages committed but not yet published, and how long the oldest has waited."""
         read = await self.database.read(_outbox_backlog)
         backlog, oldest = read.value
+        OUTBOX_BACKLOG.set(backlog)
         if oldest > self.outbox_warn_age:
             output = f"{backlog} message(s) unpublished, the oldest for {oldest:.0f} s"
             return Observation(backlog, "messages", Status.WARN, output)

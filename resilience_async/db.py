@@ -39,10 +39,12 @@ from resilience_async.errors import (
     DatabaseUnavailableError,
     NoPrimaryError,
     PoolExhaustedError,
+    ResilienceError,
     SaturatedError,
     WriteOutcomeUnknownError,
 )
 from resilience_async.lsn import format_lsn, parse_lsn
+from resilience_async.metrics import QueryRecorder
 from resilience_async.topology import Monitor, ServerState
 
 T = TypeVar("T")
@@ -191,6 +193,7 @@ class Database:
         ]
         self._turn = itertools.count()
         self._refills: set[asyncio.Task[None]] = set()
+        self._queries = QueryRecorder()
 
     def _pool(self, url: str, name: str, timeout: float) -> AsyncConnectionPool[Connection]:
         kwargs = {
@@ -260,10 +263,12 @@ class Database:
             except _NotCaughtUp:
                 continue
             except (DatabaseUnavailableError, SaturatedError, CircuitOpenError) as exc:
+                self._queries.record(state.name, "read", "failed")
                 failures.append(exc)
                 if len(failures) == 2:
                     break
                 continue
+            self._queries.record(state.name, "read", "ok")
             return ReadResult(value, state.name)
         if failures:
             raise failures[-1]
@@ -326,7 +331,15 @@ class Database:
                 sent: it may or may not have committed.
             PoolExhaustedError: every primary connection was busy for `timeout` seconds.
         """
-        return await self._on_primary(self._write_on, self.primary, self.monitor.primary, query)
+        try:
+            written = await self._on_primary(
+                self._write_on, self.primary, self.monitor.primary, query
+            )
+        except ResilienceError:
+            self._queries.record("primary", "write", "failed")
+            raise
+        self._queries.record("primary", "write", "ok")
+        return written
 
     async def _write_on(
         self, pool: AsyncConnectionPool[Connection], state: ServerState, query: Query[T]

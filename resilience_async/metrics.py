@@ -74,6 +74,32 @@ CACHE_RESULTS = Counter(
     ["namespace", "source"],
 )
 
+# --- database ---------------------------------------------------------------------------
+DATABASE_QUERIES = Counter(
+    "database_queries_total",
+    "Reads and writes by the server that ran them (primary, replica-N) and outcome: ok, failed.",
+    ["server", "kind", "outcome"],
+)
+DATABASE_UP = Gauge(
+    "database_up",
+    "1 while the database monitor reaches the server, else 0.",
+    ["server"],
+    multiprocess_mode="livemax",
+)
+DATABASE_REPLICA_LAG = Gauge(
+    "database_replica_lag_seconds",
+    "Replay lag of a replica at the monitor's last sample.",
+    ["server"],
+    multiprocess_mode="livemax",
+)
+
+# --- jobs -----------------------------------------------------------------------------------
+OUTBOX_BACKLOG = Gauge(
+    "outbox_backlog_messages",
+    "Messages committed to the outbox and not yet published, at the last readiness check.",
+    multiprocess_mode="livemax",
+)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -93,6 +119,20 @@ class RequestRecorder:
         if child is None:
             child = self._children[key] = HTTP_REQUEST_DURATION.labels(method, route, str(status))
         child.observe(seconds)
+
+
+class QueryRecorder:
+    """Counts database reads and writes by server, kind and outcome (children kept, as above)."""
+
+    def __init__(self) -> None:
+        self._children: dict[tuple[str, str, str], Counter] = {}
+
+    def record(self, server: str, kind: str, outcome: str) -> None:
+        key = (server, kind, outcome)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = DATABASE_QUERIES.labels(server, kind, outcome)
+        child.inc()
 
 
 def render(multiprocess_dir: str | None) -> bytes:

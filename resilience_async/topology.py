@@ -21,6 +21,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from resilience_async.lsn import parse_lsn
+from resilience_async.metrics import DATABASE_REPLICA_LAG, DATABASE_UP
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ class _Probe:
             state.latency = time.perf_counter() - started
         state.sampled = True
         state.sampled_at = time.monotonic()
+        DATABASE_UP.labels(state.name).set(1 if state.up else 0)
+        if state.up and state.in_recovery:
+            DATABASE_REPLICA_LAG.labels(state.name).set(state.lag)
 
     async def disconnect(self) -> None:
         conn, self.conn = self.conn, None

@@ -492,3 +492,22 @@ def test_reads_name_the_server_that_answered(healthy_stack: Stack, web: WebServe
     assert many.status_code == 200
     for response in (one, many):
         assert SERVED_BY.fullmatch(response.headers["X-Database-Server"])
+
+
+def test_metrics_count_queries_by_server_and_show_the_monitor(web: WebServer) -> None:
+    """/metrics: reads and writes by the server that ran them; each server up; replica lag."""
+    body = created(post(web, {"item": "metrics tea", "quantity": 1}))
+    read = web.client.get(f"/api/orders/{body['id']}")
+    metrics = web.client.get("/metrics").text
+
+    def value(line_start: str) -> float:
+        lines = [line for line in metrics.splitlines() if line.startswith(line_start)]
+        assert lines, f"no {line_start} in /metrics"
+        return float(lines[0].rsplit(" ", 1)[1])
+
+    server = read.headers["X-Database-Server"]
+    assert value('database_queries_total{kind="write",outcome="ok",server="primary"}') >= 1
+    assert value(f'database_queries_total{{kind="read",outcome="ok",server="{server}"}}') >= 1
+    assert value('database_up{server="primary"}') == 1
+    assert value('database_up{server="replica-1"}') == 1
+    assert value('database_replica_lag_seconds{server="replica-1"}') >= 0
