@@ -272,7 +272,7 @@ class Database:
             return ReadResult(value, state.name)
         if failures:
             raise failures[-1]
-        raise DatabaseUnavailableError("database", "no server can serve this read")
+        raise DatabaseUnavailableError("servers", "no server can serve this read")
 
     def _read_order(self, needed: int | None) -> list[Route]:
         """Usable replicas (freshest first, ties in turn), then the primary, then the rest.

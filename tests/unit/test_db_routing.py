@@ -386,7 +386,7 @@ async def test_read_with_no_server_at_all_is_unavailable(
     with pytest.raises(DatabaseUnavailableError) as caught:
         await db.read(query)
     assert type(caught.value) is DatabaseUnavailableError
-    assert caught.value.server == "database"
+    assert caught.value.server == "servers"
     assert caught.value.detail == "no server can serve this read"
     assert fake.calls == []
 
