@@ -31,6 +31,7 @@ INSTALLED_APPS = ["app"]
 MIDDLEWARE = [
     "resilience_async.django.middleware.request_context_middleware",
     "resilience_async.django.middleware.security_middleware",
+    "resilience_async.django.middleware.load_shedding_middleware",
 ]
 ROOT_URLCONF = "project.urls"
 WSGI_APPLICATION = "project.wsgi.application"
@@ -107,6 +108,10 @@ def _django_database(url: str) -> dict[str, object]:
 
 
 DATABASES = {"default": _django_database(DATABASE_URL)}
+
+# --- Load shedding ---------------------------------------------------------------------------
+# Requests in flight per server process beyond which new ones are answered 503 at once.
+MAX_IN_FLIGHT_REQUESTS = env.int("MAX_IN_FLIGHT_REQUESTS", 1000)
 
 # --- Background jobs: Dramatiq workers fed by the outbox relay -----------------------------
 WORKER_PROCESSES = env.int("WORKER_PROCESSES", 1, min_value=1)

@@ -19,7 +19,10 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
+from resilience_async.django.errors import error_response
 from resilience_async.django.responses import json_error
+from resilience_async.errors import BulkheadFullError
+from resilience_async.limits import Bulkhead
 from resilience_async.logs import request_id_var
 from resilience_async.metrics import RequestRecorder
 
@@ -174,3 +177,28 @@ def security_middleware(get_response: Handler | AsyncHandler) -> Handler | Async
         return security.decorate(request, get_response(request))  # type: ignore[arg-type]
 
     return sync_middleware
+
+
+@sync_and_async_middleware
+def load_shedding_middleware(get_response: Handler | AsyncHandler) -> Handler | AsyncHandler:
+    """Past `MAX_IN_FLIGHT_REQUESTS` requests in flight in this process, answer 503 at once.
+
+    When every dependency is slow, requests pile up until all of them time out together;
+    refusing the excess at once (with `Retry-After`) keeps the admitted ones fast. Health
+    endpoints are never refused: a probe must see the process, busy or not. 0 disables it.
+    """
+    limit = settings.MAX_IN_FLIGHT_REQUESTS
+    if not iscoroutinefunction(get_response) or limit <= 0:
+        return get_response  # the sync twin keeps its own (gunicorn's) limits
+    requests = Bulkhead("requests", max_concurrent=limit)
+
+    async def middleware(request: HttpRequest) -> HttpResponseBase:
+        if request.path.startswith("/health/"):
+            return await get_response(request)  # type: ignore[misc]
+        try:
+            async with requests:
+                return await get_response(request)  # type: ignore[misc]
+        except BulkheadFullError as exc:
+            return error_response(exc)
+
+    return middleware
