@@ -43,7 +43,7 @@ from resilience_async.errors import (
     SaturatedError,
     WriteOutcomeUnknownError,
 )
-from resilience_async.lsn import format_lsn, parse_lsn
+from resilience_async.lsn import parse_lsn
 from resilience_async.metrics import QueryRecorder
 from resilience_async.topology import Monitor, ServerState
 
@@ -351,7 +351,7 @@ class Database:
             cursor = await conn.execute(_TOKEN_SQL)
             row = await cursor.fetchone()
         assert row is not None
-        return WriteResult(value, format_lsn(parse_lsn(row[0])))
+        return WriteResult(value, row[0])  # pg_lsn's own X/Y text
 
     async def _on_primary(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         if self._guard is None:
@@ -406,10 +406,6 @@ class Database:
                     raise PoolExhaustedError(state.name, pool.timeout) from exc
             except PoolClosed as exc:
                 raise _unavailable(state, primary, "pool closed") from exc
-
-    # --- figures for health and benchmarks ----------------------------------------------
-    def pool_stats(self) -> dict[str, dict[str, int]]:
-        return {pool.name: pool.get_stats() for pool in (self.primary, *self.replicas)}
 
 
 def _unavailable(state: ServerState, primary: bool, detail: str) -> DatabaseUnavailableError:

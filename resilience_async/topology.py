@@ -59,7 +59,6 @@ class ServerState:
     lsn: int = 0
     latency: float = 0.0
     error: str | None = "not sampled yet"
-    sampled_at: float = 0.0
 
     def saw_lsn(self, lsn: int) -> None:
         """Record a visible position seen outside a sample (positions never go back)."""
@@ -108,7 +107,6 @@ class _Probe:
             state.lag = float(row[2]) if len(row) > 2 else 0.0
             state.latency = time.perf_counter() - started
         state.sampled = True
-        state.sampled_at = time.monotonic()
         DATABASE_UP.labels(state.name).set(1 if state.up else 0)
         if state.up and state.in_recovery:
             DATABASE_REPLICA_LAG.labels(state.name).set(state.lag)

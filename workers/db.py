@@ -39,10 +39,3 @@ def pool(url: str, *, size: int = 4) -> ConnectionPool:
                 open=True,
             )
         return existing
-
-
-def close_all() -> None:
-    with _lock:
-        for existing in _pools.values():
-            existing.close(timeout=2)
-        _pools.clear()

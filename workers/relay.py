@@ -92,7 +92,6 @@ class Relay:
         self.key_ttl = key_ttl
         self._next_revival = 0.0
         self.name = name
-        self.published = 0
         self._conn: psycopg.Connection[Any] | None = None
 
     def run(self, stop: threading.Event) -> None:
@@ -139,7 +138,6 @@ class Relay:
             conn.execute(_MARK_FAILED, (_first_line(exc)[:500], [row[0] for row in rows]))
             raise
         if rows:
-            self.published += len(rows)
             logger.info("%s published %d message(s)", self.name, len(rows))
         return len(rows)
 

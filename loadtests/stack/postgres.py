@@ -191,16 +191,8 @@ def create_database(port: int) -> None:
 
 def wait_streaming(primary_port: int, timeout: float = 30.0) -> None:
     """Wait until the primary sees its replica streaming."""
-    deadline = time.monotonic() + timeout
     with psycopg.connect(url(primary_port, database="postgres"), autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"
-            ).fetchone()
-            if row and row[0] > 0:
-                return
-            time.sleep(0.05)
-    raise PostgresError(f"replica not streaming after {timeout:.0f} s")
+        _wait_for_standby(conn, "state = 'streaming'", timeout, "replica not streaming")
 
 
 def make_synchronous(primary_port: int, level: str) -> None:
@@ -210,15 +202,19 @@ def make_synchronous(primary_port: int, level: str) -> None:
         conn.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
         conn.execute(f"ALTER SYSTEM SET synchronous_commit = '{level}'")
         conn.execute("SELECT pg_reload_conf()")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'"
-            ).fetchone()
-            if row and row[0] > 0:
-                return
-            time.sleep(0.05)
-    raise PostgresError("the replica did not become a synchronous standby within 10 s")
+        _wait_for_standby(conn, "sync_state = 'sync'", 10, "replica not a synchronous standby")
+
+
+def _wait_for_standby(conn: psycopg.Connection, condition: str, timeout: float, what: str) -> None:
+    """Poll pg_stat_replication until a standby meets `condition` (constant SQL)."""
+    deadline = time.monotonic() + timeout
+    query = f"SELECT count(*) FROM pg_stat_replication WHERE {condition}"  # noqa: S608
+    while time.monotonic() < deadline:
+        row = conn.execute(query).fetchone()
+        if row and row[0] > 0:
+            return
+        time.sleep(0.05)
+    raise PostgresError(f"{what} after {timeout:.0f} s")
 
 
 def promote(port: int, timeout: int = 30) -> None:
