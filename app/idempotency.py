@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 
 from psycopg.errors import UniqueViolation
 
-from resilience_async.db import Connection
+from app.errors import IdempotencyKeyReused
+from resilience_async import Connection
 
 T = TypeVar("T")
 
@@ -37,14 +38,6 @@ class Created(Generic[T]):
 
     value: T
     replayed: bool = False
-
-
-class IdempotencyKeyReused(Exception):
-    """The key came with a different request before, or names what no longer exists (422)."""
-
-    def __init__(self, key: str, reason: str = "was used with a different request") -> None:
-        self.key = key
-        super().__init__(f"idempotency key {key!r} {reason}")
 
 
 def fingerprint(request: dict[str, Any]) -> str:

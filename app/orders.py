@@ -14,8 +14,7 @@ from typing import Any
 from app import idempotency
 from app.idempotency import Created
 from app.schemas import NewOrder
-from project.resources import require
-from resilience_async.db import Connection, ReadResult, WriteResult
+from resilience_async import Connection, Database, ReadResult, WriteResult
 
 SCOPE = "orders"
 _INSERT = """
@@ -56,26 +55,37 @@ class Order:
         }
 
 
-async def create(new: NewOrder, *, idempotency_key: str | None) -> WriteResult[Created[Order]]:
-    """Commit the order on the primary; with a key, at most once per key and request."""
-    resources = require()
-    if idempotency_key is None:
-        return await resources.database.write(lambda conn: _insert(conn, new))
-    ttl = resources.idempotency_key_ttl
-    return await resources.database.write(
-        lambda conn: _insert_once(conn, new, idempotency_key, ttl)
-    )
+class OrderService:
+    """Orders on the database: writes on the primary, reads where the caller's token allows.
 
+    Args:
+        database: the service's `Database` (primary and replica pools, routing).
+        key_ttl: seconds an idempotency key is remembered.
+    """
 
-async def get(order_id: int, *, token: str | None) -> ReadResult[Order | None]:
-    return await require().database.read(lambda conn: _select_one(conn, order_id), token=token)
+    def __init__(self, *, database: Database, key_ttl: float) -> None:
+        self._database = database
+        self._key_ttl = key_ttl
 
+    async def create(
+        self, new: NewOrder, *, idempotency_key: str | None
+    ) -> WriteResult[Created[Order]]:
+        """Commit the order on the primary; with a key, at most once per key and request."""
+        if idempotency_key is None:
+            return await self._database.write(lambda conn: _insert(conn, new))
+        key, ttl = idempotency_key, self._key_ttl
+        return await self._database.write(lambda conn: _insert_once(conn, new, key, ttl))
 
-async def page(limit: int, before: int | None, *, token: str | None) -> ReadResult[list[Order]]:
-    """Newest first; `before` is the last id of the previous page (keyset pagination)."""
-    return await require().database.read(
-        lambda conn: _select_page(conn, limit, before), token=token
-    )
+    async def get(self, order_id: int, *, token: str | None) -> ReadResult[Order | None]:
+        return await self._database.read(lambda conn: _select_one(conn, order_id), token=token)
+
+    async def page(
+        self, limit: int, before: int | None, *, token: str | None
+    ) -> ReadResult[list[Order]]:
+        """Newest first; `before` is the last id of the previous page (keyset pagination)."""
+        return await self._database.read(
+            lambda conn: _select_page(conn, limit, before), token=token
+        )
 
 
 async def _insert(conn: Connection, new: NewOrder) -> Created[Order]:

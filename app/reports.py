@@ -1,8 +1,8 @@
 """Reports: accepted in one transaction with their outbox message, built later by a worker.
 
 The request never talks to the broker: the report row and its outbox row commit together
-(one statement), and the relay (`workers.relay`) publishes the message. A broker that is
-down delays the job; it never fails the request or loses the job.
+(one statement), and the relay (`python -m workers relay`) publishes the message. A broker
+that is down delays the job; it never fails the request or loses the job.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from psycopg.types.json import Jsonb
 
 from app import idempotency
 from app.idempotency import Created
-from project.resources import require
-from resilience_async.db import Connection, ReadResult, WriteResult
+from resilience_async import Connection, Database, ReadResult, WriteResult
 
 ACTOR = "build_report"
 _COLUMNS = "id, status, params, result, error, attempts, created_at, updated_at"
@@ -77,22 +76,30 @@ class Report:
         return body
 
 
-async def create(
-    params: dict[str, Any], *, idempotency_key: str | None = None
-) -> WriteResult[Created[Report]]:
-    """Commit the report and its outbox message; the relay takes it from there. With a key,
-    at most one report per key and request."""
-    resources = require()
-    if idempotency_key is None:
-        return await resources.database.write(lambda conn: _insert(conn, params))
-    ttl = resources.idempotency_key_ttl
-    return await resources.database.write(
-        lambda conn: _insert_once(conn, params, idempotency_key, ttl)
-    )
+class ReportService:
+    """Reports accepted with their outbox message, read back where the caller's token allows.
 
+    Args:
+        database: the service's `Database` (primary and replica pools, routing).
+        key_ttl: seconds an idempotency key is remembered.
+    """
 
-async def get(report_id: uuid.UUID, *, token: str | None) -> ReadResult[Report | None]:
-    return await require().database.read(lambda conn: _select(conn, report_id), token=token)
+    def __init__(self, *, database: Database, key_ttl: float) -> None:
+        self._database = database
+        self._key_ttl = key_ttl
+
+    async def create(
+        self, params: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> WriteResult[Created[Report]]:
+        """Commit the report and its outbox message; the relay takes it from there. With a
+        key, at most one report per key and request."""
+        if idempotency_key is None:
+            return await self._database.write(lambda conn: _insert(conn, params))
+        key, ttl = idempotency_key, self._key_ttl
+        return await self._database.write(lambda conn: _insert_once(conn, params, key, ttl))
+
+    async def get(self, report_id: uuid.UUID, *, token: str | None) -> ReadResult[Report | None]:
+        return await self._database.read(lambda conn: _select(conn, report_id), token=token)
 
 
 async def _insert(conn: Connection, params: dict[str, Any]) -> Created[Report]:

@@ -1,8 +1,9 @@
 """Input parsing for the API: every rejection names the field it is about.
 
-Parsers raise `InvalidInput(status, code, message, field)`; views turn it into the service's
-JSON error. 400 means the request could not be read (body, headers, query string); 422
-means it was read and a field's value is not acceptable.
+Parsers raise `InvalidInput(status, code, message, field)` (an `app.errors.ApiError`); the
+views' one error mapping turns it into the service's JSON error. 400 means the request could
+not be read (body, headers, query string); 422 means it was read and a field's value is not
+acceptable.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app import idempotency
-from resilience_async.lsn import InvalidLsnError, parse_lsn
+from app.errors import InvalidInput
+from resilience_async import InvalidLsnError, parse_lsn
 
 MAX_ORDER_BODY = 16 * 1024  # bytes; an order is two short fields
 MAX_ITEM_LENGTH = 200
@@ -23,15 +25,6 @@ MAX_PAGE, DEFAULT_PAGE = 100, 20
 MAX_ID = 2**63 - 1  # bigint
 # draft-ietf-httpapi-idempotency-key-header: an sf-string; a bare token is accepted too.
 _IDEMPOTENCY_KEY = re.compile(r'"([\x20-\x21\x23-\x5b\x5d-\x7e]{1,255})"|([!#-~]{1,255})')
-
-
-class InvalidInput(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str) -> None:
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        super().__init__(f"{field}: {message}")
 
 
 @dataclass(frozen=True, slots=True)

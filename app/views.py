@@ -1,26 +1,47 @@
-"""The async API: thin views that parse, call a service, and render."""
+"""The async API: thin views that parse, call a service, and render.
+
+The services come from the composition root (`project/resources.py`), which builds one
+`Api` per process; `project/urls.py` routes to its methods. Every view answers its errors
+through one mapping (`answers_errors`): the API's own (`app.errors.ApiError`) as 4xx, the
+library's (`resilience_async.ResilienceError`) as 503 with `Retry-After`.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from app import orders as orders_service
-from app import reports as reports_service
-from app import schemas, services
-from app.idempotency import IdempotencyKeyReused
-from app.schemas import InvalidInput
-from resilience_async.db import ReadResult
+from app import schemas
+from app.errors import ApiError, NotFound
+from app.orders import OrderService
+from app.reports import ReportService
+from app.tips import TipsService
+from resilience_async import ReadResult, WriteResult
 from resilience_async.django.errors import answers_resilience_errors
 from resilience_async.django.responses import JSON, json_error, json_response, method_not_allowed
 
 # Which database server answered a read: primary, replica-1...
 SERVED_BY = "X-Database-Server"
+V = TypeVar("V", bound=Callable[..., Awaitable[HttpResponseBase]])
+
+
+def answers_errors(view: V) -> V:
+    """The API's one error mapping: `ApiError` to its 4xx, `ResilienceError` to a 503."""
+
+    @functools.wraps(view)
+    async def api_errors(*args: Any, **kwargs: Any) -> HttpResponseBase:
+        try:
+            return await view(*args, **kwargs)
+        except ApiError as exc:
+            return json_error(exc.status, exc.code, exc.message, field=exc.field)
+
+    return answers_resilience_errors(api_errors)  # type: ignore[return-value]
 
 
 class _EncodedOnce:
@@ -42,22 +63,88 @@ class _EncodedOnce:
         return self._encoded
 
 
-_encode_tips = _EncodedOnce()
+class Api:
+    """The API's views over the services one process built.
 
+    Args:
+        tips: the upstream's tips, through breaker and cache.
+        orders: orders on the primary and the replicas.
+        reports: report jobs, accepted through the outbox.
+    """
 
-@answers_resilience_errors
-async def tips(request: HttpRequest) -> HttpResponse:
-    """Tips from the upstream; `source` says whether they are live, cached, stale or a fallback."""
-    rejected = method_not_allowed(request, "GET", "HEAD")
-    if rejected is not None:
-        return rejected
-    result = await services.tips()
-    body = b'{"tips":%s,"source":"%s"' % (_encode_tips(result.value), result.source.encode())
-    headers = {}
-    if result.source in ("cache", "stale"):
-        body += b',"age":%.3f' % result.age
-        headers["Age"] = str(int(result.age))  # RFC 9111: seconds since it was fetched
-    return HttpResponse(body + b"}", content_type=JSON, headers=headers)
+    def __init__(self, *, tips: TipsService, orders: OrderService, reports: ReportService) -> None:
+        self._tips = tips
+        self._orders = orders
+        self._reports = reports
+        self._encode_tips = _EncodedOnce()
+
+    @answers_errors
+    async def tips(self, request: HttpRequest) -> HttpResponse:
+        """Tips from the upstream; `source` says whether they are live, cached, stale or a
+        fallback."""
+        rejected = method_not_allowed(request, "GET", "HEAD")
+        if rejected is not None:
+            return rejected
+        result = await self._tips.get()
+        body = b'{"tips":%s,"source":"%s"' % (
+            self._encode_tips(result.value),
+            result.source.encode(),
+        )
+        headers = {}
+        if result.source in ("cache", "stale"):
+            body += b',"age":%.3f' % result.age
+            headers["Age"] = str(int(result.age))  # RFC 9111: seconds since it was fetched
+        return HttpResponse(body + b"}", content_type=JSON, headers=headers)
+
+    @answers_errors
+    async def orders(self, request: HttpRequest) -> HttpResponseBase:
+        """`POST`: create an order (idempotent with a key). `GET`: newest first, keyset pages."""
+        rejected = method_not_allowed(request, "GET", "HEAD", "POST")
+        if rejected is not None:
+            return rejected
+        if request.method == "POST":
+            return await self._create_order(request)
+        limit, before = schemas.parse_page(request.GET)
+        read = await self._orders.page(limit, before, token=_consistency_token(request))
+        found = read.value
+        body: dict[str, Any] = {"orders": [order.to_json() for order in found]}
+        body["next_before"] = found[-1].id if len(found) == limit else None
+        return json_response(body, headers={SERVED_BY: read.server})
+
+    @answers_errors
+    async def order(self, request: HttpRequest, order_id: int) -> HttpResponseBase:
+        """One order, from a replica that has the caller's writes (`X-Consistency-Token`)."""
+        if order_id > schemas.MAX_ID:
+            raise NotFound(f"order {order_id}")
+        return await _one(request, f"order {order_id}",
+                          lambda token: self._orders.get(order_id, token=token))  # fmt: skip
+
+    @answers_errors
+    async def reports(self, request: HttpRequest) -> HttpResponseBase:
+        """`POST`: accept a report job (202); it is built later by a worker, never lost. With
+        an `Idempotency-Key`, a retried request answers the same report and queues nothing."""
+        rejected = method_not_allowed(request, "POST")
+        if rejected is not None:
+            return rejected
+        params = schemas.parse_report_params(request.content_type or "", _body(request))
+        key = schemas.parse_idempotency_key(request.META.get("HTTP_IDEMPOTENCY_KEY"))
+        written = await self._reports.create(params, idempotency_key=key)
+        report = written.value.value
+        body = {"id": str(report.id), "status": report.status}
+        return _created(202, body, written, f"/api/reports/{report.id}")
+
+    @answers_errors
+    async def report(self, request: HttpRequest, report_id: uuid.UUID) -> HttpResponseBase:
+        """queued, running, done (with the result) or failed (with the reason)."""
+        return await _one(request, f"report {report_id}",
+                          lambda token: self._reports.get(report_id, token=token))  # fmt: skip
+
+    async def _create_order(self, request: HttpRequest) -> HttpResponseBase:
+        new = schemas.parse_new_order(request.content_type or "", _body(request))
+        key = schemas.parse_idempotency_key(request.META.get("HTTP_IDEMPOTENCY_KEY"))
+        written = await self._orders.create(new, idempotency_key=key)
+        order = written.value.value
+        return _created(201, order.to_json(), written, f"/api/orders/{order.id}")
 
 
 def _consistency_token(request: HttpRequest) -> str | None:
@@ -65,55 +152,30 @@ def _consistency_token(request: HttpRequest) -> str | None:
     return schemas.parse_consistency_token(request.META.get("HTTP_X_CONSISTENCY_TOKEN"))
 
 
-def _invalid(exc: InvalidInput) -> HttpResponse:
-    return json_error(exc.status, exc.code, exc.message, field=exc.field)
-
-
-@answers_resilience_errors
-async def orders(request: HttpRequest) -> HttpResponse:
-    """`POST`: create an order (idempotent with a key). `GET`: newest first, keyset pages."""
-    rejected = method_not_allowed(request, "GET", "HEAD", "POST")
-    if rejected is not None:
-        return rejected
-    try:
-        if request.method == "POST":
-            return await _create_order(request)
-        limit, before = schemas.parse_page(request.GET)
-        token = _consistency_token(request)
-    except InvalidInput as exc:
-        return _invalid(exc)
-    read = await orders_service.page(limit, before, token=token)
-    found = read.value
-    body: dict[str, Any] = {"orders": [order.to_json() for order in found]}
-    body["next_before"] = found[-1].id if len(found) == limit else None
-    return json_response(body, headers={SERVED_BY: read.server})
-
-
-@answers_resilience_errors
-async def order(request: HttpRequest, order_id: int) -> HttpResponse:
-    """One order, from a replica that has the caller's writes (`X-Consistency-Token`)."""
-    if order_id > schemas.MAX_ID:
-        return json_error(404, "not_found", f"no order {order_id}")
-    return await _one(request, f"order {order_id}",
-                      lambda token: orders_service.get(order_id, token=token))  # fmt: skip
-
-
 async def _one(
     request: HttpRequest, what: str, load: Callable[[str | None], Awaitable[ReadResult[Any]]]
-) -> HttpResponse:
+) -> HttpResponseBase:
     """GET one resource: `load(token)` reads it where the caller's token allows; 404 if absent."""
     rejected = method_not_allowed(request, "GET", "HEAD")
     if rejected is not None:
         return rejected
-    try:
-        token = _consistency_token(request)
-    except InvalidInput as exc:
-        return _invalid(exc)
-    read = await load(token)
+    read = await load(_consistency_token(request))
     served = {SERVED_BY: read.server}
     if read.value is None:
-        return json_error(404, "not_found", f"no {what}", headers=served)
+        return json_error(404, NotFound.code, f"no {what}", headers=served)
     return json_response(read.value.to_json(), headers=served)
+
+
+def _created(
+    status: int, body: dict[str, Any], written: WriteResult[Any], location: str
+) -> HttpResponse:
+    """A create's answer: the body with its consistency token, Location, and whether an
+    earlier request with the same idempotency key created it."""
+    headers = {"X-Consistency-Token": written.token, "Location": location}
+    if written.value.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response({**body, "consistency_token": written.token}, status=status,
+                         headers=headers)  # fmt: skip
 
 
 def _body(request: HttpRequest) -> bytes:
@@ -125,52 +187,3 @@ def _body(request: HttpRequest) -> bytes:
         return request.body
     except RequestDataTooBig:
         raise schemas.body_too_large() from None
-
-
-async def _create_order(request: HttpRequest) -> HttpResponse:
-    new = schemas.parse_new_order(request.content_type or "", _body(request))
-    key = schemas.parse_idempotency_key(request.META.get("HTTP_IDEMPOTENCY_KEY"))
-    try:
-        written = await orders_service.create(new, idempotency_key=key)
-    except IdempotencyKeyReused as exc:
-        return json_error(422, "idempotency_key_reused", str(exc), field="Idempotency-Key")
-    created = written.value
-    headers = {
-        "X-Consistency-Token": written.token,
-        "Location": f"/api/orders/{created.value.id}",
-    }
-    if created.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    body_json = {**created.value.to_json(), "consistency_token": written.token}
-    return json_response(body_json, status=201, headers=headers)
-
-
-@answers_resilience_errors
-async def reports(request: HttpRequest) -> HttpResponse:
-    """`POST`: accept a report job (202); it is built later by a worker, never lost. With
-    an `Idempotency-Key`, a retried request answers the same report and queues nothing."""
-    rejected = method_not_allowed(request, "POST")
-    if rejected is not None:
-        return rejected
-    try:
-        params = schemas.parse_report_params(request.content_type or "", _body(request))
-        key = schemas.parse_idempotency_key(request.META.get("HTTP_IDEMPOTENCY_KEY"))
-    except InvalidInput as exc:
-        return _invalid(exc)
-    try:
-        written = await reports_service.create(params, idempotency_key=key)
-    except IdempotencyKeyReused as exc:
-        return json_error(422, "idempotency_key_reused", str(exc), field="Idempotency-Key")
-    report = written.value.value
-    headers = {"X-Consistency-Token": written.token, "Location": f"/api/reports/{report.id}"}
-    if written.value.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    body = {"id": str(report.id), "status": report.status, "consistency_token": written.token}
-    return json_response(body, status=202, headers=headers)
-
-
-@answers_resilience_errors
-async def report(request: HttpRequest, report_id: uuid.UUID) -> HttpResponse:
-    """queued, running, done (with the result) or failed (with the reason)."""
-    return await _one(request, f"report {report_id}",
-                      lambda token: reports_service.get(report_id, token=token))  # fmt: skip

@@ -7,8 +7,10 @@ across the call, so under threads every call through one breaker is serialised.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import dramatiq
 import pybreaker
 import requests
 from django.conf import settings
@@ -16,9 +18,9 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
 from app import schemas
+from app.errors import InvalidInput
 from app.models import Order, Report
-from app.schemas import InvalidInput
-from app.services import FALLBACK_TIPS
+from app.tips import FALLBACK_TIPS
 
 session = requests.Session()  # keep-alive, as any production user of requests would
 
@@ -121,13 +123,25 @@ def reports(request: HttpRequest) -> HttpResponseBase:
     except InvalidInput as exc:
         return _error(exc.status, exc.code, exc.message, exc.field)
     report = Report.objects.create(params=params)
-    from workers.actors import build_report  # noqa: PLC0415 - the broker, only when used
+    from workers import actors  # noqa: PLC0415 - the broker, only when used
 
     try:
-        build_report.send(report_id=str(report.pk))
+        _broker().enqueue(actors.message(actors.BUILD_REPORT, {"report_id": str(report.pk)}))
     except Exception as exc:
         return _error(503, "broker_unavailable", f"report {report.pk} saved, not queued: {exc}")
     return JsonResponse({"id": str(report.pk), "status": "queued"}, status=202)
+
+
+@functools.cache
+def _broker() -> dramatiq.Broker:
+    """The broker `.delay()` sends to, made on first use (one per process, as in the guide)."""
+    from workers.broker import make_broker  # noqa: PLC0415 - the broker, only when used
+
+    return make_broker(
+        settings.BROKER_URL,
+        heartbeat_timeout=settings.JOBS_HEARTBEAT_TIMEOUT,
+        maintenance_chance=settings.JOBS_MAINTENANCE_CHANCE,
+    )
 
 
 def report(request: HttpRequest, report_id: Any) -> HttpResponseBase:

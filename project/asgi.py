@@ -15,12 +15,11 @@ django.setup(set_prefix=False)
 
 from django.conf import settings  # noqa: E402 - needs django.setup() first
 
-from project.resources import Resources, install  # noqa: E402
+from project.resources import for_process  # noqa: E402
+from resilience_async import LifespanApp  # noqa: E402
 from resilience_async.django.handler import EventLoopASGIHandler  # noqa: E402
-from resilience_async.lifespan import LifespanApp  # noqa: E402
 
-resources = Resources(settings)
-install(resources)
+resources = for_process()
 
 application = LifespanApp(
     EventLoopASGIHandler(),

@@ -1,62 +1,45 @@
-"""The composition root: every pool, client and check of a process, built once from settings.
+"""The web process's composition root: every pool, client, service and check, built once.
 
-The library never reads settings; this module does, and hands each primitive what it needs.
-`project/asgi.py` builds one `Resources`, installs it, and the lifespan opens and closes it.
+The library and the app never read settings; this module does, and hands each part what it
+needs. `for_process()` builds the one `Resources` of a process: `project/asgi.py` opens and
+closes it with the server's lifespan, `project/urls.py` routes to its `api`.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings as django_settings
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from resilience_async.breaker import CircuitBreaker, RedisBreakerState
-from resilience_async.cache import FallbackCache
-from resilience_async.db import Database, counts_against_database, describe_hosts
-from resilience_async.errors import DatabaseUnavailableError
-from resilience_async.health import Check, Observation, Readiness, Status, threshold
-from resilience_async.http import ResilientClient, is_server_failure
-from resilience_async.lifecycle import Lifecycle
-from resilience_async.limits import Bulkhead
-from resilience_async.metrics import OUTBOX_BACKLOG
-from resilience_async.retry import RetryBudget, RetryPolicy
-
-TIPS = "tips-upstream"
+from app.orders import OrderService
+from app.reports import ReportService
+from app.tips import TipsService
+from app.views import Api
+from project import builders, checks
+from resilience_async import (
+    Check,
+    CircuitBreaker,
+    FallbackCache,
+    Lifecycle,
+    Readiness,
+    RedisBreakerState,
+)
+from workers.outbox import BacklogProbe
 
 
 class Resources:
-    """Long-lived clients of one server process, and the readiness checks over them."""
+    """Long-lived clients of one server process, the services over them, and readiness."""
 
     def __init__(self, settings: Any) -> None:
         self.lifecycle = Lifecycle()
-        # Writes fail fast while the primary is gone: the monitor opens this breaker as soon
-        # as it loses the primary, and closes it as soon as a writable one answers again.
-        self.primary_breaker = CircuitBreaker(
-            name="database-primary",
-            failure_threshold=settings.DATABASE_BREAKER_FAIL_MAX,
-            failure_rate_threshold=None,
-            reset_timeout=settings.DATABASE_BREAKER_RESET_TIMEOUT,
-            is_failure=counts_against_database,
-        )
-        self.database = Database(
-            primary_url=settings.DATABASE_URL,
-            replica_urls=settings.DATABASE_REPLICA_URLS,
-            min_size=settings.DATABASE_POOL_MIN_SIZE,
-            max_size=settings.DATABASE_POOL_MAX_SIZE,
-            timeout=settings.DATABASE_POOL_TIMEOUT,
-            max_waiting=settings.DATABASE_POOL_MAX_WAITING,
-            connect_timeout=settings.DATABASE_CONNECT_TIMEOUT,
-            replica_timeout=settings.DATABASE_REPLICA_TIMEOUT,
-            query_timeout=settings.DATABASE_QUERY_TIMEOUT,
-            max_replica_lag=settings.DATABASE_MAX_REPLICA_LAG,
-            monitor_interval=settings.DATABASE_MONITOR_INTERVAL,
-            primary_guard=self.primary_breaker,
-        )
+        self.primary_breaker = builders.primary_breaker(settings)
+        self.database = builders.database(settings, primary_guard=self.primary_breaker)
         # One immediate retry on a dropped connection only (a pooled socket that died with a
         # Redis restart); never on a timeout, which would double the cost of a hung Redis.
         self.redis = Redis.from_url(
@@ -65,19 +48,13 @@ class Resources:
             socket_connect_timeout=settings.REDIS_TIMEOUT,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
-        self.tips_breaker = _upstream_breaker(settings, self.redis)
-        self.tips_client = ResilientClient(
-            TIPS,
-            settings.TIPS_UPSTREAM_URL,
-            timeout=settings.UPSTREAM_TIMEOUT,
-            connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
-            pool_timeout=settings.UPSTREAM_POOL_TIMEOUT,
-            breaker=self.tips_breaker,
-            retry=RetryPolicy(attempts=settings.UPSTREAM_RETRY_ATTEMPTS),
-            budget=RetryBudget(ratio=settings.UPSTREAM_RETRY_BUDGET),
-            max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
-            bulkhead=Bulkhead(TIPS, max_concurrent=settings.UPSTREAM_MAX_CONCURRENCY),
+        shared = (
+            RedisBreakerState(self.redis, timeout=settings.REDIS_TIMEOUT)
+            if settings.BREAKER_SHARED
+            else None
         )
+        self.tips_breaker = builders.tips_breaker(settings, shared=shared)
+        self.tips_client = builders.tips_client(settings, breaker=self.tips_breaker)
         # Redis has its own breaker: a dead or hung Redis costs one short timeout per
         # breaker period, then the cache runs on its local tier alone.
         self.redis_breaker = CircuitBreaker(
@@ -94,7 +71,6 @@ class Resources:
             redis_guard=self.redis_breaker,
             single_flight=settings.CACHE_SINGLE_FLIGHT,
         )
-        self.idempotency_key_ttl = settings.IDEMPOTENCY_KEY_TTL
         self.broker_url = settings.BROKER_URL
         self.broker_redis = (
             Redis.from_url(settings.BROKER_URL, socket_timeout=settings.REDIS_TIMEOUT,
@@ -102,16 +78,22 @@ class Resources:
             if urlsplit(settings.BROKER_URL).scheme.startswith("redis")
             else None
         )  # fmt: skip
-        self.outbox_warn_age = settings.OUTBOX_WARN_AGE
-        self.cache_ttl = settings.CACHE_TTL
-        self.cache_stale_ttl = settings.CACHE_STALE_TTL
+        self.api = Api(
+            tips=TipsService(client=self.tips_client, cache=self.tips_cache,
+                             breaker=self.tips_breaker, ttl=settings.CACHE_TTL,
+                             stale_ttl=settings.CACHE_STALE_TTL),
+            orders=OrderService(database=self.database, key_ttl=settings.IDEMPOTENCY_KEY_TTL),
+            reports=ReportService(database=self.database, key_ttl=settings.IDEMPOTENCY_KEY_TTL),
+        )  # fmt: skip
         self.readiness = Readiness(
-            self._checks(max_lag=settings.DATABASE_MAX_REPLICA_LAG, redis_url=settings.REDIS_URL),
+            self._checks(settings),
             lifecycle=self.lifecycle,
             timeout=settings.HEALTH_CHECK_TIMEOUT,
             cache_ttl=settings.HEALTH_CACHE_TTL,
             service=settings.SERVICE_NAME,
         )
+        if settings.METRICS_ENABLED:
+            self._instrument()
 
     async def open(self) -> None:
         await self.database.open()
@@ -126,136 +108,41 @@ class Resources:
             await self.broker_redis.aclose()
         await self.database.close()
 
-    def _checks(self, *, max_lag: float, redis_url: str) -> list[Check]:
-        db = self.database
-        checks = [
-            Check("primary", "responseTime", self._probe_primary, "datastore",
-                  describe_hosts(db.primary_url), group="database"),
+    def _checks(self, settings: Any) -> list[Check]:
+        on_backlog = None
+        if settings.METRICS_ENABLED:
+            from project.metrics import OUTBOX_BACKLOG  # noqa: PLC0415 - only with metrics
+
+            on_backlog = OUTBOX_BACKLOG.set
+        outbox = BacklogProbe(self.database, warn_age=settings.OUTBOX_WARN_AGE,
+                              on_backlog=on_backlog)  # fmt: skip
+        redis_host = checks.host_of(settings.REDIS_URL)
+        broker_probe = checks.broker_probe(self.broker_url, self.broker_redis)
+        return [
+            *checks.database_checks(self.database, max_lag=settings.DATABASE_MAX_REPLICA_LAG),
+            Check("redis", "responseTime", checks.redis_probe(self.redis), "datastore", redis_host),
+            Check("upstream", "circuitBreaker", checks.breaker_probe(self.tips_breaker),
+                  "component", builders.TIPS),
+            Check("broker", "responseTime", broker_probe, "component",
+                  checks.host_of(self.broker_url)),
+            Check("outbox", "backlog", outbox, "component", "outbox"),
         ]  # fmt: skip
-        for index, url in enumerate(db.replica_urls):
-            checks.append(
-                Check(f"replica-{index + 1}", "replicationLag", self._lag_probe(index, max_lag),
-                      "datastore", describe_hosts(url), group="database")
-            )  # fmt: skip
-        checks.append(
-            Check("redis", "responseTime", self._probe_redis, "datastore", _redis_host(redis_url))
-        )
-        checks.append(Check("upstream", "circuitBreaker", self._probe_upstream, "component", TIPS))
-        checks.append(Check("broker", "responseTime", self._probe_broker, "component",
-                            _redis_host(self.broker_url)))  # fmt: skip
-        checks.append(Check("outbox", "backlog", self._probe_outbox, "component", "outbox"))
-        return checks
 
-    async def _probe_primary(self) -> Observation:
-        """The database monitor's last sample: probes open no connection of their own."""
-        monitor = self.database.monitor
-        await monitor.first_round()
-        if not monitor.primary.up:
-            raise DatabaseUnavailableError("primary", str(monitor.primary.error))
-        return Observation(round(monitor.primary.latency * 1000, 2), "ms")
+    def _instrument(self) -> None:
+        from resilience_async.prometheus import instrument  # noqa: PLC0415 - optional
 
-    def _lag_probe(self, index: int, max_lag: float) -> Any:
-        async def probe() -> Observation:
-            monitor = self.database.monitor
-            await monitor.first_round()
-            state = monitor.replicas[index]
-            if not state.up:
-                raise DatabaseUnavailableError(state.name, str(state.error))
-            if not state.in_recovery:
-                return Observation(0.0, "s", Status.WARN, "not in recovery (promoted?)")
-            return threshold(state.lag, unit="s", warn_above=max_lag, what="replay lag")
-
-        return probe
-
-    async def _probe_redis(self) -> Observation:
-        await self.redis.ping()
-        return Observation()
-
-    async def _probe_broker(self) -> Observation:
-        """Jobs are accepted while the broker is down (the outbox holds them): warn only."""
-        if self.broker_redis is not None:
-            await self.broker_redis.ping()
-        else:
-            parsed = urlsplit(self.broker_url)
-            _, writer = await asyncio.open_connection(parsed.hostname, parsed.port or 5672)
-            writer.close()
-        return Observation()
-
-    async def _probe_outbox(self) -> Observation:
-        """Messages committed but not yet published, and how long the oldest has waited."""
-        read = await self.database.read(_outbox_backlog)
-        backlog, oldest = read.value
-        OUTBOX_BACKLOG.set(backlog)
-        if oldest > self.outbox_warn_age:
-            output = f"{backlog} message(s) unpublished, the oldest for {oldest:.0f} s"
-            return Observation(backlog, "messages", Status.WARN, output)
-        return Observation(backlog, "messages")
-
-    async def _probe_upstream(self) -> Observation:
-        """The breaker's view: no request is sent (readiness must not hammer the upstream)."""
-        snapshot = self.tips_breaker.snapshot()
-        state = snapshot.state.name.lower().replace("_", "-")
-        status = Status.PASS if state == "closed" else Status.WARN
-        output = (
-            None
-            if status is Status.PASS
-            else f"circuit {state}, retry in {snapshot.retry_after:.1f} s"
-        )
-        return Observation(round(snapshot.failure_rate, 3), "failure rate", status, output)
+        client = self.tips_client
+        instrument(self.primary_breaker, self.database, self.tips_breaker, client,
+                   self.redis_breaker, self.tips_cache)  # fmt: skip
+        if client.bulkhead is not None:
+            instrument(client.bulkhead)
 
 
-def _upstream_breaker(settings: Any, redis: Redis) -> CircuitBreaker:
-    shared = (
-        RedisBreakerState(redis, timeout=settings.REDIS_TIMEOUT)
-        if settings.BREAKER_SHARED
-        else None
-    )
-    return CircuitBreaker(
-        name=TIPS,
-        failure_threshold=settings.BREAKER_FAIL_MAX,
-        failure_rate_threshold=settings.BREAKER_FAILURE_RATE,
-        window_size=settings.BREAKER_WINDOW,
-        minimum_calls=min(settings.BREAKER_MIN_CALLS, settings.BREAKER_WINDOW),
-        slow_call_duration=settings.BREAKER_SLOW_CALL or None,
-        reset_timeout=settings.BREAKER_RESET_TIMEOUT,
-        half_open_max_calls=settings.BREAKER_HALF_OPEN_MAX_CALLS,
-        call_timeout=settings.UPSTREAM_TIMEOUT,
-        result_is_failure=is_server_failure,
-        shared=shared,
-    )
+@functools.cache
+def for_process() -> Resources:
+    """The process's one `Resources`, built from Django's settings on first use.
 
-
-_installed: Resources | None = None
-
-
-def install(resources: Resources) -> None:
-    global _installed  # noqa: PLW0603 - one composition root per process, set at start-up
-    _installed = resources
-
-
-def current() -> Resources | None:
-    """The process's resources, or None before `project/asgi.py` has built them."""
-    return _installed
-
-
-def require() -> Resources:
-    """The process's resources; a service function called before start-up is a bug."""
-    if _installed is None:
-        raise RuntimeError("resources are not built: serve project.asgi:application")
-    return _installed
-
-
-async def _outbox_backlog(conn: Any) -> tuple[int, float]:
-    cursor = await conn.execute(
-        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 "
-        "FROM outbox WHERE sent_at IS NULL"
-    )
-    row = await cursor.fetchone()
-    return int(row[0]), float(row[1])
-
-
-def _redis_host(url: str) -> str:
-    """`host:port` of a redis:// or amqp:// URL, for health details (no password)."""
-    parsed = urlsplit(url)
-    default = 5672 if parsed.scheme.startswith("amqp") else 6379
-    return f"{parsed.hostname}:{parsed.port or default}"
+    Building opens nothing (pools and clients open at lifespan start-up), so importing the
+    URLconf (`manage.py check`, say) costs no connection.
+    """
+    return Resources(django_settings)

@@ -189,6 +189,9 @@ LOGGING = {
 }
 
 # --- Metrics -----------------------------------------------------------------------------
+# Prometheus export of every primitive and request (GET /metrics); off, nothing is counted
+# in prometheus-client and /metrics shows only the process's default collectors.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", True)
 # Set (to an empty directory) when several server processes serve: prometheus-client reads
 # the same variable at import and then keeps each process's values in files there.
 METRICS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", "")

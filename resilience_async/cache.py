@@ -21,14 +21,13 @@ import math
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVar
 
 from resilience_async.breaker import CircuitBreaker, Guard
 from resilience_async.errors import CircuitOpenError, FallbackUnavailableError, ResilienceError
-from resilience_async.metrics import CACHE_RESULTS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -77,6 +76,12 @@ class CacheResult(Generic[T]):
     error: str | None
 
 
+class CacheHook(Protocol):
+    """Told where every served value came from (on the request path: keep it cheap)."""
+
+    def record_served(self, source: Source, /) -> None: ...
+
+
 class Refusing(Protocol):
     """What the cache reads of a circuit breaker: its name, and how long it refuses calls."""
 
@@ -110,6 +115,7 @@ class FallbackCache:
             in the caller's task, for values that must be fetched per request).
         clock: wall-clock seconds (entries are compared across processes).
         rng: uniform in [0, 1), for early refresh.
+        hooks: told the source of every value served (see `CacheHook`).
     """
 
     def __init__(
@@ -125,6 +131,7 @@ class FallbackCache:
         single_flight: bool = True,
         clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        hooks: Iterable[CacheHook] = (),
     ) -> None:
         if not namespace:
             raise ValueError("namespace must not be empty")
@@ -158,8 +165,26 @@ class FallbackCache:
         self._writes: dict[str, asyncio.Task[None]] = {}
         self._written_at: dict[str, float] = {}
         self._asked_at: dict[str, float] = {}
-        self._served = {source: CACHE_RESULTS.labels(namespace, source) for source in _SOURCES}
-        self._count_hit = self._served["cache"].inc
+        self._served: dict[str, int] = dict.fromkeys(_SOURCES, 0)
+        self._hooks = tuple(hooks)
+
+    def add_hook(self, hook: CacheHook) -> None:
+        self._hooks = (*self._hooks, hook)
+
+    def stats(self) -> dict[str, int]:
+        """Values served by source (`live`, `cache`, `stale`, `fallback`), and what is held
+        now: `entries` in the local tier, `loads` in flight, pending Redis `writes`."""
+        return {
+            **self._served,
+            "entries": len(self._local),
+            "loads": len(self._flights),
+            "writes": len(self._writes),
+        }
+
+    def _count(self, source: Source) -> None:
+        self._served[source] += 1
+        for hook in self._hooks:
+            hook.record_served(source)
 
     async def get(
         self,
@@ -200,7 +225,7 @@ class FallbackCache:
                     and self._xfetch(entry, expiry, now)
                 ):
                     self._start_flight(key, load, ttl, stale_ttl)
-                self._count_hit()
+                self._count("cache")
                 return CacheResult(entry.value, "cache", max(0.0, now - entry.loaded_at), None)
             if breaker is not None and breaker.retry_after > 0 and key not in self._flights:
                 refused = CircuitOpenError(breaker.name, breaker.retry_after)
@@ -243,7 +268,7 @@ class FallbackCache:
                 source, entry = await self._fly(key, load, ttl, stale_ttl)
         except Exception as exc:
             return self._degrade(key, exc, ttl + stale_ttl, fallback)
-        self._served[source].inc()
+        self._count(source)
         age = 0.0 if source == "live" else max(0.0, self._clock() - entry.loaded_at)
         return CacheResult(entry.value, source, age, None)
 
@@ -258,11 +283,11 @@ class FallbackCache:
         entry = self._local.get(key)
         now = self._clock()
         if entry is not None and now < entry.loaded_at + keep:
-            self._served["stale"].inc()
+            self._count("stale")
             return CacheResult(entry.value, "stale", max(0.0, now - entry.loaded_at), error)
         if isinstance(fallback, _Missing):
             raise FallbackUnavailableError(key) from exc
-        self._served["fallback"].inc()
+        self._count("fallback")
         return CacheResult(fallback, "fallback", 0.0, error)
 
     def _start_flight(

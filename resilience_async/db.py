@@ -23,9 +23,9 @@ import asyncio
 import contextlib
 import itertools
 import select
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import psycopg
 from aiobreaker import CircuitBreakerState
@@ -44,13 +44,14 @@ from resilience_async.errors import (
     WriteOutcomeUnknownError,
 )
 from resilience_async.lsn import parse_lsn
-from resilience_async.metrics import QueryRecorder
 from resilience_async.topology import Monitor, ServerState
 
 T = TypeVar("T")
 Connection = psycopg.AsyncConnection[TupleRow]
 Query = Callable[[Connection], Awaitable[T]]
 Route = tuple[ServerState, AsyncConnectionPool[Connection]]
+QueryKind = Literal["read", "write"]
+QueryOutcome = Literal["ok", "failed"]
 
 # After a commit, the insert position is at or past the end of the commit record: a server
 # that has made this position visible has made the write visible.
@@ -77,6 +78,14 @@ class WriteResult(Generic[T]):
 
     value: T
     token: str
+
+
+class DatabaseHook(Protocol):
+    """Told of every read and write (by server, kind and outcome) and of every monitor sample."""
+
+    def record_query(self, server: str, kind: QueryKind, outcome: QueryOutcome, /) -> None: ...
+
+    def record_sample(self, state: ServerState, /) -> None: ...
 
 
 class _NotCaughtUp(Exception):
@@ -137,6 +146,7 @@ class Database:
         primary_guard: the breaker every primary call runs through (give it
             `is_failure=counts_against_database`); the monitor opens it as soon as it
             loses the primary and closes it as soon as it reaches a writable one again.
+        hooks: told of every query and every monitor sample (see `DatabaseHook`).
     """
 
     def __init__(
@@ -156,6 +166,7 @@ class Database:
         reconnect_timeout: float = 0.0,
         close_timeout: float = 5.0,
         primary_guard: CircuitBreaker | None = None,
+        hooks: Iterable[DatabaseHook] = (),
     ) -> None:
         if not 0 <= min_size <= max_size:
             raise ValueError(
@@ -176,6 +187,7 @@ class Database:
             timeout=max(connect_timeout, 0.5),
             connect_timeout=connect_timeout,
             on_change=self._server_changed,
+            on_sample=self._sampled,
         )
         self._pool_options: dict[str, Any] = {
             "min_size": min_size,
@@ -193,7 +205,8 @@ class Database:
         ]
         self._turn = itertools.count()
         self._refills: set[asyncio.Task[None]] = set()
-        self._queries = QueryRecorder()
+        self._queries: dict[tuple[str, QueryKind, QueryOutcome], int] = {}
+        self._hooks = tuple(hooks)
 
     def _pool(self, url: str, name: str, timeout: float) -> AsyncConnectionPool[Connection]:
         kwargs = {
@@ -203,6 +216,33 @@ class Database:
         }
         return AsyncConnectionPool(url, name=name, timeout=timeout, kwargs=kwargs,
                                    **self._pool_options)  # fmt: skip
+
+    def add_hook(self, hook: DatabaseHook) -> None:
+        self._hooks = (*self._hooks, hook)
+
+    def stats(self) -> dict[str, Any]:
+        """Queries and servers as numbers: what a dashboard or a test reads.
+
+        Keys: `queries` ("primary.read.ok" -> count, by server, kind and outcome),
+        `servers` (name -> up, lag and latency in seconds, from the monitor's last sample)
+        and `pools` (name -> psycopg_pool's own `get_stats()`).
+        """
+        states = (self.monitor.primary, *self.monitor.replicas)
+        return {
+            "queries": {".".join(key): count for key, count in sorted(self._queries.items())},
+            "servers": {s.name: {"up": s.up, "lag": s.lag, "latency": s.latency} for s in states},
+            "pools": {pool.name: pool.get_stats() for pool in (self.primary, *self.replicas)},
+        }
+
+    def _record(self, server: str, kind: QueryKind, outcome: QueryOutcome) -> None:
+        key = (server, kind, outcome)
+        self._queries[key] = self._queries.get(key, 0) + 1
+        for hook in self._hooks:
+            hook.record_query(server, kind, outcome)
+
+    def _sampled(self, state: ServerState) -> None:
+        for hook in self._hooks:
+            hook.record_sample(state)
 
     # --- lifecycle ----------------------------------------------------------------------
     async def open(self) -> None:
@@ -263,12 +303,12 @@ class Database:
             except _NotCaughtUp:
                 continue
             except (DatabaseUnavailableError, SaturatedError, CircuitOpenError) as exc:
-                self._queries.record(state.name, "read", "failed")
+                self._record(state.name, "read", "failed")
                 failures.append(exc)
                 if len(failures) == 2:
                     break
                 continue
-            self._queries.record(state.name, "read", "ok")
+            self._record(state.name, "read", "ok")
             return ReadResult(value, state.name)
         if failures:
             raise failures[-1]
@@ -336,9 +376,9 @@ class Database:
                 self._write_on, self.primary, self.monitor.primary, query
             )
         except ResilienceError:
-            self._queries.record("primary", "write", "failed")
+            self._record("primary", "write", "failed")
             raise
-        self._queries.record("primary", "write", "ok")
+        self._record("primary", "write", "ok")
         return written
 
     async def _write_on(

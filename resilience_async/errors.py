@@ -13,11 +13,13 @@
     ├── DatabaseUnavailableError  a database server could not be reached, or dropped the call
     │   ├── NoPrimaryError             no writable primary (nothing was sent)
     │   └── WriteOutcomeUnknownError   a write was sent and its connection broke or timed out
-    └── FallbackUnavailableError  the call failed and neither stale data nor a fallback exists
+    ├── FallbackUnavailableError  the call failed and neither stale data nor a fallback exists
+    └── InvalidLsnError           a consistency token that is not an LSN (also ValueError)
 
 Every error that means "try again later" has `retry_after` (seconds), which the HTTP layer
-turns into a `Retry-After` header. Foreign exceptions (httpx, redis, psycopg) are translated
-once, at the boundary of the primitive that met them, with `raise ... from exc`.
+turns into a `Retry-After` header; `InvalidLsnError` alone is the caller's mistake (a 400).
+Foreign exceptions (httpx, redis, psycopg) are translated once, at the boundary of the
+primitive that met them, with `raise ... from exc`.
 """
 
 from __future__ import annotations
@@ -155,3 +157,7 @@ class FallbackUnavailableError(ResilienceError):
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__(f"no live, stale or fallback value for {key!r}")
+
+
+class InvalidLsnError(ResilienceError, ValueError):
+    """Text that is not an LSN in PostgreSQL's `X/Y` form (a malformed consistency token)."""

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import httpx
 
@@ -30,9 +31,21 @@ from resilience_async.errors import (
     UpstreamUnavailableError,
 )
 from resilience_async.limits import Bulkhead
-from resilience_async.metrics import UPSTREAM_REQUESTS, UPSTREAM_RETRIES
 from resilience_async.retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
 from resilience_async.transport import AiohttpTransport
+
+
+class UpstreamHook(Protocol):
+    """Told of every attempt and retry decision of one client (on the call path: keep it cheap).
+
+    `record_attempt` gets the attempt's outcome: the status code as text ("200", "503"), or
+    "timeout", "unavailable" or "pool_timeout"; `record_retry` whether a retry was allowed
+    (False: the retry budget refused it).
+    """
+
+    def record_attempt(self, outcome: str, /) -> None: ...
+
+    def record_retry(self, allowed: bool, /) -> None: ...
 
 
 def is_server_failure(response: Any) -> bool:
@@ -56,6 +69,7 @@ class ResilientClient:
         budget: caps retries to a fraction of recent requests (default: 20 %).
         bulkhead: bounds concurrent requests to the upstream (None: only max_connections).
         transport: the httpx transport; default `AiohttpTransport(max_connections=...)`.
+        hooks: told of every attempt and retry decision (see `UpstreamHook`).
 
     `client` is the shared `httpx.AsyncClient` on the same transport, with the same base URL
     and timeouts, for what this class does not do (streaming, redirects, cookies). The
@@ -77,6 +91,7 @@ class ResilientClient:
         budget: RetryBudget | None = None,
         bulkhead: Bulkhead | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        hooks: Iterable[UpstreamHook] = (),
     ) -> None:
         if min(timeout, connect_timeout, pool_timeout) <= 0:
             raise ValueError("timeout, connect_timeout and pool_timeout must be > 0 seconds")
@@ -93,7 +108,26 @@ class ResilientClient:
         )
         self._timeouts = timeouts.as_dict()
         self._urls: dict[str, httpx.URL] = {}
-        self._outcomes: dict[str, Any] = {}
+        self._requests = 0
+        self._attempts: dict[str, int] = {}
+        self._retries = {True: 0, False: 0}
+        self._hooks = tuple(hooks)
+
+    def add_hook(self, hook: UpstreamHook) -> None:
+        self._hooks = (*self._hooks, hook)
+
+    def stats(self) -> dict[str, Any]:
+        """Requests made, attempts by outcome, retries made and refused by the budget.
+
+        Keys: `requests`, `attempts` (outcome -> count, as `UpstreamHook` names outcomes),
+        `retries`, `retries_refused`.
+        """
+        return {
+            "requests": self._requests,
+            "attempts": dict(self._attempts),
+            "retries": self._retries[True],
+            "retries_refused": self._retries[False],
+        }
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -116,6 +150,7 @@ class ResilientClient:
             return await self._with_retries(method, url, kwargs)
 
     async def _with_retries(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        self._requests += 1
         self._budget.record_request()
         retryable = method.upper() in IDEMPOTENT_METHODS
         loop = asyncio.get_running_loop()
@@ -165,7 +200,9 @@ class ResilientClient:
         if attempt >= self._retry.attempts:
             return False
         allowed = self._budget.try_spend()
-        UPSTREAM_RETRIES.labels(self.name, "retried" if allowed else "budget_exhausted").inc()
+        self._retries[allowed] += 1
+        for hook in self._hooks:
+            hook.record_retry(allowed)
         return allowed
 
     async def _attempt(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
@@ -212,10 +249,9 @@ class ResilientClient:
         )
 
     def _count(self, outcome: str) -> None:
-        counter = self._outcomes.get(outcome)
-        if counter is None:
-            counter = self._outcomes[outcome] = UPSTREAM_REQUESTS.labels(self.name, outcome)
-        counter.inc()
+        self._attempts[outcome] = self._attempts.get(outcome, 0) + 1
+        for hook in self._hooks:
+            hook.record_attempt(outcome)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -8,20 +8,34 @@ fault, so no breaker counts it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Protocol
+
 from resilience_async._slots import Slots
 from resilience_async.errors import BulkheadFullError
-from resilience_async.metrics import BULKHEAD_REJECTIONS
+
+
+class BulkheadHook(Protocol):
+    """Told of every call a bulkhead refused."""
+
+    def record_rejection(self) -> None: ...
 
 
 class Bulkhead:
     """At most `max_concurrent` holders; up to `max_queue` more may wait `queue_timeout` s.
 
     Use as `async with bulkhead: ...`. With the defaults (no queue) a full bulkhead
-    rejects at once, without suspending the caller.
+    rejects at once, without suspending the caller. `hooks` are told of every rejection.
     """
 
     def __init__(
-        self, name: str, *, max_concurrent: int, max_queue: int = 0, queue_timeout: float = 0.0
+        self,
+        name: str,
+        *,
+        max_concurrent: int,
+        max_queue: int = 0,
+        queue_timeout: float = 0.0,
+        hooks: Iterable[BulkheadHook] = (),
     ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
@@ -32,11 +46,25 @@ class Bulkhead:
         self._max_queue = max_queue
         self._queue_timeout = queue_timeout
         self._slots = Slots(max_concurrent)
-        self._rejections = BULKHEAD_REJECTIONS.labels(name)
+        self._rejected = 0
+        self._hooks = tuple(hooks)
 
     @property
     def in_flight(self) -> int:
         return self._slots.taken
+
+    def add_hook(self, hook: BulkheadHook) -> None:
+        self._hooks = (*self._hooks, hook)
+
+    def stats(self) -> dict[str, int]:
+        """`max_concurrent`, `in_flight`, `waiting` (queued now) and `rejected` (so far)."""
+        slots = self._slots
+        return {
+            "max_concurrent": self.max_concurrent,
+            "in_flight": slots.taken,
+            "waiting": slots.waiting,
+            "rejected": self._rejected,
+        }
 
     async def __aenter__(self) -> None:
         if self._slots.try_take():
@@ -50,5 +78,7 @@ class Bulkhead:
         self._slots.give_back()
 
     def _reject(self) -> BulkheadFullError:
-        self._rejections.inc()
+        self._rejected += 1
+        for hook in self._hooks:
+            hook.record_rejection()
         return BulkheadFullError(self.name, self.max_concurrent)

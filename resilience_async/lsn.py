@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import re
 
+from resilience_async.errors import InvalidLsnError
+
 _MAX_HALF = 0xFFFFFFFF
 _LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
-
-
-class InvalidLsnError(ValueError):
-    """Text that is not an LSN in PostgreSQL's `X/Y` form."""
 
 
 def parse_lsn(text: str) -> int:

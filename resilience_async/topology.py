@@ -21,7 +21,6 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from resilience_async.lsn import parse_lsn
-from resilience_async.metrics import DATABASE_REPLICA_LAG, DATABASE_UP
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +106,6 @@ class _Probe:
             state.lag = float(row[2]) if len(row) > 2 else 0.0
             state.latency = time.perf_counter() - started
         state.sampled = True
-        DATABASE_UP.labels(state.name).set(1 if state.up else 0)
-        if state.up and state.in_recovery:
-            DATABASE_REPLICA_LAG.labels(state.name).set(state.lag)
 
     async def disconnect(self) -> None:
         conn, self.conn = self.conn, None
@@ -134,6 +130,7 @@ class Monitor:
         timeout: seconds one sample may take, connecting included.
         connect_timeout: libpq's connect timeout (whole seconds, at least 1).
         on_change: called with a server's state after a round in which it came up or went down.
+        on_sample: called with every server's state after every round.
     """
 
     def __init__(
@@ -145,6 +142,7 @@ class Monitor:
         timeout: float = 2.0,
         connect_timeout: float = 2.0,
         on_change: Callable[[ServerState], None] | None = None,
+        on_sample: Callable[[ServerState], None] | None = None,
     ) -> None:
         if interval <= 0 or timeout <= 0:
             raise ValueError(f"interval and timeout must be > 0, got {interval}, {timeout}")
@@ -157,6 +155,7 @@ class Monitor:
             for state, url in zip(self.replicas, replica_urls, strict=True)
         ]
         self._on_change = on_change
+        self._on_sample = on_sample
         self._first_round = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -179,10 +178,10 @@ class Monitor:
         were_up = [probe.state.up for probe in self._probes]
         await asyncio.gather(*(probe.sample(self.timeout) for probe in self._probes))
         self._first_round.set()
-        if self._on_change is None:
-            return
         for probe, was_up in zip(self._probes, were_up, strict=True):
-            if probe.state.up != was_up:
+            if self._on_sample is not None:
+                self._on_sample(probe.state)
+            if self._on_change is not None and probe.state.up != was_up:
                 self._on_change(probe.state)
 
     async def first_round(self) -> None:

@@ -1,63 +1,84 @@
-"""The actors. A worker runs `dramatiq workers.actors` (Dramatiq's CLI).
+"""The actors: what each job is called, its queue, and which failures it retries.
 
-Delivery is at least once (a relay may publish twice, a killed worker's message is
-redelivered), so every actor is idempotent, keyed by its report id: it claims the report
-with a status change that only a queued or running report allows, and writes the result
-with one that only a running report allows. A second delivery of a finished report does
-nothing, and two copies running at once produce one result.
+Nothing here builds a broker: `declare` puts the actors on the broker a root gives it (the
+worker's, or a test's `StubBroker`), and `message` builds a message for an actor by name
+(what the relay publishes, with no actor of its own).
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
 import psycopg
 from dramatiq.middleware import TimeLimitExceeded
-from psycopg.types.json import Jsonb
 
-from project import settings
-from workers import db, reports
-from workers.broker import make_broker
+from resilience_async import CircuitOpenError, InvalidLsnError, ResilienceError
 
-logger = logging.getLogger(__name__)
-broker = make_broker(settings)
-
-_CLAIM = """
-UPDATE reports SET status = 'running', attempts = attempts + 1, updated_at = now()
-WHERE id = %s AND status IN ('queued', 'running')
-RETURNING params
-"""
-_FINISH = """
-UPDATE reports SET status = 'done', result = %s, error = '', updated_at = now()
-WHERE id = %s AND status = 'running'
-"""
+BUILD_REPORT = "build_report"
+# Each actor's queue, for whoever sends to it by name.
+QUEUES = {BUILD_REPORT: "reports"}
 
 
-def is_transient(retries: int, exc: BaseException) -> bool:
-    """Retry what a later attempt may get past (a dependency failing), never bad input."""
-    transient = (reports.TransientJobError, psycopg.OperationalError, TimeLimitExceeded)
-    return isinstance(exc, transient) and retries < settings.JOBS_MAX_RETRIES
+def is_transient(exc: BaseException) -> bool:
+    """Whether a later attempt may get past it: a dependency failing, or a job cut by the
+    time limit; never bad input or a bug."""
+    if isinstance(exc, InvalidLsnError):
+        return False
+    transient = (ResilienceError, dramatiq.Retry, psycopg.OperationalError, TimeLimitExceeded)
+    return isinstance(exc, transient)
 
 
-@dramatiq.actor(queue_name="reports", retry_when=is_transient)
-def build_report(report_id: str) -> None:
-    """Build report `report_id` once, however often the message arrives."""
-    pool = db.pool(settings.DATABASE_URL, size=settings.WORKER_THREADS + 1)
-    with pool.connection() as conn:
-        row = conn.execute(_CLAIM, (report_id,)).fetchone()
-    if row is None:
-        logger.info("report %s is finished already: nothing to do", report_id)
-        return
-    params: dict[str, Any] = row[0] or {}
-    started = time.monotonic()
-    with pool.connection() as conn:
-        result = reports.build(conn, params, tips_url=settings.TIPS_UPSTREAM_URL)
-    # Paced like a real export, without holding a connection while it waits.
-    time.sleep(max(0.0, settings.REPORT_WORK_SECONDS - (time.monotonic() - started)))
-    with pool.connection() as conn:
-        finished = conn.execute(_FINISH, (Jsonb(result), report_id)).rowcount
-    if not finished:
-        logger.info("report %s was finished by another delivery meanwhile", report_id)
+def retry_rule(max_retries: int) -> Callable[[int, BaseException], bool]:
+    """Dramatiq's `retry_when`: transient failures, while fewer than `max_retries` were made."""
+
+    def retry_when(retries: int, exc: BaseException) -> bool:
+        return retries < max_retries and is_transient(exc)
+
+    return retry_when
+
+
+def waiting_for_breakers(job: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """An open breaker says when to try again: retry then (`dramatiq.Retry`), not sooner."""
+
+    async def run(**kwargs: Any) -> None:
+        try:
+            await job(**kwargs)
+        except CircuitOpenError as exc:
+            delay = max(1, math.ceil(exc.retry_after * 1000))
+            raise dramatiq.Retry(str(exc), delay=delay) from exc
+
+    run.__name__ = job.__name__
+    return run
+
+
+@dataclass(frozen=True, slots=True)
+class Actors:
+    """The project's actors, as declared on one broker."""
+
+    build_report: dramatiq.Actor[..., Any]
+
+
+def declare(
+    broker: dramatiq.Broker, *, build_report: Callable[..., Awaitable[None]], max_retries: int
+) -> Actors:
+    """Declare the actors on `broker`, each running the given coroutine function."""
+    return Actors(
+        build_report=dramatiq.actor(
+            waiting_for_breakers(build_report),
+            actor_name=BUILD_REPORT,
+            queue_name=QUEUES[BUILD_REPORT],
+            broker=broker,
+            retry_when=retry_rule(max_retries),
+        )
+    )
+
+
+def message(actor: str, kwargs: dict[str, Any], **options: Any) -> dramatiq.Message[Any]:
+    """A message for the actor named `actor`, on its queue (KeyError for an unknown actor)."""
+    return dramatiq.Message(
+        queue_name=QUEUES[actor], actor_name=actor, args=(), kwargs=kwargs, options=options
+    )

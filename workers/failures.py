@@ -2,35 +2,38 @@
 
 Dramatiq moves a message that exhausted its retries (or was refused as too old) to the
 broker's dead-letter queue, where nobody looking at the API would see it. This middleware
-writes the outcome on the report the message is about (`report_id` in its kwargs):
-`queued` with the error while a retry is pending, `failed` with the reason at the end.
+tells the job about the report the message is about (`report_id` in its kwargs): retrying,
+with the error, while a retry is pending; failed, with the reason, at the end.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 
-from workers import db
-
 logger = logging.getLogger(__name__)
 
-_RETRYING = """
-UPDATE reports SET status = 'queued', error = %s, updated_at = now()
-WHERE id = %s AND status NOT IN ('done', 'failed')
-"""
-_FAILED = """
-UPDATE reports SET status = 'failed', error = %s, updated_at = now()
-WHERE id = %s AND status <> 'done'
-"""
+# Called with the report id and the reason, in the worker thread that ran the message.
+Record = Callable[[str, str], None]
 
 
 class RecordFailures(dramatiq.Middleware):
-    def __init__(self, database_url: str, *, pool_size: int = 4) -> None:
-        self.database_url = database_url
-        self.pool_size = pool_size  # the actors' pool: whoever asks first creates it
+    """Reports a failed message's outcome through `retrying` or `failed`.
+
+    List it before `Retries`: "after" hooks run in reverse order, so it sees the verdict
+    Retries reached (a retry pending, or the message failed for good).
+
+    Args:
+        retrying: records that the report's job will run again.
+        failed: records that the report's job failed for good.
+    """
+
+    def __init__(self, *, retrying: Record, failed: Record) -> None:
+        self._retrying = retrying
+        self._failed = failed
 
     def after_process_message(
         self, broker: dramatiq.Broker, message: Any, *, result: Any = None, exception: Any = None
@@ -40,21 +43,20 @@ class RecordFailures(dramatiq.Middleware):
         reason = f"{type(exception).__name__}: {exception}"
         attempts = _attempts(message)
         if message.failed:
-            self._record(message, _FAILED, f"failed after {attempts}: {reason}")
+            self._record(self._failed, message, f"failed after {attempts}: {reason}")
         else:
-            self._record(message, _RETRYING, f"{attempts} failed so far, retrying: {reason}")
+            self._record(self._retrying, message, f"{attempts} failed so far, retrying: {reason}")
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
         if message.failed:
-            self._record(message, _FAILED, "not started before JOBS_MAX_AGE: dropped")
+            self._record(self._failed, message, "not started before JOBS_MAX_AGE: dropped")
 
-    def _record(self, message: Any, sql: str, reason: str) -> None:
+    def _record(self, record: Record, message: Any, reason: str) -> None:
         report_id = message.kwargs.get("report_id")
         if report_id is None:
             return
         try:
-            with db.pool(self.database_url, size=self.pool_size).connection() as conn:
-                conn.execute(sql, (reason[:2000], report_id))
+            record(report_id, reason)
         except Exception:  # the broker still has the message (retry or dead letter)
             logger.exception("could not record the outcome of report %s", report_id)
 

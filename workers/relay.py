@@ -1,6 +1,6 @@
 """The outbox relay: publishes committed outbox rows to the broker, then marks them sent.
 
-    python -m workers.relay
+    python -m workers relay     (its root: workers/root.py)
 
 A request writes its domain row and an outbox row in one transaction and never talks to
 the broker; this process does. Each round locks a batch of unsent rows with
@@ -15,9 +15,6 @@ transaction); otherwise it polls every `RELAY_INTERVAL`.
 from __future__ import annotations
 
 import logging
-import logging.config
-import os
-import signal
 import threading
 import time
 from typing import Any
@@ -25,42 +22,10 @@ from typing import Any
 import dramatiq
 import psycopg
 
+from workers import actors, outbox
+
 logger = logging.getLogger("workers.relay")
 
-CHANNEL = "outbox"
-_CLAIM = """
-SELECT id, actor, payload FROM outbox WHERE sent_at IS NULL
-ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-"""
-_MARK_SENT = "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY(%s)"
-_MARK_FAILED = """
-UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE id = ANY(%s)
-"""
-# A broker that loses messages (a Redis restarted without its data) must not lose jobs: a
-# report still unfinished long after its message was sent gets its message sent again (the
-# actors are idempotent, so a copy that was not lost after all costs one skipped run).
-_REVIVE = """
-UPDATE outbox SET sent_at = NULL
-FROM reports
-WHERE outbox.sent_at < now() - make_interval(secs => %(after)s)
-  AND outbox.actor = 'build_report'
-  AND reports.id = (outbox.payload ->> 'report_id')::uuid
-  AND reports.status IN ('queued', 'running')
-  AND reports.updated_at < now() - make_interval(secs => %(after)s)
-"""
-# Housekeeping, a batch at a time (short locks): messages sent long ago, and idempotency
-# keys past their lifetime, would otherwise pile up for ever.
-_PRUNE_SENT = """
-DELETE FROM outbox WHERE id IN (
-    SELECT id FROM outbox WHERE sent_at < now() - make_interval(secs => %s) LIMIT 1000
-)
-"""
-_PRUNE_KEYS = """
-DELETE FROM idempotency_keys WHERE id IN (
-    SELECT id FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %s)
-    LIMIT 1000
-)
-"""
 MAX_PAUSE = 5.0
 
 
@@ -69,7 +34,7 @@ class Relay:
 
     Args:
         database_url: the primary (multi-host with target_session_attrs=read-write is fine).
-        broker: where messages go; its actors must be declared (import `workers.actors`).
+        broker: where messages go (no actor need be declared on it).
         batch: rows per transaction.
         interval: seconds between polls when no notification arrives.
         republish_after: seconds after which a message whose report is still unfinished
@@ -124,18 +89,16 @@ class Relay:
         rows: list[Any] = []
         try:
             with conn.transaction():
-                rows = conn.execute(_CLAIM, (self.batch,)).fetchall()
-                for outbox_id, actor_name, payload in rows:
-                    actor = self.broker.get_actor(actor_name)
-                    message = actor.message_with_options(kwargs=payload, outbox_id=outbox_id)
-                    self.broker.enqueue(message)
+                rows = conn.execute(outbox.CLAIM, (self.batch,)).fetchall()
+                for outbox_id, actor, payload in rows:
+                    self.broker.enqueue(actors.message(actor, payload, outbox_id=outbox_id))
                 if rows:
-                    conn.execute(_MARK_SENT, ([row[0] for row in rows],))
+                    conn.execute(outbox.MARK_SENT, ([row[0] for row in rows],))
         except psycopg.Error:
             self._disconnect()
             raise
         except Exception as exc:  # the broker refused: the rows stay unsent, noted
-            conn.execute(_MARK_FAILED, (_first_line(exc)[:500], [row[0] for row in rows]))
+            conn.execute(outbox.MARK_FAILED, (_first_line(exc)[:500], [row[0] for row in rows]))
             raise
         if rows:
             logger.info("%s published %d message(s)", self.name, len(rows))
@@ -149,12 +112,12 @@ class Relay:
             return
         self._next_revival = now + self.republish_after / 10
         conn = self._connection()
-        revived = conn.execute(_REVIVE, {"after": self.republish_after}).rowcount
+        revived = conn.execute(outbox.REVIVE, {"after": self.republish_after}).rowcount
         if revived:
             logger.warning("%s: %d job(s) unfinished %.0f s after publishing: publishing again",
                            self.name, revived, self.republish_after)  # fmt: skip
-        pruned = conn.execute(_PRUNE_SENT, (self.keep_sent,)).rowcount
-        pruned += conn.execute(_PRUNE_KEYS, (self.key_ttl,)).rowcount
+        pruned = conn.execute(outbox.PRUNE_SENT, (self.keep_sent,)).rowcount
+        pruned += conn.execute(outbox.PRUNE_KEYS, (self.key_ttl,)).rowcount
         if pruned:
             logger.info("%s: %d old message(s) and key(s) deleted", self.name, pruned)
 
@@ -171,7 +134,7 @@ class Relay:
 
     def _listen(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=2)
-        conn.execute(f"LISTEN {CHANNEL}")
+        conn.execute(f"LISTEN {outbox.CHANNEL}")
         return conn
 
     def _wait(self, listener: psycopg.Connection[Any], stop: threading.Event) -> None:
@@ -185,23 +148,3 @@ class Relay:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def main() -> None:
-    from project import settings  # noqa: PLC0415 - settings are read at start only
-    from workers.actors import broker  # noqa: PLC0415 - declares the actors on the broker
-
-    logging.config.dictConfig(settings.LOGGING)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    relay = Relay(settings.DATABASE_URL, broker, batch=settings.RELAY_BATCH,
-                  interval=settings.RELAY_INTERVAL, republish_after=settings.JOBS_REPUBLISH_AFTER,
-                  keep_sent=settings.OUTBOX_KEEP_SENT, key_ttl=settings.IDEMPOTENCY_KEY_TTL,
-                  name=f"relay-{os.getpid()}")  # fmt: skip
-    logger.info("%s publishing the outbox to %s", relay.name, type(broker).__name__)
-    relay.run(stop)
-
-
-if __name__ == "__main__":
-    main()

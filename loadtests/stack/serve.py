@@ -82,8 +82,8 @@ def worker_child(stack: Stack, env: dict[str, str], name: str = "worker") -> Chi
 
 
 def relay_child(stack: Stack, env: dict[str, str], name: str = "relay") -> Child:
-    """The outbox relay (`python -m workers.relay`)."""
-    argv = [sys.executable, "-m", "workers.relay"]
+    """The outbox relay (`python -m workers relay`)."""
+    argv = [sys.executable, "-m", "workers", "relay"]
     return Child(name, argv, stack.log_path(name), env=env, cwd=ROOT)
 
 

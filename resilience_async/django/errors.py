@@ -15,6 +15,7 @@ from resilience_async.errors import (
     CircuitOpenError,
     DatabaseUnavailableError,
     FallbackUnavailableError,
+    InvalidLsnError,
     ResilienceError,
     SaturatedError,
     UpstreamError,
@@ -38,7 +39,10 @@ _CODES: tuple[tuple[type[ResilienceError], str], ...] = (
 
 
 def error_response(exc: ResilienceError) -> HttpResponseBase:
-    """503 with a `Retry-After` (whole seconds, at least 1) and the error named in the body."""
+    """503 with a `Retry-After` (whole seconds, at least 1) and the error named in the body;
+    400 for the one caller's mistake in the tree, a malformed consistency token."""
+    if isinstance(exc, InvalidLsnError):
+        return json_error(400, "invalid_consistency_token", str(exc))
     code = next(code for kind, code in _CODES if isinstance(exc, kind))
     retry_after = max(1, math.ceil(exc.retry_after or 1))
     return json_error(503, code, str(exc), headers={"Retry-After": str(retry_after)})
@@ -52,7 +56,7 @@ def answers_resilience_errors(view: View) -> View:
         try:
             return await view(request, *args, **kwargs)
         except ResilienceError as exc:
-            logger.warning("dependency failure answered 503", extra={"error": str(exc)})
+            logger.warning("resilience error answered", extra={"error": str(exc)})
             response = error_response(exc)
             response._has_been_logged = True  # type: ignore[attr-defined]  # logged just above
             return response

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from inspect import iscoroutinefunction
+from typing import Protocol
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
@@ -24,7 +25,6 @@ from resilience_async.django.responses import json_error
 from resilience_async.errors import BulkheadFullError
 from resilience_async.limits import Bulkhead
 from resilience_async.logs import request_id_var
-from resilience_async.metrics import RequestRecorder
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
 AsyncHandler = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -36,10 +36,25 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 access_logger = logging.getLogger("resilience_async.access")
 
 
+class RequestRecorder(Protocol):
+    """Records one request's duration (`resilience_async.prometheus.RequestRecorder` is one)."""
+
+    def record(self, method: str, route: str, status: int, seconds: float, /) -> None: ...
+
+
+def _request_recorder() -> RequestRecorder | None:
+    """Prometheus's, when `METRICS_ENABLED` (default on); imported only then."""
+    if not getattr(settings, "METRICS_ENABLED", True):
+        return None
+    from resilience_async.prometheus import RequestRecorder as Prometheus  # noqa: PLC0415
+
+    return Prometheus()
+
+
 class _RequestContext:
     """Per-request id, timing and route labelling, shared by the sync and async paths."""
 
-    def __init__(self, recorder: RequestRecorder, *, access_log: bool) -> None:
+    def __init__(self, recorder: RequestRecorder | None, *, access_log: bool) -> None:
         self._recorder = recorder
         self._access_log = access_log
 
@@ -56,7 +71,8 @@ class _RequestContext:
         match = request.resolver_match
         route = match.route if match is not None else "unmatched"
         method = request.method if request.method in _KNOWN_METHODS else "OTHER"
-        self._recorder.record(method or "OTHER", route, response.status_code, elapsed)
+        if self._recorder is not None:
+            self._recorder.record(method or "OTHER", route, response.status_code, elapsed)
         if self._access_log:
             access_logger.info(
                 "%s %s %s",
@@ -70,7 +86,7 @@ class _RequestContext:
 @sync_and_async_middleware
 def request_context_middleware(get_response: Handler | AsyncHandler) -> Handler | AsyncHandler:
     """Request id (accepted from `X-Request-ID` or made), log context, request metrics."""
-    context = _RequestContext(RequestRecorder(), access_log=settings.ACCESS_LOG)
+    context = _RequestContext(_request_recorder(), access_log=settings.ACCESS_LOG)
 
     if iscoroutinefunction(get_response):
 
@@ -191,6 +207,10 @@ def load_shedding_middleware(get_response: Handler | AsyncHandler) -> Handler | 
     if not iscoroutinefunction(get_response) or limit <= 0:
         return get_response  # the sync twin keeps its own (gunicorn's) limits
     requests = Bulkhead("requests", max_concurrent=limit)
+    if getattr(settings, "METRICS_ENABLED", True):
+        from resilience_async.prometheus import instrument  # noqa: PLC0415
+
+        instrument(requests)
 
     async def middleware(request: HttpRequest) -> HttpResponseBase:
         if request.path.startswith("/health/"):

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from resilience_async import metrics
+from resilience_async import prometheus
 from resilience_async.django.responses import json_response, method_not_allowed
-from resilience_async.health import MEDIA_TYPE, HealthReport, Readiness, Status
+from resilience_async.health import MEDIA_TYPE, Readiness
 
 HEALTH_TOKEN_HEADER = "X-Health-Token"  # noqa: S105 - a header name, not a secret
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -35,18 +35,14 @@ def wants_details(request: HttpRequest) -> bool:
     return bool(token) and hmac.compare_digest(offered.encode(), token.encode())
 
 
-def readiness_view(get_readiness: Callable[[], Readiness | None]) -> Callable[..., object]:
-    """A readiness view reporting `get_readiness()`; None means the service has not started."""
+def readiness_view(readiness: Readiness) -> Callable[..., object]:
+    """A readiness view reporting `readiness` (503 until the lifespan has started serving)."""
 
     async def ready(request: HttpRequest) -> HttpResponse:
         rejected = method_not_allowed(request, "GET", "HEAD")
         if rejected is not None:
             return rejected
-        readiness = get_readiness()
-        if readiness is None:
-            report = HealthReport(Status.FAIL, reason="instance is starting")
-        else:
-            report = await readiness.report()
+        report = await readiness.report()
         body = report.to_json(detailed=wants_details(request))
         return json_response(
             body, status=report.http_status, content_type=MEDIA_TYPE, headers=_NO_STORE
@@ -63,7 +59,7 @@ async def metrics_view(request: HttpRequest) -> HttpResponse:
     directory = settings.METRICS_MULTIPROC_DIR
     if directory:
         # One file read per process: off the loop (a scrape, not a request path).
-        body = await asyncio.to_thread(metrics.render, directory)
+        body = await asyncio.to_thread(prometheus.render, directory)
     else:
-        body = metrics.render(None)
-    return HttpResponse(body, content_type=metrics.CONTENT_TYPE)
+        body = prometheus.render(None)
+    return HttpResponse(body, content_type=prometheus.CONTENT_TYPE)

@@ -170,6 +170,10 @@ async def test_retry_budget_caps_upstream_attempts(
         await tips.aclose()
     attempts = (await upstream.stats())["requests"]
     assert 100 < attempts <= 120
+    counted = tips.stats()
+    assert (counted["requests"], counted["attempts"]) == (100, {"503": attempts})
+    assert counted["retries"] == attempts - 100
+    assert counted["retries_refused"] > 0
 
 
 async def test_non_idempotent_requests_are_not_retried(
@@ -204,6 +208,8 @@ async def test_our_pool_saturation_never_trips_the_breaker(
         await tips.aclose()
     assert sum(isinstance(o, PoolExhaustedError) for o in outcomes) == 9
     assert guard.current_state.name == "CLOSED"
+    assert tips.stats()["attempts"] == {"200": 1, "pool_timeout": 9}
+    assert guard.stats()["calls_ignored"] == 9
 
 
 async def test_full_bulkhead_fails_fast_and_never_trips_the_breaker(
@@ -222,3 +228,7 @@ async def test_full_bulkhead_fails_fast_and_never_trips_the_breaker(
     assert sum(isinstance(o, BulkheadFullError) for o in outcomes) == 4
     assert guard.current_state.name == "CLOSED"
     assert (await upstream.stats())["requests"] == 2
+    assert tips.bulkhead is not None
+    assert tips.bulkhead.stats() == {
+        "max_concurrent": 2, "in_flight": 0, "waiting": 0, "rejected": 4,
+    }  # fmt: skip

@@ -1,6 +1,6 @@
 """Background jobs end to end: request → outbox → relay → broker → worker → result.
 
-Real processes throughout: the web server, `python -m workers.relay`, Dramatiq workers
+Real processes throughout: the web server, `python -m workers relay`, Dramatiq workers
 (`python -m workers`) and a Redis broker of each test's own, so the tests can kill and
 restart it. The database is the session's primary and replica.
 """
@@ -81,10 +81,10 @@ def test_a_job_that_keeps_failing_ends_failed_with_its_reason(
     status, attempts, has_result, error = failed
     assert (status, has_result) == ("failed", False)
     assert attempts == 3  # the first run and JOBS_MAX_RETRIES=2 retries
-    assert "tips upstream answered 503" in error
+    assert "upstream 'tips-upstream' answered 503" in error
     assert error.startswith("failed after")
     assert shown["status"] == "failed"
-    assert "tips upstream answered 503" in shown["error"]
+    assert "upstream 'tips-upstream' answered 503" in shown["error"]
 
 
 def test_two_relays_never_publish_a_row_twice(healthy_stack: Stack, tmp_path: Path) -> None:

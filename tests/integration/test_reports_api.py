@@ -21,12 +21,11 @@ import httpx
 import psycopg
 import pytest
 
-from app.schemas import MAX_ORDER_BODY, parse_report_params
+from app.schemas import MAX_ORDER_BODY
 from loadtests.stack import Stack
 from loadtests.stack.ports import free_port
 from resilience_async.lsn import parse_lsn
 from tests.fix_stack import WebServer, run_web, wait_for
-from workers.reports import _like_prefix, build
 
 pytestmark = pytest.mark.integration
 
@@ -439,82 +438,6 @@ def test_jobs_are_accepted_while_the_broker_is_down(
 def broker_failed(web: WebServer) -> dict[str, Any] | None:
     entry = ready_checks(web)["broker"]
     return entry if entry["status"] == "fail" else None
-
-
-# --- what the worker makes of accepted parameters (no broker: its build, called directly) --
-
-
-def order_items(mark: str) -> list[str]:
-    return [f"{mark}%1", f"{mark}x1", f"{mark}_2", f"{mark}y2", f"{mark}\\3", f"{mark}3"]
-
-
-@pytest.fixture
-def worker_conn(healthy_stack: Stack) -> Iterator[psycopg.Connection]:
-    """A connection like the worker's own (autocommit, to the primary)."""
-    with psycopg.connect(healthy_stack.services["primary"]["url"], autocommit=True) as conn:
-        yield conn
-
-
-@pytest.mark.parametrize(
-    ("suffix", "items"),
-    [
-        ("", 6),
-        ("%", 1),  # only the item with a literal percent, not every item
-        ("_", 1),  # only the literal underscore, not any one character
-        ("\\", 1),  # a literal backslash, not an escape of what follows
-        ("x", 1),
-    ],
-    ids=["prefix", "percent", "underscore", "backslash", "plain"],
-)
-def test_item_prefix_matches_literally_in_the_worker_query(
-    worker_conn: psycopg.Connection, suffix: str, items: int
-) -> None:
-    """The worker's LIKE pattern on the real PostgreSQL matches exactly the items that start
-    with the prefix: %, _ and backslash in a prefix are plain characters."""
-    mark = f"reports-api-test-{uuid.uuid4().hex}"
-    with worker_conn.transaction(force_rollback=True):
-        for item in order_items(mark):
-            worker_conn.execute("INSERT INTO orders (item, quantity) VALUES (%s, 2)", (item,))
-        report = build(worker_conn, {"item_prefix": mark + suffix}, tips_url=None)
-    expected = [item for item in order_items(mark) if item.startswith(mark + suffix)]
-    assert len(expected) == items
-    assert report["orders"] == items
-    assert report["quantity"] == 2 * items
-    assert sorted(entry["item"] for entry in report["top_items"]) == sorted(expected)
-
-
-@pytest.mark.parametrize("prefix", ["50%", "a_b", "C:\\", "\\%", "%_\\", "_", "%", "\\", "tea"])
-def test_like_prefix_agrees_with_startswith_on_postgresql(
-    worker_conn: psycopg.Connection, prefix: str
-) -> None:
-    """For strings near the prefix, PostgreSQL's LIKE with the pattern is str.startswith."""
-    candidates = {prefix, prefix + "tail", "x" + prefix, prefix[:-1], prefix[:-1] + "x",
-                  prefix.replace("%", "x"), prefix.replace("_", "y"), prefix.replace("\\", ""),
-                  prefix.replace("\\", "\\\\"), ""}  # fmt: skip
-    pattern = _like_prefix(prefix)
-    for candidate in sorted(candidates):
-        row = worker_conn.execute("SELECT %s::text LIKE %s::text", (candidate, pattern))
-        assert row.fetchone() == (candidate.startswith(prefix),), candidate
-
-
-@pytest.mark.parametrize(
-    "since",
-    [
-        "2024-05-01T12:00:00+02:00",
-        "2024-05-01T12:00:00Z",
-        "2024-05-01",
-        "2024-05-01 12:00:00.123456-07:30",
-        "2024-05-01T12:00:00+05:30:15",
-        "2024-05-01T12:00:00+15:59",
-    ],
-)
-def test_every_accepted_since_can_be_built(worker_conn: psycopg.Connection, since: str) -> None:
-    """A `since` the API accepts is one the worker's query can use, meaning the same instant."""
-    params = parse_report_params("application/json", json.dumps({"since": since}).encode())
-    report = build(worker_conn, params, tips_url=None)
-    assert report["orders"] >= 0
-    stored = worker_conn.execute("SELECT %s::timestamptz", (params["since"],)).fetchone()
-    assert stored == (datetime.datetime.fromisoformat(params["since"]),)
 
 
 # --- Idempotency-Key ------------------------------------------------------------------------

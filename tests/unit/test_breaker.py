@@ -12,8 +12,9 @@ from datetime import UTC, timedelta
 from typing import Any
 
 import aiobreaker
+import aiobreaker.storage.base
 import pytest
-from prometheus_client import REGISTRY
+from aiobreaker.storage.memory import CircuitMemoryStorage
 
 from resilience_async.breaker import (
     BreakerStateChange,
@@ -127,6 +128,110 @@ def test_is_an_aiobreaker_breaker_with_its_fields(make: Callable[..., CircuitBre
     assert breaker.fail_max == 3
     assert breaker.timeout_duration == timedelta(seconds=30)
     assert SaturatedError in breaker.excluded_exceptions
+
+
+async def test_aiobreaker_keywords_build_the_same_breaker(clock: FakeClock) -> None:
+    """fail_max, timeout_duration (a timedelta), exclude (types and predicates), listeners
+    and no name: what aiobreaker users write builds a working breaker."""
+    seen: list[str] = []
+
+    class Legacy(aiobreaker.CircuitBreakerListener):  # type: ignore[misc]
+        def state_change(self, breaker: Any, old: Any, new: Any) -> None:
+            seen.append(new.state.name)
+
+    def is_business_error(exc: BaseException) -> bool:
+        return isinstance(exc, ValueError) and "business" in str(exc)
+
+    breaker = CircuitBreaker(
+        fail_max=2,
+        timeout_duration=timedelta(seconds=30),
+        exclude=[KeyError, is_business_error],
+        listeners=[Legacy()],
+        clock=clock,
+    )
+    assert (breaker.fail_max, breaker.timeout_duration) == (2, timedelta(seconds=30))
+    assert breaker.excluded_exceptions == (SaturatedError, KeyError, is_business_error)
+
+    async def raising(exc: Exception) -> None:
+        raise exc
+
+    for excluded in (KeyError("k"), ValueError("business rule")):
+        with pytest.raises(type(excluded)):
+            await breaker.call_async(raising, excluded)
+    assert breaker.fail_counter == 0
+    for _ in range(2):
+        with pytest.raises(ValueError, match="boom"):  # the call that opens it included
+            await breaker.call_async(raising, ValueError("boom"))
+    assert breaker.current_state is OPEN
+    with pytest.raises(aiobreaker.CircuitBreakerError):
+        await breaker.call_async(ok)
+    clock.advance(30)
+    assert await breaker.call_async(ok) == "ok"
+    assert breaker.current_state is CLOSED
+    assert seen == ["OPEN", "HALF_OPEN", "CLOSED"]
+
+
+def test_a_breaker_without_a_name_gets_one_of_its_own() -> None:
+    """aiobreaker's `name` is optional: unnamed breakers get distinct names for logs."""
+    first, second = CircuitBreaker(default_listeners=False), CircuitBreaker()
+    assert first.name.startswith("breaker-")
+    assert first.name != second.name
+
+
+@pytest.mark.parametrize(
+    ("settings", "names"),
+    [
+        ({"failure_threshold": 3, "fail_max": 3}, "failure_threshold or fail_max"),
+        ({"reset_timeout": 5, "timeout_duration": timedelta(seconds=5)},
+         "reset_timeout or timeout_duration"),
+        ({"excluded": [KeyError], "exclude": [KeyError]}, "excluded or exclude"),
+    ],
+)  # fmt: skip
+def test_a_setting_given_under_both_names_is_refused(settings: dict[str, Any], names: str) -> None:
+    """Our name and aiobreaker's for one setting together are ambiguous: refused, naming both."""
+    with pytest.raises(ValueError, match=f"give {names}"):
+        CircuitBreaker(**settings)
+
+
+def test_state_storage_in_memory_sets_the_initial_state(clock: FakeClock) -> None:
+    """aiobreaker's CircuitMemoryStorage gives the state to start in; an open one is open
+    for a full timeout."""
+    storage = CircuitMemoryStorage(OPEN)
+    breaker = CircuitBreaker(state_storage=storage, timeout_duration=timedelta(seconds=10),
+                             clock=clock)  # fmt: skip
+    assert breaker.current_state is OPEN
+    assert breaker.retry_after == 10
+
+
+def test_another_state_storage_is_refused_pointing_at_shared() -> None:
+    """aiobreaker's Redis storage blocks the loop on every call: refused, naming `shared`."""
+
+    class SharedStorage(aiobreaker.storage.base.CircuitBreakerStorage):  # type: ignore[misc]
+        state = CLOSED
+        counter = 0
+        opened_at = None
+
+        def increment_counter(self) -> None: ...
+
+        def reset_counter(self) -> None: ...
+
+    with pytest.raises(TypeError, match=r"SharedStorage .*shared=RedisBreakerState"):
+        CircuitBreaker(state_storage=SharedStorage("redis"))
+
+
+def test_excluded_predicates_are_added_removed_and_consulted() -> None:
+    """add_excluded_exception takes a predicate too; is_system_error consults it."""
+    breaker = CircuitBreaker(default_listeners=False)
+
+    def is_teapot(exc: BaseException) -> bool:
+        return "teapot" in str(exc)
+
+    assert breaker.is_system_error(RuntimeError("teapot"))
+    breaker.add_excluded_exception(is_teapot)
+    assert not breaker.is_system_error(RuntimeError("teapot"))
+    assert breaker.is_system_error(RuntimeError("kettle"))
+    breaker.remove_excluded_exception(is_teapot)
+    assert breaker.is_system_error(RuntimeError("teapot"))
 
 
 def test_open_period_properties_come_from_the_monotonic_clock(
@@ -681,35 +786,37 @@ async def test_logging_listener_logs_structured_transitions(
     assert caplog.records[-1].levelno == logging.INFO
 
 
-async def test_prometheus_listener_updates_the_samples(
+async def test_stats_count_every_outcome_and_transition(
     make: Callable[..., CircuitBreaker], clock: FakeClock
 ) -> None:
-    """State gauge, transitions and per-outcome call counters follow the breaker."""
-    breaker = make(failure_threshold=1, slow_call_duration=1.0, default_listeners=True)
-    name = breaker.name
+    """stats() counts calls by outcome and transitions by state entered, exactly."""
+    breaker = make(failure_threshold=1, slow_call_duration=1.0, reset_timeout=5)
 
     async def slow() -> None:
         clock.advance(2.0)
 
-    def sample(metric: str, **labels: str) -> float | None:
-        return REGISTRY.get_sample_value(metric, {"breaker": name, **labels})
-
-    assert sample("circuit_breaker_state") == 0
-
     async def saturated() -> None:
         raise SaturatedError
 
+    await breaker.call_async(ok)
     with pytest.raises(SaturatedError):
         await breaker.call_async(saturated)
     await breaker.call_async(slow)
     await fail(breaker)
     with pytest.raises(CircuitOpenError):
         await breaker.call_async(ok)
-    assert sample("circuit_breaker_state") == 2
-    assert sample("circuit_breaker_transitions_total", state="open") == 1
-    for outcome in ("ignored", "slow", "failure", "rejected"):
-        assert sample("circuit_breaker_calls_total", outcome=outcome) == 1, outcome
-    assert sample("circuit_breaker_calls_total", outcome="success") == 0
+    clock.advance(5)
+    await breaker.call_async(ok)  # the probe: half-open, then closed
+    assert breaker.stats() == {
+        "calls_success": 2,
+        "calls_failure": 1,
+        "calls_slow": 1,
+        "calls_rejected": 1,
+        "calls_ignored": 1,
+        "opened": 1,
+        "half_opened": 1,
+        "closed": 1,
+    }
 
 
 def test_snapshot_reports_the_figures(make: Callable[..., CircuitBreaker]) -> None:

@@ -1,4 +1,4 @@
-"""Breaker hooks: state-change events, the listener protocols, and the default listeners.
+"""Breaker hooks: state-change events, the listener protocols, and the logging listener.
 
 Two kinds of hooks, both optional on one object. A *state listener* is called with a
 `BreakerStateChange` on every transition (rare: it may allocate, log, even be async). An
@@ -18,19 +18,12 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from aiobreaker import CircuitBreakerListener, CircuitBreakerState
 
-from resilience_async.metrics import BREAKER_CALLS, BREAKER_STATE, BREAKER_TRANSITIONS
-
 logger = logging.getLogger("resilience_async.breaker")
 
 STATE_LABELS = {
     CircuitBreakerState.CLOSED: "closed",
     CircuitBreakerState.HALF_OPEN: "half_open",
     CircuitBreakerState.OPEN: "open",
-}
-_GAUGE_VALUES = {
-    CircuitBreakerState.CLOSED: 0,
-    CircuitBreakerState.HALF_OPEN: 1,
-    CircuitBreakerState.OPEN: 2,
 }
 _MESSAGES = {
     CircuitBreakerState.CLOSED: "circuit closed",
@@ -40,7 +33,7 @@ _MESSAGES = {
 
 
 class CallOutcome(enum.StrEnum):
-    """How one call through a breaker ended, as counted in `circuit_breaker_calls_total`."""
+    """How one call through a breaker ended (the `calls_*` keys of `CircuitBreaker.stats()`)."""
 
     SUCCESS = "success"
     FAILURE = "failure"
@@ -102,31 +95,6 @@ class LoggingListener:
             "retry_after": round(event.retry_after, 3),
         }
         self._log.log(level, _MESSAGES[event.new], extra=extra)
-
-
-class PrometheusListener:
-    """Exports one breaker's state, transitions and call outcomes.
-
-    `labels()` hashes and validates on every use, so the labelled children are made once here.
-    """
-
-    def __init__(self, breaker: str) -> None:
-        self._state = BREAKER_STATE.labels(breaker)
-        self._transitions = {
-            state: BREAKER_TRANSITIONS.labels(breaker, label)
-            for state, label in STATE_LABELS.items()
-        }
-        self._calls = {
-            outcome: BREAKER_CALLS.labels(breaker, outcome.value) for outcome in CallOutcome
-        }
-        self._state.set(0)
-
-    def __call__(self, event: BreakerStateChange) -> None:
-        self._state.set(_GAUGE_VALUES[event.new])
-        self._transitions[event.new].inc()
-
-    def record_outcome(self, outcome: CallOutcome) -> None:
-        self._calls[outcome].inc()
 
 
 class ListenerSet:

@@ -1,6 +1,6 @@
 """aiobreaker's surface over our engine: its names and semantics, read from our state.
 
-`CircuitBreaker` (in `breaker.py`) subclasses this, so `isinstance(b, aiobreaker.CircuitBreaker)`
+`CircuitBreaker` (in `core.py`) subclasses this, so `isinstance(b, aiobreaker.CircuitBreaker)`
 holds and code written against aiobreaker (`fail_counter`, `current_state`, `listeners`,
 `timeout_duration`, the decorator...) keeps working. What aiobreaker computed from its storage
 and wall clock is computed here from the engine's fields and its monotonic clock.
@@ -17,14 +17,31 @@ from typing import Any, NoReturn
 
 import aiobreaker
 from aiobreaker import CircuitBreakerState
+from aiobreaker.storage.memory import CircuitMemoryStorage
 
-from resilience_async._breaker_listeners import CallOutcome, Listener, ListenerSet
-from resilience_async._breaker_validate import at_least, exception_types, positive
+from resilience_async.breaker._validate import Exclusion, at_least, exclusions, positive
+from resilience_async.breaker.listeners import CallOutcome, Listener, ListenerSet
 from resilience_async.errors import SaturatedError
 
 OPEN = CircuitBreakerState.OPEN
 HALF_OPEN = CircuitBreakerState.HALF_OPEN
 CLOSED = CircuitBreakerState.CLOSED
+
+
+def initial_state(storage: Any) -> CircuitBreakerState:
+    """The state to start in, from aiobreaker's `state_storage` (in memory only, or None).
+
+    aiobreaker's Redis storage is synchronous: every call would block the event loop on a
+    Redis round trip. `shared=RedisBreakerState(...)` shares open periods off the call path.
+    """
+    if storage is None:
+        return CLOSED
+    if isinstance(storage, CircuitMemoryStorage):
+        return storage.state
+    raise TypeError(
+        f"state_storage {type(storage).__name__} is not supported: state is kept in memory; "
+        "share open periods between processes with shared=RedisBreakerState(redis.asyncio client)"
+    )
 
 
 class AiobreakerSurface(aiobreaker.CircuitBreaker):  # type: ignore[misc]
@@ -38,6 +55,7 @@ class AiobreakerSurface(aiobreaker.CircuitBreaker):  # type: ignore[misc]
     _failure_threshold: int
     _reset_timeout: float
     _excluded: tuple[type[BaseException], ...]
+    _exclude_if: tuple[Callable[[BaseException], bool], ...]
     _is_failure: Callable[[BaseException], bool]
     _hooks: ListenerSet
     _outcome_hooks: tuple[Callable[[CallOutcome], None], ...]
@@ -85,8 +103,9 @@ class AiobreakerSurface(aiobreaker.CircuitBreaker):  # type: ignore[misc]
         return timedelta(seconds=self._reset_timeout)
 
     @timeout_duration.setter
-    def timeout_duration(self, duration: timedelta) -> None:
-        self._reset_timeout = positive("timeout_duration", duration.total_seconds())
+    def timeout_duration(self, duration: timedelta | float) -> None:
+        value = duration.total_seconds() if isinstance(duration, timedelta) else duration
+        self._reset_timeout = positive("timeout_duration", value)
 
     @property
     def time_until_open(self) -> timedelta | None:
@@ -108,23 +127,29 @@ class AiobreakerSurface(aiobreaker.CircuitBreaker):  # type: ignore[misc]
 
     # --- outcomes -----------------------------------------------------------------------
     @property
-    def excluded_exceptions(self) -> tuple[type[BaseException], ...]:
-        return self._excluded
+    def excluded_exceptions(self) -> tuple[Exclusion, ...]:
+        """Excluded exception types, then exclusion predicates (aiobreaker keeps both)."""
+        return (*self._excluded, *self._exclude_if)
 
-    def add_excluded_exceptions(self, *exceptions: type[BaseException]) -> None:
-        self._excluded = exception_types((*self._excluded, *exceptions))
+    def add_excluded_exceptions(self, *exceptions: Exclusion) -> None:
+        self._excluded, self._exclude_if = exclusions((*self.excluded_exceptions, *exceptions))
 
-    def add_excluded_exception(self, exception: type[BaseException]) -> None:
+    def add_excluded_exception(self, exception: Exclusion) -> None:
         self.add_excluded_exceptions(exception)
 
-    def remove_excluded_exception(self, exception: type[BaseException]) -> None:
+    def remove_excluded_exception(self, exception: Exclusion) -> None:
         if exception is SaturatedError:
             raise ValueError("SaturatedError is always excluded: it is our saturation")
-        self._excluded = tuple(e for e in self._excluded if e is not exception)
+        kept = [e for e in self.excluded_exceptions if e is not exception]
+        self._excluded, self._exclude_if = exclusions(kept)
 
     def is_system_error(self, exception: BaseException) -> bool:
         """Whether `exception` would count as a failure."""
-        return not isinstance(exception, self._excluded) and self._is_failure(exception)
+        if isinstance(exception, self._excluded):
+            return False
+        if any(excludes(exception) for excludes in self._exclude_if):
+            return False
+        return self._is_failure(exception)
 
     # --- listeners ----------------------------------------------------------------------
     @property

@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any, TypeAlias, TypeVar
 
 from resilience_async.errors import SaturatedError
 
 C = TypeVar("C")
+V = TypeVar("V")
+# What `excluded` holds: exception types, or predicates that say an exception is excluded.
+Exclusion: TypeAlias = type[BaseException] | Callable[[BaseException], bool]
+
+
+def alias(name: str, value: V | None, old_name: str, old_value: V | None, default: V) -> V:
+    """A setting given under our name or aiobreaker's (not both), else the default."""
+    if value is not None and old_value is not None:
+        raise ValueError(f"give {name} or {old_name} (aiobreaker's name), not both")
+    if value is not None:
+        return value
+    return default if old_value is None else old_value
+
+
+def seconds(value: float | timedelta) -> float:
+    """Seconds from a number or a timedelta (aiobreaker's `timeout_duration` is one)."""
+    return value.total_seconds() if isinstance(value, timedelta) else value
 
 
 def at_least(name: str, value: int, minimum: int, *, most: int | None = None) -> int:
@@ -60,10 +78,20 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def exception_types(types: Iterable[type[BaseException]]) -> tuple[type[BaseException], ...]:
-    """The excluded exception types, always with SaturatedError: our saturation never counts."""
-    found = tuple(types)
-    for kind in found:
-        if not (isinstance(kind, type) and issubclass(kind, BaseException)):
-            raise ValueError(f"excluded must hold exception types, got {kind!r}")
-    return found if SaturatedError in found else (SaturatedError, *found)
+def exclusions(
+    items: Iterable[Exclusion],
+) -> tuple[tuple[type[BaseException], ...], tuple[Callable[[BaseException], bool], ...]]:
+    """Excluded exception types (always with SaturatedError: our saturation never counts)
+    and exclusion predicates, as aiobreaker's `exclude` mixes them."""
+    types: list[type[BaseException]] = []
+    predicates: list[Callable[[BaseException], bool]] = []
+    for item in items:
+        if isinstance(item, type) and issubclass(item, BaseException):
+            types.append(item)
+        elif callable(item) and not isinstance(item, type):
+            predicates.append(item)
+        else:
+            raise ValueError(f"excluded must hold exception types or predicates, got {item!r}")
+    if SaturatedError not in types:
+        types.insert(0, SaturatedError)
+    return tuple(types), tuple(predicates)

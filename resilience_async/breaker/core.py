@@ -1,4 +1,4 @@
-"""A native asyncio circuit breaker, built on aiobreaker, with resilience4j's feature set.
+"""The breaker engine: a native asyncio circuit breaker with resilience4j's feature set.
 
 It trips on consecutive failures (aiobreaker's `fail_max`), on the failure rate or the
 slow-call rate over a count-based sliding window, and on calls that run past `call_timeout`;
@@ -22,11 +22,15 @@ Three rules keep it honest under load:
         shared=RedisBreakerState(redis),  # optional; then `await tips.start()` on the loop
     )
     response = await tips.call_async(client.get, url)  # CircuitOpenError when open
+
+aiobreaker's own keywords (`fail_max`, `timeout_duration`, `exclude`, `listeners`, `name`)
+are accepted too: code written for aiobreaker builds this breaker unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -35,43 +39,30 @@ from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 from aiobreaker import CircuitBreakerState
 
-from resilience_async._breaker_compat import AiobreakerSurface
-from resilience_async._breaker_listeners import (
-    BreakerListener,
-    BreakerStateChange,
-    CallOutcome,
-    Listener,
-    ListenerSet,
-    LoggingListener,
-    OutcomeListener,
-    PrometheusListener,
-)
-from resilience_async._breaker_redis import RedisBreakerState, SharedLink
-from resilience_async._breaker_validate import (
+from resilience_async.breaker._surface import AiobreakerSurface, initial_state
+from resilience_async.breaker._validate import (
+    Exclusion,
+    alias,
     at_least,
     callable_arg,
-    exception_types,
+    exclusions,
     fraction,
     optional_callable,
     optional_fraction,
     optional_positive,
     positive,
+    seconds,
 )
-from resilience_async._window import FAILED, OK, SLOW, OutcomeWindow
+from resilience_async.breaker._window import FAILED, OK, SLOW, OutcomeWindow
+from resilience_async.breaker.listeners import (
+    BreakerStateChange,
+    CallOutcome,
+    Listener,
+    ListenerSet,
+    LoggingListener,
+)
+from resilience_async.breaker.shared import RedisBreakerState, SharedLink
 from resilience_async.errors import CallTimeoutError, CircuitOpenError
-
-__all__ = [
-    "BreakerListener",
-    "BreakerSnapshot",
-    "BreakerStateChange",
-    "CallOutcome",
-    "CircuitBreaker",
-    "Guard",
-    "LoggingListener",
-    "OutcomeListener",
-    "PrometheusListener",
-    "RedisBreakerState",
-]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -87,6 +78,8 @@ _IGNORED, _REJECTED = CallOutcome.IGNORED, CallOutcome.REJECTED
 _HALF_OPEN_RETRY_AFTER = 1.0
 # How long aclose() lets async listeners finish before cancelling them.
 _LISTENER_GRACE = 1.0
+# Names given to breakers built without one (aiobreaker's `name` is optional).
+_unnamed = itertools.count(1)
 
 
 def counts_any_exception(exc: BaseException) -> bool:
@@ -121,9 +114,10 @@ class CircuitBreaker(AiobreakerSurface):
     """A circuit breaker for coroutine functions, on one event loop.
 
     Args:
-        name: labels metrics and logs, and names the shared Redis key.
-        failure_threshold: consecutive failures that open it (aiobreaker's `fail_max`).
-        reset_timeout: seconds it stays open before a probe is let through.
+        name: labels logs and metrics, and names the shared Redis key; default `breaker-N`.
+        failure_threshold: consecutive failures that open it (aiobreaker: `fail_max`).
+        reset_timeout: seconds it stays open before a probe is let through (aiobreaker:
+            `timeout_duration`, a timedelta).
         window_size: how many of the latest calls the rates are computed over.
         minimum_calls: calls the window must hold before a rate can open it.
         failure_rate_threshold: failure rate (0-1] that opens it; None: rate not used.
@@ -132,20 +126,23 @@ class CircuitBreaker(AiobreakerSurface):
         call_timeout: seconds a call may run before it is cancelled as a failure.
         half_open_max_calls: probes at once when half-open, and successes that close it.
         is_failure: whether an exception counts as a failure (after `excluded`).
-        excluded: exception types that never count (besides SaturatedError, always excluded).
+        excluded: exception types, or predicates on the exception, that never count
+            (besides SaturatedError, always excluded; aiobreaker: `exclude`).
         result_is_failure: whether a returned value counts as a failure (it is still returned).
         listeners: state listeners, outcome listeners, or aiobreaker CircuitBreakerListeners.
-        default_listeners: add the logging and the Prometheus listeners.
+        default_listeners: add the logging listener.
         shared: share open periods with other processes (after `await start()`).
         clock: monotonic seconds; used for open periods and slow-call durations.
+        state_storage: aiobreaker's; only None or an in-memory storage (its state is the
+            initial state): see `shared` for state across processes.
     """
 
     def __init__(
         self,
         *,
-        name: str,
-        failure_threshold: int = 5,
-        reset_timeout: float = 60.0,
+        name: str | None = None,
+        failure_threshold: int | None = None,
+        reset_timeout: float | None = None,
         window_size: int = 100,
         minimum_calls: int = 20,
         failure_rate_threshold: float | None = 0.5,
@@ -154,17 +151,26 @@ class CircuitBreaker(AiobreakerSurface):
         call_timeout: float | None = None,
         half_open_max_calls: int = 1,
         is_failure: Callable[[BaseException], bool] = counts_any_exception,
-        excluded: Iterable[type[BaseException]] = (),
+        excluded: Iterable[Exclusion] = (),
         result_is_failure: Callable[[Any], bool] | None = None,
-        listeners: Iterable[Listener] = (),
+        listeners: Iterable[Listener] | None = (),
         default_listeners: bool = True,
         shared: RedisBreakerState | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fail_max: int | None = None,
+        timeout_duration: timedelta | None = None,
+        exclude: Iterable[Exclusion] | None = None,
+        state_storage: Any = None,
     ) -> None:
+        if name is None:
+            name = f"breaker-{next(_unnamed)}"
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
-        self._failure_threshold = at_least("failure_threshold", failure_threshold, 1)
-        self._reset_timeout = positive("reset_timeout", reset_timeout)
+        threshold = alias("failure_threshold", failure_threshold, "fail_max", fail_max, 5)
+        self._failure_threshold = at_least("failure_threshold", threshold, 1)
+        duration = None if timeout_duration is None else seconds(timeout_duration)
+        reset = alias("reset_timeout", reset_timeout, "timeout_duration", duration, 60.0)
+        self._reset_timeout = positive("reset_timeout", reset)
         window = at_least("window_size", window_size, 1)
         self._minimum_calls = at_least("minimum_calls", minimum_calls, 1, most=window)
         self._failure_rate = optional_fraction("failure_rate_threshold", failure_rate_threshold)
@@ -175,26 +181,32 @@ class CircuitBreaker(AiobreakerSurface):
         self._is_failure = callable_arg("is_failure", is_failure)
         self._result_is_failure = optional_callable("result_is_failure", result_is_failure)
         self._clock = callable_arg("clock", clock)
-        self._excluded = exception_types(excluded)
-        self._current = CLOSED
+        self._excluded, self._exclude_if = exclusions(
+            alias("excluded", tuple(excluded) or None, "exclude", exclude, ())
+        )
+        self._current = initial_state(state_storage)
         # aiobreaker's constructor reads current_state, sets its fields (unused here but kept
-        # for code that peeks at them) and makes the closed state object.
+        # for code that peeks at them) and makes the state object.
         super().__init__(
-            fail_max=failure_threshold, timeout_duration=timedelta(seconds=reset_timeout), name=name
+            fail_max=self._failure_threshold,
+            timeout_duration=timedelta(seconds=self._reset_timeout),
+            name=name,
         )
         self._epoch = 0
-        self._open_until = 0.0
+        self._open_until = self._clock() + self._reset_timeout if self._current is OPEN else 0.0
         self._probes = 0  # probes in flight (half-open)
         self._probe_successes = 0
         self._consecutive = 0
         self._window = OutcomeWindow(window, self._minimum_calls)
+        self._calls = dict.fromkeys(CallOutcome, 0)
+        self._transitions = dict.fromkeys(CircuitBreakerState, 0)
         self._hooks = ListenerSet(name)
         self._outcome_hooks: tuple[Callable[[CallOutcome], None], ...] = ()
         self._legacy: tuple[Any, ...] = ()
         self._opened_by_peer = False
         self._link = None if shared is None else self._link_to(shared)
-        defaults = [LoggingListener(), PrometheusListener(name)] if default_listeners else []
-        self.add_listeners(*defaults, *listeners)
+        defaults = [LoggingListener()] if default_listeners else []
+        self.add_listeners(*defaults, *(listeners or ()))
 
     # --- the call path ------------------------------------------------------------------
     async def call_async(
@@ -257,6 +269,7 @@ class CircuitBreaker(AiobreakerSurface):
         return True
 
     def _reject(self, retry_after: float) -> NoReturn:
+        self._calls[_REJECTED] += 1
         for hook in self._outcome_hooks:
             hook(_REJECTED)
         raise CircuitOpenError(self.name, retry_after)
@@ -266,12 +279,15 @@ class CircuitBreaker(AiobreakerSurface):
             return _FAILURE  # the breaker's own verdict on the dependency: it always counts
         if isinstance(exc, asyncio.CancelledError) or isinstance(exc, self._excluded):  # noqa: SIM101
             return _IGNORED  # a client that went away, or our own saturation
+        if any(excludes(exc) for excludes in self._exclude_if):
+            return _IGNORED
         return _FAILURE if self._is_failure(exc) else _IGNORED
 
     def _settle(
         self, outcome: CallOutcome, epoch: int, probe: bool, error: BaseException | None = None
     ) -> None:
-        """Count an outcome in metrics always, and in the state only if no transition since."""
+        """Count an outcome in the stats always, and in the state only if no transition since."""
+        self._calls[outcome] += 1
         for hook in self._outcome_hooks:
             hook(outcome)
         if self._legacy:
@@ -337,6 +353,7 @@ class CircuitBreaker(AiobreakerSurface):
             self._consecutive = 0
             self._window.reset()
         self._state = new.value(self)  # aiobreaker's state object, for `state` and listeners
+        self._transitions[new] += 1
         self._share(new, peer=open_for is not None)
         event = BreakerStateChange(self.name, old, new, reason, now, self.retry_after)
         self._hooks.notify(event, (self, old_state, self._state))
@@ -389,6 +406,19 @@ class CircuitBreaker(AiobreakerSurface):
     def _probe_timeout(self) -> float:
         # Without a call timeout a hung probe would keep the breaker half-open for ever.
         return self._reset_timeout if self._call_timeout is None else self._call_timeout
+
+    def stats(self) -> dict[str, int]:
+        """Calls by outcome and transitions by state entered, since the breaker was built.
+
+        Keys: `calls_success`, `calls_failure`, `calls_slow`, `calls_rejected`,
+        `calls_ignored`, `opened`, `half_opened`, `closed`.
+        """
+        counts = {f"calls_{outcome.value}": n for outcome, n in self._calls.items()}
+        transitions = self._transitions
+        counts["opened"] = transitions[OPEN]
+        counts["half_opened"] = transitions[HALF_OPEN]
+        counts["closed"] = transitions[CLOSED]
+        return counts
 
     def snapshot(self) -> BreakerSnapshot:
         window = self._window

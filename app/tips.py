@@ -1,0 +1,71 @@
+"""Tips: the upstream's, through the breaker and the fallback cache, never an error.
+
+Live while the upstream answers; cached while fresh; stale while it fails; the built-in
+tips when nothing usable is cached.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from resilience_async import (
+    CacheResult,
+    CircuitBreaker,
+    FallbackCache,
+    ResilientClient,
+    UpstreamError,
+)
+
+# Served when the upstream fails and nothing is cached: evergreen, honest, never an error.
+FALLBACK_TIPS: list[dict[str, Any]] = [
+    {"id": 0, "text": "Set a timeout on every call that leaves the process."},
+    {"id": -1, "text": "Live tips are unavailable right now; these are built in."},
+]
+Tips = list[dict[str, Any]]
+
+
+class TipsService:
+    """The upstream's tips, with what to serve while it fails.
+
+    Args:
+        client: the upstream's resilient client (its breaker guards every attempt).
+        cache: the fallback cache the tips are kept in.
+        breaker: the client's breaker: while it refuses calls, stale tips are served at once.
+        ttl: seconds fetched tips are served without asking the upstream.
+        stale_ttl: seconds after `ttl` that they may still be served while it fails.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: ResilientClient,
+        cache: FallbackCache,
+        breaker: CircuitBreaker | None,
+        ttl: float,
+        stale_ttl: float,
+    ) -> None:
+        self._cache = cache
+        self._load = functools.partial(_load_tips, client)
+        self._breaker = breaker
+        self._ttl = ttl
+        self._stale_ttl = stale_ttl
+
+    async def get(self) -> CacheResult[Tips]:
+        """Live, or cached, or stale while the upstream fails, or the built-in tips."""
+        return await self._cache.get(
+            "tips",
+            self._load,
+            ttl=self._ttl,
+            stale_ttl=self._stale_ttl,
+            fallback=FALLBACK_TIPS,
+            breaker=self._breaker,
+        )
+
+
+async def _load_tips(client: ResilientClient) -> Tips:
+    body = await client.get_json("/tips")
+    tips = body.get("tips") if isinstance(body, dict) else None
+    if not isinstance(tips, list):
+        raise UpstreamError(client.name, "answered JSON without a list of tips")
+    return tips

@@ -1,0 +1,99 @@
+"""The library's primitives built from settings: what every process's root builds alike.
+
+The web (`project/resources.py`) and the worker (`workers/root.py`) both write to the
+primary through a breaker and call the tips upstream; they build those parts here, so a
+setting means the same thing in every process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resilience_async import (
+    Bulkhead,
+    CircuitBreaker,
+    Database,
+    RedisBreakerState,
+    ResilientClient,
+    RetryBudget,
+    RetryPolicy,
+    counts_against_database,
+    is_server_failure,
+)
+
+TIPS = "tips-upstream"
+
+
+def primary_breaker(settings: Any) -> CircuitBreaker:
+    """Writes fail fast while the primary is gone: the database monitor opens this breaker as
+    soon as it loses the primary, and closes it as soon as a writable one answers again."""
+    return CircuitBreaker(
+        name="database-primary",
+        failure_threshold=settings.DATABASE_BREAKER_FAIL_MAX,
+        failure_rate_threshold=None,
+        reset_timeout=settings.DATABASE_BREAKER_RESET_TIMEOUT,
+        is_failure=counts_against_database,
+    )
+
+
+def database(
+    settings: Any,
+    *,
+    primary_guard: CircuitBreaker,
+    max_size: int | None = None,
+    query_timeout: float | None = None,
+) -> Database:
+    """The primary and replica pools, sized by the settings unless `max_size` is given."""
+    return Database(
+        primary_url=settings.DATABASE_URL,
+        replica_urls=settings.DATABASE_REPLICA_URLS,
+        min_size=settings.DATABASE_POOL_MIN_SIZE,
+        max_size=max_size or settings.DATABASE_POOL_MAX_SIZE,
+        timeout=settings.DATABASE_POOL_TIMEOUT,
+        max_waiting=settings.DATABASE_POOL_MAX_WAITING,
+        connect_timeout=settings.DATABASE_CONNECT_TIMEOUT,
+        replica_timeout=settings.DATABASE_REPLICA_TIMEOUT,
+        query_timeout=query_timeout or settings.DATABASE_QUERY_TIMEOUT,
+        max_replica_lag=settings.DATABASE_MAX_REPLICA_LAG,
+        monitor_interval=settings.DATABASE_MONITOR_INTERVAL,
+        primary_guard=primary_guard,
+    )
+
+
+def tips_breaker(settings: Any, *, shared: RedisBreakerState | None = None) -> CircuitBreaker:
+    """The tips upstream's breaker: consecutive failures, failure rate, slow calls, timeouts."""
+    return CircuitBreaker(
+        name=TIPS,
+        failure_threshold=settings.BREAKER_FAIL_MAX,
+        failure_rate_threshold=settings.BREAKER_FAILURE_RATE,
+        window_size=settings.BREAKER_WINDOW,
+        minimum_calls=min(settings.BREAKER_MIN_CALLS, settings.BREAKER_WINDOW),
+        slow_call_duration=settings.BREAKER_SLOW_CALL or None,
+        reset_timeout=settings.BREAKER_RESET_TIMEOUT,
+        half_open_max_calls=settings.BREAKER_HALF_OPEN_MAX_CALLS,
+        call_timeout=settings.UPSTREAM_TIMEOUT,
+        result_is_failure=is_server_failure,
+        shared=shared,
+    )
+
+
+def tips_client(
+    settings: Any, *, breaker: CircuitBreaker, attempts: int | None = None
+) -> ResilientClient:
+    """The tips upstream's client: timeouts, `breaker`, budgeted retries and a bulkhead.
+
+    `attempts` overrides UPSTREAM_RETRY_ATTEMPTS (a job retried as a whole wants 1: retries
+    inside retries multiply the load on a failing upstream).
+    """
+    return ResilientClient(
+        TIPS,
+        settings.TIPS_UPSTREAM_URL,
+        timeout=settings.UPSTREAM_TIMEOUT,
+        connect_timeout=settings.UPSTREAM_CONNECT_TIMEOUT,
+        pool_timeout=settings.UPSTREAM_POOL_TIMEOUT,
+        breaker=breaker,
+        retry=RetryPolicy(attempts=attempts or settings.UPSTREAM_RETRY_ATTEMPTS),
+        budget=RetryBudget(ratio=settings.UPSTREAM_RETRY_BUDGET),
+        max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
+        bulkhead=Bulkhead(TIPS, max_concurrent=settings.UPSTREAM_MAX_CONCURRENCY),
+    )

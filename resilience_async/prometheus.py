@@ -1,0 +1,249 @@
+"""Prometheus export of the primitives' numbers: one optional hook set that a service installs.
+
+The core never imports this module: each primitive counts its own events (`stats()`) and
+calls the hooks it was given. A service that wants Prometheus calls `instrument(...)` on the
+primitives it built; each gets a hook that writes its events to `Instruments`:
+
+    instrument(tips_breaker, tips_client, tips_cache, database)
+    body = render(None)  # the exposition text, for GET /metrics
+
+Under several server processes, prometheus-client's multiprocess mode (enabled by the
+`PROMETHEUS_MULTIPROC_DIR` environment variable, read by prometheus-client at import) keeps
+each process's values in files; `render` sums them so one scrape sees the whole service.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+from resilience_async.breaker import STATE_LABELS, BreakerStateChange, CallOutcome, CircuitBreaker
+from resilience_async.cache import FallbackCache, Source
+from resilience_async.db import Database, QueryKind, QueryOutcome
+from resilience_async.http import ResilientClient
+from resilience_async.limits import Bulkhead
+from resilience_async.topology import ServerState
+
+# `*_created` series double the exposition for a timestamp nobody graphs.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# 0 closed, 1 half-open, 2 open: a gauge orders states by how bad they are.
+_STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class Instruments:
+    """Every instrument the hooks write to, registered once in `registry`.
+
+    One set per registry: the process's default (`default_instruments()`) for a service,
+    a `CollectorRegistry()` of its own for a test that asserts exact values.
+    """
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        r = registry
+        # Its `_count` series is the request count: a separate counter would cost a second
+        # locked update on every request for the same number.
+        self.http_request_duration = Histogram(
+            "http_request_duration_seconds",
+            "Time from request start to response, by method, route pattern and status code.",
+            ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        # Under several processes the worst live value is exported.
+        self.breaker_state = Gauge(
+            "circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            ["breaker"], multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
+        self.breaker_transitions = Counter(
+            "circuit_breaker_transitions_total",
+            "Circuit breaker state changes, by the state entered.",
+            ["breaker", "state"], registry=r,
+        )  # fmt: skip
+        self.breaker_calls = Counter(
+            "circuit_breaker_calls_total",
+            "Calls through a circuit breaker by outcome: success, failure, slow, rejected, "
+            "ignored.",
+            ["breaker", "outcome"], registry=r,
+        )  # fmt: skip
+        self.upstream_requests = Counter(
+            "upstream_requests_total",
+            "Outbound HTTP attempts by upstream and outcome (a status code, or an error kind).",
+            ["upstream", "outcome"], registry=r,
+        )  # fmt: skip
+        self.upstream_retries = Counter(
+            "upstream_retries_total",
+            "Retries made, and retries refused by the retry budget, by upstream.",
+            ["upstream", "decision"], registry=r,
+        )  # fmt: skip
+        self.bulkhead_rejections = Counter(
+            "bulkhead_rejections_total", "Calls refused because a bulkhead was full.",
+            ["bulkhead"], registry=r,
+        )  # fmt: skip
+        self.cache_results = Counter(
+            "fallback_cache_results_total",
+            "Values served by a fallback cache, by key namespace and source: live, cache, "
+            "stale, fallback.", ["namespace", "source"], registry=r,
+        )  # fmt: skip
+        self.database_queries = Counter(
+            "database_queries_total",
+            "Reads and writes by the server that ran them (primary, replica-N) and outcome.",
+            ["server", "kind", "outcome"], registry=r,
+        )  # fmt: skip
+        self.database_up = Gauge(
+            "database_up", "1 while the database monitor reaches the server, else 0.",
+            ["server"], multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
+        self.database_replica_lag = Gauge(
+            "database_replica_lag_seconds", "Replay lag of a replica at the monitor's last sample.",
+            ["server"], multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
+
+
+@functools.cache
+def default_instruments() -> Instruments:
+    """The process's instruments, in prometheus-client's default registry (made on first use)."""
+    return Instruments()
+
+
+def instrument(*primitives: object, instruments: Instruments | None = None) -> None:
+    """Give each primitive (breaker, client, bulkhead, cache, database) its Prometheus hook."""
+    into = instruments or default_instruments()
+    for primitive in primitives:
+        if isinstance(primitive, CircuitBreaker):
+            primitive.add_listener(BreakerExport(into, primitive.name))
+        elif isinstance(primitive, ResilientClient):
+            primitive.add_hook(UpstreamExport(into, primitive.name))
+        elif isinstance(primitive, Bulkhead):
+            primitive.add_hook(BulkheadExport(into, primitive.name))
+        elif isinstance(primitive, FallbackCache):
+            primitive.add_hook(CacheExport(into, primitive.namespace))
+        elif isinstance(primitive, Database):
+            primitive.add_hook(DatabaseExport(into))
+        else:
+            raise TypeError(f"no Prometheus hook for {type(primitive).__name__}")
+
+
+class BreakerExport:
+    """One breaker's state, transitions and call outcomes.
+
+    `labels()` hashes and validates on every use, so the labelled children are made once here.
+    """
+
+    def __init__(self, into: Instruments, breaker: str) -> None:
+        self._state = into.breaker_state.labels(breaker)
+        self._transitions = {
+            state: into.breaker_transitions.labels(breaker, label)
+            for state, label in STATE_LABELS.items()
+        }
+        self._calls = {
+            outcome: into.breaker_calls.labels(breaker, outcome.value) for outcome in CallOutcome
+        }
+        self._state.set(0)
+
+    def __call__(self, event: BreakerStateChange) -> None:
+        self._state.set(_STATE_VALUES[STATE_LABELS[event.new]])
+        self._transitions[event.new].inc()
+
+    def record_outcome(self, outcome: CallOutcome) -> None:
+        self._calls[outcome].inc()
+
+
+class UpstreamExport:
+    """One HTTP client's attempts by outcome and its retry decisions."""
+
+    def __init__(self, into: Instruments, upstream: str) -> None:
+        self._requests = into.upstream_requests
+        self._upstream = upstream
+        self._attempts: dict[str, Any] = {}
+        self._retries = {
+            True: into.upstream_retries.labels(upstream, "retried"),
+            False: into.upstream_retries.labels(upstream, "budget_exhausted"),
+        }
+
+    def record_attempt(self, outcome: str) -> None:
+        child = self._attempts.get(outcome)
+        if child is None:
+            child = self._attempts[outcome] = self._requests.labels(self._upstream, outcome)
+        child.inc()
+
+    def record_retry(self, allowed: bool) -> None:
+        self._retries[allowed].inc()
+
+
+class BulkheadExport:
+    """One bulkhead's rejections."""
+
+    def __init__(self, into: Instruments, bulkhead: str) -> None:
+        self.record_rejection = into.bulkhead_rejections.labels(bulkhead).inc
+
+
+class CacheExport:
+    """One cache's values served, by source."""
+
+    def __init__(self, into: Instruments, namespace: str) -> None:
+        self._served = {
+            source: into.cache_results.labels(namespace, source)
+            for source in ("live", "cache", "stale", "fallback")
+        }
+
+    def record_served(self, source: Source) -> None:
+        self._served[source].inc()
+
+
+class DatabaseExport:
+    """A database's queries by server, kind and outcome, and each server's last sample."""
+
+    def __init__(self, into: Instruments) -> None:
+        self._into = into
+        self._queries: dict[tuple[str, str, str], Any] = {}
+
+    def record_query(self, server: str, kind: QueryKind, outcome: QueryOutcome) -> None:
+        key = (server, kind, outcome)
+        child = self._queries.get(key)
+        if child is None:
+            child = self._queries[key] = self._into.database_queries.labels(*key)
+        child.inc()
+
+    def record_sample(self, state: ServerState) -> None:
+        self._into.database_up.labels(state.name).set(1 if state.up else 0)
+        if state.up and state.in_recovery:
+            self._into.database_replica_lag.labels(state.name).set(state.lag)
+
+
+class RequestRecorder:
+    """Records one HTTP request's duration by method, route and status (children kept)."""
+
+    def __init__(self, into: Instruments | None = None) -> None:
+        self._histogram = (into or default_instruments()).http_request_duration
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._histogram.labels(method, route, str(status))
+        child.observe(seconds)
+
+
+def render(multiprocess_dir: str | None, registry: CollectorRegistry = REGISTRY) -> bytes:
+    """The exposition text of every instrument, summed over processes when multiprocess.
+
+    Reads one file per process in multiprocess mode: call it off the event loop.
+    """
+    if not multiprocess_dir:
+        return generate_latest(registry)
+    summed = CollectorRegistry()
+    multiprocess.MultiProcessCollector(summed, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+    return generate_latest(summed)

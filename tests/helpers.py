@@ -1,0 +1,73 @@
+"""Helpers shared by tests: waiting on a condition, making a fault, checking an answer.
+
+Plain functions, imported by name; fixtures live in the `tests/fix_*.py` plugins.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import httpx
+import psycopg
+
+from loadtests.stack import Stack
+from loadtests.stack.process import Child
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.1) -> T:
+    """Poll `condition()` until it returns a truthy value; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
+
+
+def kill(child: Child, signum: int = signal.SIGKILL) -> None:
+    os.kill(child.pid, signum)
+    if signum == signal.SIGKILL:
+        child.popen.wait(timeout=10)  # type: ignore[union-attr]
+
+
+@contextmanager
+def replay_paused(stack: Stack) -> Iterator[None]:
+    """The replica receives WAL but applies none of it until the block ends."""
+    with psycopg.connect(stack.services["replica"]["url"], autocommit=True) as replica:
+        replica.execute("SELECT pg_wal_replay_pause()")
+        try:
+            yield
+        finally:
+            replica.execute("SELECT pg_wal_replay_resume()")
+
+
+def assert_error(response: httpx.Response, status: int, field: str | None) -> dict[str, Any]:
+    """The service's one error shape (naming `field` when one is given)."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"]
+    assert error["message"]
+    if field is not None:
+        assert set(error) == {"code", "message", "field"}
+        assert error["field"] == field
+    return error
+
+
+def project_settings(**overrides: Any) -> SimpleNamespace:
+    """The project's settings as read at import, with `overrides` (the environment is not
+    read again): what a composition root built in the test process is given."""
+    from project import settings  # noqa: PLC0415 - read once the test session runs
+
+    names = {name: getattr(settings, name) for name in dir(settings) if name.isupper()}
+    return SimpleNamespace(**(names | overrides))

@@ -1,0 +1,171 @@
+"""The composition roots of the worker and of the relay: each process built from settings.
+
+    dramatiq workers.root:setup_worker    # what `python -m workers` runs, per worker process
+    python -m workers relay               # run_relay(): the outbox relay until SIGTERM
+
+Nothing is built at import: a test builds a `WorkerRoot` on Dramatiq's `StubBroker` and
+runs its actors in process, against a real database.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.asyncio import async_to_sync
+from dramatiq.middleware import AgeLimit, AsyncIO, Retries, ShutdownNotifications, TimeLimit
+
+from project import builders
+from workers.actors import Actors, declare
+from workers.broker import make_broker
+from workers.failures import RecordFailures
+from workers.relay import Relay
+from workers.reports import ReportJob
+
+logger = logging.getLogger("workers.relay")
+
+
+class OpenResources(dramatiq.Middleware):
+    """Opens a worker's resources on the AsyncIO middleware's loop before its threads take
+    messages, and closes them once they have stopped.
+
+    List it after `AsyncIO`: "before" hooks run in order (the loop runs by then) and "after"
+    hooks in reverse (it still runs).
+    """
+
+    def __init__(
+        self, *, open: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._open = open
+        self._close = close
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        async_to_sync(self._open)()
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        async_to_sync(self._close)()
+
+
+def broker_from_settings(
+    settings: Any, middleware: list[dramatiq.Middleware] | None = None
+) -> dramatiq.Broker:
+    return make_broker(
+        settings.BROKER_URL,
+        middleware=middleware or [],
+        heartbeat_timeout=settings.JOBS_HEARTBEAT_TIMEOUT,
+        maintenance_chance=settings.JOBS_MAINTENANCE_CHANCE,
+    )
+
+
+class WorkerRoot:
+    """A worker process: its database, tips client, jobs, broker middleware and actors.
+
+    Args:
+        settings: the project's settings (or any object with the same names).
+        broker: the broker to declare the actors on (a test's `StubBroker(middleware=[])`);
+            default: one for `BROKER_URL`. The project's middleware is added to it.
+    """
+
+    def __init__(self, settings: Any, *, broker: dramatiq.Broker | None = None) -> None:
+        self.primary_breaker = builders.primary_breaker(settings)
+        # A job's queries are bounded by the job's own time limit; one connection per thread,
+        # plus one for the failure records written after a thread gave its own back.
+        self.database = builders.database(
+            settings,
+            primary_guard=self.primary_breaker,
+            max_size=settings.WORKER_THREADS + 1,
+            query_timeout=settings.JOBS_TIME_LIMIT,
+        )
+        self.tips_breaker = builders.tips_breaker(settings)
+        self.tips_client = builders.tips_client(settings, breaker=self.tips_breaker, attempts=1)
+        self.reports = ReportJob(
+            database=self.database,
+            tips=self.tips_client,
+            work_seconds=settings.REPORT_WORK_SECONDS,
+        )
+        middleware = self._middleware(settings)
+        if broker is None:
+            broker = broker_from_settings(settings, middleware)
+        else:
+            for each in middleware:
+                broker.add_middleware(each)
+        self.broker = broker
+        self.actors: Actors = declare(
+            broker, build_report=self.reports.build, max_retries=settings.JOBS_MAX_RETRIES
+        )
+
+    def _middleware(self, settings: Any) -> list[dramatiq.Middleware]:
+        # RecordFailures before Retries: "after" hooks run in reverse, so it sees the verdict.
+        return [
+            AgeLimit(max_age=int(settings.JOBS_MAX_AGE * 1000)),
+            TimeLimit(time_limit=int(settings.JOBS_TIME_LIMIT * 1000)),
+            ShutdownNotifications(),
+            AsyncIO(),
+            OpenResources(open=self.open, close=self.close),
+            RecordFailures(
+                retrying=async_to_sync(self.reports.mark_retrying),
+                failed=async_to_sync(self.reports.mark_failed),
+            ),
+            Retries(
+                max_retries=settings.JOBS_MAX_RETRIES,
+                min_backoff=int(settings.JOBS_MIN_BACKOFF * 1000),
+                max_backoff=int(settings.JOBS_MAX_BACKOFF * 1000),
+            ),
+        ]
+
+    async def open(self) -> None:
+        await self.database.open()
+
+    async def close(self) -> None:
+        await self.tips_client.aclose()
+        await self.database.close()
+
+
+def setup_worker() -> None:
+    """Dramatiq's CLI entry (`dramatiq workers.root:setup_worker`): this process's broker."""
+    from project import settings  # noqa: PLC0415 - read when the process starts, not at import
+
+    dramatiq.set_broker(WorkerRoot(settings).broker)
+
+
+class RelayRoot:
+    """The relay process: a broker to publish to, and the relay over the primary.
+
+    Args:
+        settings: the project's settings.
+        broker: where messages go; default: one for `BROKER_URL`.
+    """
+
+    def __init__(self, settings: Any, *, broker: dramatiq.Broker | None = None) -> None:
+        self.broker = broker or broker_from_settings(settings)
+        self.relay = Relay(
+            settings.DATABASE_URL,
+            self.broker,
+            batch=settings.RELAY_BATCH,
+            interval=settings.RELAY_INTERVAL,
+            republish_after=settings.JOBS_REPUBLISH_AFTER,
+            keep_sent=settings.OUTBOX_KEEP_SENT,
+            key_ttl=settings.IDEMPOTENCY_KEY_TTL,
+            name=f"relay-{os.getpid()}",
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        logger.info("%s publishing the outbox to %s", self.relay.name, type(self.broker).__name__)
+        self.relay.run(stop)
+
+
+def run_relay() -> None:
+    """`python -m workers relay`: relay until SIGINT or SIGTERM."""
+    from project import settings  # noqa: PLC0415 - read when the process starts, not at import
+
+    logging.config.dictConfig(settings.LOGGING)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    RelayRoot(settings).run(stop)
