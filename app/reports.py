@@ -1,7 +1,7 @@
 """Reports: accepted in one transaction with their outbox message, built later by a worker.
 
 The request never talks to the broker: the report row and its outbox row commit together
-(one statement), and the relay (`python -m workers relay`) publishes the message. A broker
+(one statement), and the relay (`python -m project.relay`) publishes the message. A broker
 that is down delays the job; it never fails the request or loses the job.
 """
 

@@ -1,13 +1,16 @@
 """The library's primitives built from settings: what every process's root builds alike.
 
-The web (`project/resources.py`) and the worker (`workers/root.py`) both write to the
-primary through a breaker and call the tips upstream; they build those parts here, so a
-setting means the same thing in every process.
+The web (`resources.py`), the worker (`worker.py`) and the relay (`relay.py`) share
+parts: the primary behind its breaker, the tips upstream, the broker. They build them here,
+so a setting means the same thing in every process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import dramatiq
 
 from resilience_async import (
     Bulkhead,
@@ -20,6 +23,7 @@ from resilience_async import (
     counts_against_database,
     is_server_failure,
 )
+from workers.broker import make_broker
 
 TIPS = "tips-upstream"
 
@@ -96,4 +100,14 @@ def tips_client(
         budget=RetryBudget(ratio=settings.UPSTREAM_RETRY_BUDGET),
         max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
         bulkhead=Bulkhead(TIPS, max_concurrent=settings.UPSTREAM_MAX_CONCURRENCY),
+    )
+
+
+def broker(settings: Any, middleware: Sequence[dramatiq.Middleware] = ()) -> dramatiq.Broker:
+    """The broker for BROKER_URL, with `middleware`; Redis's redelivery bounds from the settings."""
+    return make_broker(
+        settings.BROKER_URL,
+        middleware=middleware,
+        heartbeat_timeout=settings.JOBS_HEARTBEAT_TIMEOUT,
+        maintenance_chance=settings.JOBS_MAINTENANCE_CHANCE,
     )

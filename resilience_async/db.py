@@ -147,6 +147,8 @@ class Database:
             `is_failure=counts_against_database`); the monitor opens it as soon as it
             loses the primary and closes it as soon as it reaches a writable one again.
         hooks: told of every query and every monitor sample (see `DatabaseHook`).
+        pool_class: the pool built for each server: `AsyncConnectionPool` or one that
+            behaves like it (a subclass with a `configure` of its own, or a test's pool).
     """
 
     def __init__(
@@ -167,6 +169,7 @@ class Database:
         close_timeout: float = 5.0,
         primary_guard: CircuitBreaker | None = None,
         hooks: Iterable[DatabaseHook] = (),
+        pool_class: type[AsyncConnectionPool[Connection]] = AsyncConnectionPool,
     ) -> None:
         if not 0 <= min_size <= max_size:
             raise ValueError(
@@ -198,6 +201,7 @@ class Database:
             "open": False,
         }
         self._connect_timeout = max(1, round(connect_timeout))  # libpq takes whole seconds
+        self._pool_class = pool_class
         self.primary = self._pool(primary_url, "primary", timeout)
         self.replicas = [
             self._pool(url, state.name, replica_timeout)
@@ -214,8 +218,8 @@ class Database:
             "autocommit": True,
             "application_name": f"resilience-pool:{name}",
         }
-        return AsyncConnectionPool(url, name=name, timeout=timeout, kwargs=kwargs,
-                                   **self._pool_options)  # fmt: skip
+        return self._pool_class(url, name=name, timeout=timeout, kwargs=kwargs,
+                                **self._pool_options)  # fmt: skip
 
     def add_hook(self, hook: DatabaseHook) -> None:
         self._hooks = (*self._hooks, hook)
@@ -294,7 +298,7 @@ class Database:
         """
         needed = None if token is None else parse_lsn(token)
         failures: list[Exception] = []
-        for state, pool in self._read_order(needed):
+        for state, pool in self._route(needed):
             try:
                 if pool is self.primary:
                     value = await self._on_primary(self._read_on, pool, state, query)
@@ -314,7 +318,12 @@ class Database:
             raise failures[-1]
         raise DatabaseUnavailableError("servers", "no server can serve this read")
 
-    def _read_order(self, needed: int | None) -> list[Route]:
+    def read_route(self, token: str | None = None) -> list[str]:
+        """The servers a read with `token` would try now, in order (the first that can serve
+        it does; a read that fails is retried once, on the next)."""
+        return [state.name for state, _ in self._route(None if token is None else parse_lsn(token))]
+
+    def _route(self, needed: int | None) -> list[Route]:
         """Usable replicas (freshest first, ties in turn), then the primary, then the rest.
 
         A lagging replica comes after the primary: only a token-less read that the primary

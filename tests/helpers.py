@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 
 import httpx
 import psycopg
+import pytest
 
+from app.errors import InvalidInput
 from loadtests.stack import Stack
 from loadtests.stack.process import Child
 
@@ -64,10 +66,24 @@ def assert_error(response: httpx.Response, status: int, field: str | None) -> di
     return error
 
 
+def rejected(call: Callable[..., Any], *args: Any) -> InvalidInput:
+    """The InvalidInput `call(*args)` raises (the test fails if it raises none)."""
+    with pytest.raises(InvalidInput) as info:
+        call(*args)
+    return info.value
+
+
+def assert_invalid(exc: InvalidInput, status: int, code: str, field: str) -> None:
+    """An input error with its answer (status, code) and the field it names."""
+    assert (exc.status, exc.code, exc.field) == (status, code, field)
+    assert exc.message
+    assert str(exc) == f"{field}: {exc.message}"
+
+
 def project_settings(**overrides: Any) -> SimpleNamespace:
     """The project's settings as read at import, with `overrides` (the environment is not
     read again): what a composition root built in the test process is given."""
-    from project import settings  # noqa: PLC0415 - read once the test session runs
+    from project import settings
 
     names = {name: getattr(settings, name) for name in dir(settings) if name.isupper()}
     return SimpleNamespace(**(names | overrides))

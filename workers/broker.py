@@ -1,7 +1,7 @@
 """The Dramatiq broker for a `BROKER_URL`: Redis (`redis://`) or RabbitMQ (`amqp://`).
 
 Building a broker opens no connection; nothing here sets Dramatiq's global broker or
-declares actors: the process's root (`workers/root.py`) does, from settings, at start.
+declares actors: the process's root (`project/worker.py`) does, from settings, at start.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The outbox relay: publishes committed outbox rows to the broker, then marks them sent.
 
-    python -m workers relay     (its root: workers/root.py)
+    python -m project.relay     (its composition root: project/relay.py)
 
 A request writes its domain row and an outbox row in one transaction and never talks to
 the broker; this process does. Each round locks a batch of unsent rows with

@@ -9,13 +9,20 @@ from __future__ import annotations
 import asyncio
 from array import array
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from loadtests.loadgen.result import ERROR_KINDS, LoadResult, summarize
 
 if TYPE_CHECKING:
-    from loadtests.loadgen.connection import Connection
     from loadtests.loadgen.request import Target
+
+
+class Socket(Protocol):
+    """What the run needs of one of its connections: stop it, or time its request out."""
+
+    def abort(self) -> None: ...
+
+    def expire(self, deadline: float) -> None: ...
 
 
 class RunState:
@@ -43,7 +50,7 @@ class RunState:
         self.latencies = array("d")  # seconds; 8 bytes each, so long runs stay small
         self.statuses: dict[int, int] = {}
         self.errors = dict.fromkeys(ERROR_KINDS, 0)
-        self.conns: set[Connection] = set()
+        self.conns: set[Socket] = set()
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._drained: asyncio.Future[None] | None = None
 
@@ -83,7 +90,7 @@ class RunState:
         """Timer callback: the window ends exactly at its planned end, however late we run."""
         self.finish(self.window_end)
 
-    def forget(self, conn: Connection) -> None:
+    def forget(self, conn: Socket) -> None:
         """A socket is gone; wake the shutdown once the last one is."""
         self.conns.discard(conn)
         if not self.conns and self._drained is not None and not self._drained.done():

@@ -77,13 +77,14 @@ def web_child(stack: Stack, env: dict[str, str], host: str, port: int, workers: 
 
 
 def worker_child(stack: Stack, env: dict[str, str], name: str = "worker") -> Child:
-    """A Dramatiq worker (`python -m workers`: processes and threads from the settings)."""
-    return Child(name, [sys.executable, "-m", "workers"], stack.log_path(name), env=env, cwd=ROOT)
+    """A Dramatiq worker (`python -m project.worker`: processes, threads from the settings)."""
+    argv = [sys.executable, "-m", "project.worker"]
+    return Child(name, argv, stack.log_path(name), env=env, cwd=ROOT)
 
 
 def relay_child(stack: Stack, env: dict[str, str], name: str = "relay") -> Child:
-    """The outbox relay (`python -m workers relay`)."""
-    argv = [sys.executable, "-m", "workers", "relay"]
+    """The outbox relay (`python -m project.relay`)."""
+    argv = [sys.executable, "-m", "project.relay"]
     return Child(name, argv, stack.log_path(name), env=env, cwd=ROOT)
 
 

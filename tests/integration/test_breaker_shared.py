@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from loadtests.stack import Stack
 from resilience_async.breaker import CircuitBreaker, RedisBreakerState
 from resilience_async.errors import CircuitOpenError
-from tests.fix_stack import kill
+from tests.helpers import kill
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from loadtests.stack import Stack
 from resilience_async.breaker import CircuitBreaker
 from resilience_async.cache import FallbackCache
 from tests.fakes import FakeClock
-from tests.fix_stack import kill
+from tests.helpers import kill
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
 import pytest
@@ -20,7 +19,7 @@ from resilience_async.breaker import CircuitBreaker
 from resilience_async.db import Connection, Database, counts_against_database
 from resilience_async.errors import NoPrimaryError, WriteOutcomeUnknownError
 from resilience_async.lsn import parse_lsn
-from tests.fix_stack import kill
+from tests.helpers import kill, replay_paused
 
 pytestmark = pytest.mark.integration
 
@@ -65,16 +64,6 @@ async def usable_replica(database: Database) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"replica-1 not usable: up={replica.up}, lag={replica.lag}")
-
-
-@contextmanager
-def replay_paused(stack: Stack) -> Iterator[None]:
-    with psycopg.connect(stack.services["replica"]["url"], autocommit=True) as replica:
-        replica.execute("SELECT pg_wal_replay_pause()")
-        try:
-            yield
-        finally:
-            replica.execute("SELECT pg_wal_replay_resume()")
 
 
 async def in_recovery(conn: Connection) -> bool:
@@ -288,3 +277,51 @@ async def test_a_replica_lagging_past_the_limit_is_skipped_for_the_primary(
 
     assert (lagging.server, lagging.value) == ("primary", False)
     assert (caught_up.server, caught_up.value) == ("replica-1", True)
+
+
+async def test_the_monitor_moves_the_primary_guard_once_per_change(
+    healthy_stack: Stack,
+) -> None:
+    """Primary killed: the guard opens at the monitor's next sample, and stays put (its open
+    period is not pushed back) while the primary stays dead; back: the guard closes."""
+    moves: list[tuple[str, str]] = []
+    guard = CircuitBreaker(
+        name="test-moved-guard",
+        failure_threshold=3,
+        failure_rate_threshold=None,
+        reset_timeout=60.0,
+        is_failure=counts_against_database,
+        listeners=[lambda event: moves.append((event.old.name, event.new.name))],
+        default_listeners=False,
+    )
+    database = Database(
+        primary_url=healthy_stack.env["DATABASE_URL"],
+        replica_urls=[],
+        monitor_interval=0.1,
+        primary_guard=guard,
+    )
+    await database.open()
+    try:
+        await database.monitor.first_round()
+        kill(healthy_stack.children["primary"])
+        await until(lambda: guard.current_state.name == "OPEN")
+        retry_after = guard.retry_after
+        await database.monitor.sample()  # still dead: no second transition
+        await database.monitor.sample()
+        still = (guard.current_state.name, guard.retry_after <= retry_after)
+        healthy_stack.heal()
+        await until(lambda: guard.current_state.name == "CLOSED")
+    finally:
+        await database.close()
+
+    assert still == ("OPEN", True)
+    assert moves == [("CLOSED", "OPEN"), ("OPEN", "CLOSED")]
+
+
+async def until(condition: Callable[[], bool], attempts: int = 1500) -> None:
+    """Wait for `condition`, checking every 10 ms (bounded: 15 s at most)."""
+    for _ in range(attempts):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never met")

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from loadtests.stack import Stack
-from tests.fix_stack import WebServer, kill, migrate, run_web, wait_for
+from tests.helpers import kill, wait_for
+from tests.servers import WebServer, migrate, run_web
 
 pytestmark = pytest.mark.integration
 

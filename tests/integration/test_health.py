@@ -14,7 +14,8 @@ import redis
 
 from loadtests.stack import Stack
 from loadtests.upstream import UpstreamControl
-from tests.fix_stack import WebServer, kill, run_web, wait_for
+from tests.helpers import kill, wait_for
+from tests.servers import WebServer, run_web
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """Background jobs end to end: request → outbox → relay → broker → worker → result.
 
-Real processes throughout: the web server, `python -m workers relay`, Dramatiq workers
-(`python -m workers`) and a Redis broker of each test's own, so the tests can kill and
+Real processes throughout: the web server, `python -m project.relay`, Dramatiq workers
+(`python -m project.worker`) and a Redis broker of each test's own, so the tests can kill and
 restart it. The database is the session's primary and replica.
 """
 
@@ -16,8 +16,9 @@ import pytest
 
 from loadtests.stack import Stack
 from loadtests.upstream import UpstreamControl
-from tests.fix_jobs import jobs, relay_process, worker_process
-from tests.fix_stack import WebServer, wait_for
+from tests.helpers import wait_for
+from tests.jobs import jobs, relay_process, worker_process
+from tests.servers import WebServer
 
 pytestmark = pytest.mark.integration
 

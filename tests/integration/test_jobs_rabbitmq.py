@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from loadtests.stack import Stack
-from tests.fix_jobs import jobs, relay_process, worker_process
-from tests.fix_stack import wait_for
+from tests.helpers import wait_for
+from tests.jobs import jobs, relay_process, worker_process
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ import pytest
 from app.schemas import MAX_ORDER_BODY
 from loadtests.stack import Stack
 from resilience_async.lsn import parse_lsn
-from tests.fix_stack import WebServer, run_web, wait_for
+from tests.helpers import assert_error, wait_for
+from tests.servers import WebServer, run_web
 
 pytestmark = pytest.mark.integration
 
@@ -73,18 +74,6 @@ def post(
 def created(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def assert_error(response: httpx.Response, status: int, field: str) -> dict[str, Any]:
-    """The service's one error shape, naming `field`."""
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/json"
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "field"}
-    assert error["field"] == field
-    assert error["code"]
-    assert error["message"]
-    return error
 
 
 # --- create and read back -----------------------------------------------------------------

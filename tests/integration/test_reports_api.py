@@ -25,7 +25,8 @@ from app.schemas import MAX_ORDER_BODY
 from loadtests.stack import Stack
 from loadtests.stack.ports import free_port
 from resilience_async.lsn import parse_lsn
-from tests.fix_stack import WebServer, run_web, wait_for
+from tests.helpers import assert_error, wait_for
+from tests.servers import WebServer, run_web
 
 pytestmark = pytest.mark.integration
 
@@ -108,19 +109,6 @@ def row_counts(primary: psycopg.Connection) -> tuple[int, int]:
 def unsent(primary: psycopg.Connection) -> int:
     row = primary.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
     return row[0]  # type: ignore[index]
-
-
-def assert_error(response: httpx.Response, status: int, field: str | None) -> dict[str, Any]:
-    """The service's one error shape (naming `field` when one is given)."""
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/json"
-    error = response.json()["error"]
-    assert error["code"]
-    assert error["message"]
-    if field is not None:
-        assert set(error) == {"code", "message", "field"}
-        assert error["field"] == field
-    return error
 
 
 # --- accept and read back -----------------------------------------------------------------

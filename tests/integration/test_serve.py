@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import httpx
 import pytest
 
 from loadtests.stack.ports import free_port, is_listening
-from tests.fix_stack import ROOT, wait_for
+from tests.helpers import wait_for
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +86,8 @@ def test_serve_runs_everything_and_stops_it_all_on_sigint(
     assert set(services) >= {"primary", "replica", "redis", "upstream", "web", "relay", "worker"}
     ports = [service["port"] for service in services.values() if "port" in service]
 
-    started = time.monotonic()
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=10) == 0
-    assert time.monotonic() - started < 10
+    assert process.wait(timeout=10) == 0  # within 10 s, or the wait raises
     assert [name for name, s in services.items() if pid_alive(s["pid"])] == []
     assert [port for port in ports if is_listening("127.0.0.1", port)] == []
     assert not (state_dir / "state.json").exists()

@@ -12,7 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.fix_stack import ROOT, wait_for
+from tests.helpers import wait_for
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from loadtests.stack import Stack
 from loadtests.stack.ports import free_port
 from loadtests.stack.process import Child
 from loadtests.stack.waits import http_ok, wait_until
-from tests.fix_stack import ROOT
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.integration
 

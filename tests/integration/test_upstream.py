@@ -146,12 +146,20 @@ def test_bad_limit_is_400_naming_the_field(tips: httpx.Client, limit: str) -> No
     assert response.json()["error"]["field"] == "limit"
 
 
-def test_slow_delays_by_at_least_delay_ms(control: UpstreamControl, tips: httpx.Client) -> None:
-    """Slow mode waits delay_ms before answering normally."""
-    assert control.set_mode(Mode.SLOW, delay_ms=300)["delay_ms"] == 300
-    started = time.monotonic()
-    response = tips.get("/tips", params={"limit": 1})
-    assert time.monotonic() - started >= 0.3
+async def test_slow_holds_a_request_then_answers_it_normally(
+    upstream: Upstream, async_tips: httpx.AsyncClient
+) -> None:
+    """Slow mode parks a request for delay_ms, whatever happens meanwhile (a request sent
+    after it, in normal mode, is answered first), then answers it normally."""
+    async with AsyncUpstreamControl(upstream.control_url) as control:
+        assert (await control.set_mode(Mode.SLOW, delay_ms=2000))["delay_ms"] == 2000
+        slow = asyncio.create_task(async_tips.get("/tips", params={"limit": 1}))
+        await _until_in_flight(control, 1)
+        await control.set_mode(Mode.NORMAL)
+        overtaking = await async_tips.get("/tips", params={"limit": 1})
+        held = (await control.stats())["in_flight"]
+        response = await slow
+    assert (overtaking.status_code, held) == (200, 1)
     assert response.status_code == 200
     assert len(response.json()["tips"]) == 1
 
@@ -281,7 +289,8 @@ def test_stats_count_requests_and_responses(control: UpstreamControl, tips: http
 
 
 async def test_sigterm_with_a_hung_request_exits_promptly() -> None:
-    """SIGTERM stops the upstream within a second even while a request hangs, answering it 503."""
+    """SIGTERM stops the upstream even while a request hangs (within STOP_TIMEOUT_S, or the
+    wait raises), answering the hung request 503."""
     with _running_upstream() as own:
         async with (
             AsyncUpstreamControl(own.control_url) as control,
@@ -290,10 +299,8 @@ async def test_sigterm_with_a_hung_request_exits_promptly() -> None:
             await control.set_mode(Mode.HANG)
             pending = asyncio.create_task(client.get("/tips"))
             await _until_in_flight(control, 1)
-            started = time.monotonic()
             own.process.send_signal(signal.SIGTERM)
             returncode = await asyncio.to_thread(own.process.wait, STOP_TIMEOUT_S)
-            assert time.monotonic() - started < 1.0
             assert returncode == 0
             response = await asyncio.wait_for(pending, timeout=5.0)
             assert response.status_code == 503

@@ -25,9 +25,9 @@ from psycopg.types.json import Jsonb
 from app.schemas import parse_report_params
 from loadtests.stack import Stack
 from loadtests.upstream import UpstreamControl
+from project.worker import WorkerRoot
 from tests.helpers import project_settings, replay_paused
 from workers.reports import aggregate, like_prefix
-from workers.root import WorkerRoot
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,9 @@
-"""Database routing without a server: read order, read retries, write refusals, the guard.
+"""Database routing without a server: the read route, read retries, write refusals.
 
-Pools are built closed and never opened; the monitor's server states are set by hand, and
-the per-server work (`_read_on`) is replaced by a fake that answers per server name.
+Servers are stood in for at the seam `Database` offers, `pool_class`: each `FakePool` hands
+out connections whose queries answer (or fail) as the test says. The monitor's server
+states are set by hand. Everything else (routing, retries, the guard, psycopg's errors
+translated into ours) is the real code.
 """
 
 from __future__ import annotations
@@ -15,33 +17,118 @@ from typing import Any
 import aiobreaker
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolClosed, TooManyRequests
 
-from resilience_async.breaker import BreakerStateChange, CircuitBreaker
-from resilience_async.db import (
-    Database,
-    ReadResult,
-    _NotCaughtUp,
-    check_idle_connection,
-    counts_against_database,
-)
-from resilience_async.errors import (
+from resilience_async import (
+    CircuitBreaker,
     CircuitOpenError,
+    Database,
     DatabaseUnavailableError,
+    InvalidLsnError,
+    Monitor,
     NoPrimaryError,
     PoolExhaustedError,
+    ReadResult,
+    ServerState,
+    WriteOutcomeUnknownError,
+    counts_against_database,
+    parse_lsn,
 )
-from resilience_async.lsn import InvalidLsnError, parse_lsn
-from resilience_async.topology import Monitor, ServerState
+from resilience_async.db import check_idle_connection
 from tests.fakes import FakeClock
 
 CLOSED = aiobreaker.CircuitBreakerState.CLOSED
 OPEN = aiobreaker.CircuitBreakerState.OPEN
-HALF_OPEN = aiobreaker.CircuitBreakerState.HALF_OPEN
 
 PRIMARY_URL = "postgresql://u@127.0.0.1:1/x"
 REPLICA_URLS = ["postgresql://u@127.0.0.1:2/x", "postgresql://u@127.0.0.1:3/x"]
 _names = itertools.count()
+
+
+# --- the seam: a pool per server, answering as the test says ------------------------------
+
+
+class FakeCursor:
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self._row = row
+
+    async def fetchone(self) -> tuple[Any, ...]:
+        return self._row
+
+
+class FakeConnection:
+    """A server's connection: the only SQL the Database itself sends asks for a WAL position
+    (the token check, and a write's token), answered with the server's `visible` one."""
+
+    def __init__(self, pool: FakePool) -> None:
+        self.pool = pool
+
+    async def execute(self, sql: str, params: Any = None) -> FakeCursor:
+        self.pool.positions_asked += 1
+        return FakeCursor((self.pool.visible,))
+
+
+class FakePool:
+    """One server's pool, built by `Database` through `pool_class`.
+
+    Attributes set by tests: `answer` (what a query on this server returns, or the exception
+    it raises), `refuse` (an exception `getconn` raises instead), `visible` (the WAL position
+    the server has made visible). Counted: `checkouts`, `queries`, `positions_asked`.
+    """
+
+    def __init__(self, conninfo: str, *, name: str, timeout: float, **options: Any) -> None:
+        self.conninfo = conninfo
+        self.name = name
+        self.timeout = timeout
+        self.closed = True
+        self.answer: Any = name
+        self.refuse: BaseException | None = None
+        self.visible = "0/0"
+        self.checkouts = self.queries = self.positions_asked = 0
+
+    async def open(self, wait: bool = False) -> None:
+        self.closed = False
+
+    async def close(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - psycopg_pool's
+        self.closed = True
+
+    async def check(self) -> None: ...
+
+    async def getconn(self, timeout: float | None = None) -> FakeConnection:  # noqa: ASYNC109
+        self.checkouts += 1
+        if self.closed:
+            raise PoolClosed(f"the pool {self.name!r} is not open")
+        if self.refuse is not None:
+            raise self.refuse
+        return FakeConnection(self)
+
+    async def putconn(self, conn: FakeConnection) -> None: ...
+
+    def get_stats(self) -> dict[str, int]:
+        return {"requests_num": self.checkouts}
+
+
+async def query(conn: FakeConnection) -> Any:
+    """The query every test reads or writes: its server's `answer`, or its exception."""
+    conn.pool.queries += 1
+    answer = conn.pool.answer
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
+
+
+def pool(db: Database, name: str) -> FakePool:
+    pools = {p.name: p for p in (db.primary, *db.replicas)}
+    return pools[name]  # type: ignore[return-value]
+
+
+def queried(db: Database) -> list[str]:
+    """The servers whose connection ran the query, in the order the pools were built."""
+    return [p.name for p in (db.replicas[0], db.replicas[1], db.primary) if p.queries]
+
+
+def lost(server: str) -> psycopg.OperationalError:
+    return psycopg.OperationalError(f"{server}: server closed the connection unexpectedly")
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -62,40 +149,6 @@ def mark_down(state: ServerState, error: str = "connection refused") -> None:
     state.up = False
     state.sampled = True
     state.error = error
-
-
-def names(order: list[Any]) -> list[str]:
-    return [state.name for state, _ in order]
-
-
-async def query(conn: Any) -> Any:  # never run: `_read_on` is replaced
-    raise AssertionError("the query must not run in these tests")
-
-
-class FakeServers:
-    """Stands in for `Database._read_on`: answers (or raises) per server name, and records.
-
-    `calls` holds `(server, needed)` for every server the read reached.
-    """
-
-    def __init__(self, outcomes: dict[str, Any]) -> None:
-        self.outcomes = outcomes
-        self.calls: list[tuple[str, int | None]] = []
-
-    async def __call__(
-        self, pool: Any, state: ServerState, got_query: Any, needed: int | None = None
-    ) -> Any:
-        assert pool.name == state.name  # every route pairs a state with its own pool
-        assert got_query is query
-        self.calls.append((state.name, needed))
-        outcome = self.outcomes[state.name]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    @property
-    def servers(self) -> list[str]:
-        return [name for name, _ in self.calls]
 
 
 @pytest.fixture
@@ -124,6 +177,7 @@ def make_db() -> Callable[..., Database]:
     def build(**settings: Any) -> Database:
         settings.setdefault("primary_url", PRIMARY_URL)
         settings.setdefault("replica_urls", REPLICA_URLS)
+        settings.setdefault("pool_class", FakePool)
         return Database(**settings)
 
     return build
@@ -134,21 +188,20 @@ def db(make_db: Callable[..., Database]) -> Database:
     return make_db()
 
 
+async def open_pools(db: Database) -> Database:
+    """Open the pools, not the monitor: server states stay as the test sets them."""
+    for each in (db.primary, *db.replicas):
+        await each.open()
+    return db
+
+
 @pytest.fixture
-def healthy(db: Database) -> Database:
+async def healthy(db: Database) -> Database:
     """Primary up, replica-1 fresher than replica-2 (no tie): replica-1, replica-2, primary."""
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[0], lag=0.0)
     mark_up(db.monitor.replicas[1], lag=1.0)
-    return db
-
-
-def fake_servers(
-    db: Database, monkeypatch: pytest.MonkeyPatch, outcomes: dict[str, Any]
-) -> FakeServers:
-    fake = FakeServers(outcomes)
-    monkeypatch.setattr(db, "_read_on", fake)
-    return fake
+    return await open_pools(db)
 
 
 # --- construction -----------------------------------------------------------------------
@@ -172,15 +225,13 @@ def test_rejects_pool_sizes_out_of_order(make_db: Callable[..., Database]) -> No
 
 
 def test_read_order_puts_the_freshest_replica_first_then_the_primary(db: Database) -> None:
-    """Replicas by lag (lowest first), then the primary; each route uses its server's pool."""
+    """Replicas by lag (lowest first), then the primary."""
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[0], lag=2.0)
     mark_up(db.monitor.replicas[1], lag=0.5)
-    order = db._read_order(None)
-    assert names(order) == ["replica-2", "replica-1", "primary"]
-    assert [pool for _, pool in order] == [db.replicas[1], db.replicas[0], db.primary]
+    assert db.read_route() == ["replica-2", "replica-1", "primary"]
     # Not within the tie margin: the freshest stays first call after call.
-    assert names(db._read_order(None)) == ["replica-2", "replica-1", "primary"]
+    assert db.read_route() == ["replica-2", "replica-1", "primary"]
 
 
 def test_read_order_rotates_replicas_within_the_tie_margin(db: Database) -> None:
@@ -188,9 +239,9 @@ def test_read_order_rotates_replicas_within_the_tie_margin(db: Database) -> None
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[0], lag=0.0)
     mark_up(db.monitor.replicas[1], lag=0.05)
-    first = names(db._read_order(None))
-    second = names(db._read_order(None))
-    third = names(db._read_order(None))
+    first = db.read_route()
+    second = db.read_route()
+    third = db.read_route()
     assert first[0] != second[0]
     assert {first[0], second[0]} == {"replica-1", "replica-2"}
     assert third[0] == first[0]
@@ -203,7 +254,7 @@ def test_read_order_rotation_applies_to_token_reads_too(db: Database) -> None:
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[0], lag=0.1)
     mark_up(db.monitor.replicas[1], lag=0.0)
-    heads = [names(db._read_order(parse_lsn("0/10")))[0] for _ in range(2)]
+    heads = [db.read_route("0/10")[0] for _ in range(2)]
     assert sorted(heads) == ["replica-1", "replica-2"]
 
 
@@ -212,22 +263,22 @@ def test_lagging_replica_comes_after_the_primary_for_token_less_reads(db: Databa
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[0], lag=db.max_replica_lag + 5)
     mark_up(db.monitor.replicas[1], lag=0.0)
-    assert names(db._read_order(None)) == ["replica-2", "primary", "replica-1"]
+    assert db.read_route() == ["replica-2", "primary", "replica-1"]
 
 
 def test_lagging_replica_is_left_out_of_token_reads(db: Database) -> None:
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[0], lag=db.max_replica_lag + 5)
     mark_up(db.monitor.replicas[1], lag=0.0)
-    assert names(db._read_order(parse_lsn("0/3044D18"))) == ["replica-2", "primary"]
+    assert db.read_route("0/3044D18") == ["replica-2", "primary"]
 
 
 def test_lagging_replicas_come_least_lagging_first(db: Database) -> None:
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[0], lag=db.max_replica_lag + 20)
     mark_up(db.monitor.replicas[1], lag=db.max_replica_lag + 10)
-    assert names(db._read_order(None)) == ["primary", "replica-2", "replica-1"]
-    assert names(db._read_order(parse_lsn("0/1"))) == ["primary"]
+    assert db.read_route() == ["primary", "replica-2", "replica-1"]
+    assert db.read_route("0/1") == ["primary"]
 
 
 def test_replica_at_exactly_the_lag_limit_is_still_usable(
@@ -237,15 +288,15 @@ def test_replica_at_exactly_the_lag_limit_is_still_usable(
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[0], lag=2.0)
     mark_up(db.monitor.replicas[1], lag=2.5)
-    assert names(db._read_order(None)) == ["replica-1", "primary", "replica-2"]
+    assert db.read_route() == ["replica-1", "primary", "replica-2"]
 
 
 def test_replica_that_is_down_is_left_out(db: Database) -> None:
     mark_up(db.monitor.primary, replica=False)
     mark_down(db.monitor.replicas[0])
     mark_up(db.monitor.replicas[1], lag=0.0)
-    assert names(db._read_order(None)) == ["replica-2", "primary"]
-    assert names(db._read_order(parse_lsn("0/1"))) == ["replica-2", "primary"]
+    assert db.read_route() == ["replica-2", "primary"]
+    assert db.read_route("0/1") == ["replica-2", "primary"]
 
 
 def test_replica_not_yet_sampled_is_left_out(db: Database) -> None:
@@ -253,30 +304,30 @@ def test_replica_not_yet_sampled_is_left_out(db: Database) -> None:
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[1], lag=0.0)
     assert not db.monitor.replicas[0].sampled
-    assert names(db._read_order(None)) == ["replica-2", "primary"]
+    assert db.read_route() == ["replica-2", "primary"]
 
 
 def test_primary_sampled_down_is_left_out(db: Database) -> None:
     mark_down(db.monitor.primary)
     mark_up(db.monitor.replicas[0], lag=0.0)
     mark_up(db.monitor.replicas[1], lag=db.max_replica_lag + 1)
-    assert names(db._read_order(None)) == ["replica-1", "replica-2"]
-    assert names(db._read_order(parse_lsn("0/1"))) == ["replica-1"]
+    assert db.read_route() == ["replica-1", "replica-2"]
+    assert db.read_route("0/1") == ["replica-1"]
 
 
 def test_primary_not_yet_sampled_is_kept(db: Database) -> None:
     """Before the first sample the primary is given the benefit of the doubt."""
     assert not db.monitor.primary.sampled
-    assert names(db._read_order(None)) == ["primary"]
+    assert db.read_route() == ["primary"]
     mark_up(db.monitor.replicas[0], lag=0.0)
-    assert names(db._read_order(parse_lsn("0/1"))) == ["replica-1", "primary"]
+    assert db.read_route("0/1") == ["replica-1", "primary"]
 
 
 def test_nothing_usable_gives_an_empty_order(db: Database) -> None:
     mark_down(db.monitor.primary)
     mark_down(db.monitor.replicas[0])
     mark_down(db.monitor.replicas[1])
-    assert db._read_order(None) == []
+    assert db.read_route() == []
 
 
 def test_replicas_outside_the_tie_group_come_freshest_first(
@@ -288,215 +339,195 @@ def test_replicas_outside_the_tie_group_come_freshest_first(
     mark_up(db.monitor.replicas[0], lag=3.0)
     mark_up(db.monitor.replicas[1], lag=1.0)
     mark_up(db.monitor.replicas[2], lag=0.0)
-    assert names(db._read_order(None)) == ["replica-3", "replica-2", "replica-1", "primary"]
+    assert db.read_route() == ["replica-3", "replica-2", "replica-1", "primary"]
 
 
 # --- read -------------------------------------------------------------------------------
 
 
-async def test_read_is_served_by_the_first_server(
-    healthy: Database, monkeypatch: pytest.MonkeyPatch
+async def test_read_is_served_by_the_first_server(healthy: Database) -> None:
+    assert await healthy.read(query) == ReadResult("replica-1", "replica-1")
+    assert queried(healthy) == ["replica-1"]
+
+
+async def test_read_whose_connection_breaks_is_retried_on_the_next_server(
+    healthy: Database,
 ) -> None:
-    fake = fake_servers(healthy, monkeypatch, {"replica-1": "r1", "replica-2": "r2"})
-    assert await healthy.read(query) == ReadResult("r1", "replica-1")
-    assert fake.calls == [("replica-1", None)]
+    """psycopg's OperationalError is the server's failure: translated, then the next server."""
+    pool(healthy, "replica-1").answer = lost("replica-1")
+    assert await healthy.read(query) == ReadResult("replica-2", "replica-2")
+    assert queried(healthy) == ["replica-1", "replica-2"]
 
 
-async def test_read_failing_on_the_first_server_is_retried_on_the_next(
-    healthy: Database, monkeypatch: pytest.MonkeyPatch
+async def test_read_finding_the_first_pool_saturated_is_retried_on_the_next(
+    healthy: Database,
 ) -> None:
-    fake = fake_servers(
-        healthy,
-        monkeypatch,
-        {"replica-1": DatabaseUnavailableError("replica-1", "connection lost"), "replica-2": 42},
-    )
-    result = await healthy.read(query)
-    assert result == ReadResult(42, "replica-2")
-    assert fake.servers == ["replica-1", "replica-2"]
+    pool(healthy, "replica-1").refuse = TooManyRequests("too many requests waiting")
+    assert await healthy.read(query) == ReadResult("replica-2", "replica-2")
+    assert queried(healthy) == ["replica-2"]
 
 
-async def test_read_saturated_first_server_is_retried_on_the_next(
-    healthy: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake = fake_servers(
-        healthy,
-        monkeypatch,
-        {"replica-1": PoolExhaustedError("replica-1", 0.5), "replica-2": "r2"},
-    )
-    assert await healthy.read(query) == ReadResult("r2", "replica-2")
-    assert fake.servers == ["replica-1", "replica-2"]
-
-
-async def test_read_stops_after_two_failures_and_raises_the_last(
-    healthy: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first = DatabaseUnavailableError("replica-1", "connection lost")
-    last = DatabaseUnavailableError("replica-2", "connection refused")
-    fake = fake_servers(
-        healthy, monkeypatch, {"replica-1": first, "replica-2": last, "primary": "p"}
-    )
+async def test_read_stops_after_two_failures_and_raises_the_last(healthy: Database) -> None:
+    pool(healthy, "replica-1").answer = lost("replica-1")
+    pool(healthy, "replica-2").answer = lost("replica-2")
     with pytest.raises(DatabaseUnavailableError) as caught:
         await healthy.read(query)
-    assert caught.value is last
-    assert fake.servers == ["replica-1", "replica-2"]  # the primary was never tried
+    assert caught.value.server == "replica-2"
+    assert "replica-2: server closed the connection" in caught.value.detail
+    assert queried(healthy) == ["replica-1", "replica-2"]  # the primary was never tried
 
 
-async def test_read_not_caught_up_skips_without_counting_as_a_failure(
-    healthy: Database, monkeypatch: pytest.MonkeyPatch
+async def test_read_behind_the_token_skips_without_counting_as_a_failure(
+    healthy: Database,
 ) -> None:
-    """Behind the token: next server, no failure counted, so one failure later is retried."""
-    fake = fake_servers(
-        healthy,
-        monkeypatch,
-        {
-            "replica-1": _NotCaughtUp(),
-            "replica-2": DatabaseUnavailableError("replica-2", "connection lost"),
-            "primary": "p",
-        },
-    )
+    """A replica that has not replayed the token is skipped, not failed: one failure later,
+    the read is still retried (here on the primary, which has every write)."""
+    pool(healthy, "replica-1").visible = "0/3044D17"  # one byte short of the token
+    pool(healthy, "replica-2").visible = "0/3044D18"
+    pool(healthy, "replica-2").answer = lost("replica-2")
     result = await healthy.read(query, token="0/3044D18")
-    assert result == ReadResult("p", "primary")
-    # Replicas get the token's position to check; the primary has every write already.
-    assert fake.calls == [
-        ("replica-1", 0x3044D18),
-        ("replica-2", 0x3044D18),
-        ("primary", None),
-    ]
+    assert result == ReadResult("primary", "primary")
+    assert queried(healthy) == ["replica-2", "primary"]
+    assert [p.positions_asked for p in (*healthy.replicas, healthy.primary)] == [1, 1, 0]
 
 
-async def test_read_not_caught_up_anywhere_and_no_primary_is_unavailable(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+async def test_a_replica_that_has_replayed_the_token_serves_it(healthy: Database) -> None:
+    pool(healthy, "replica-1").visible = "0/3044D18"
+    assert await healthy.read(query, token="0/3044D18") == ReadResult("replica-1", "replica-1")
+
+
+async def test_a_replica_known_to_be_past_the_token_is_not_asked_again(
+    healthy: Database,
+) -> None:
+    """The monitor's last sample already shows the position: no extra round trip."""
+    healthy.monitor.replicas[0].saw_lsn(parse_lsn("0/3044D18"))
+    assert await healthy.read(query, token="0/3044D18") == ReadResult("replica-1", "replica-1")
+    assert pool(healthy, "replica-1").positions_asked == 0
+
+
+async def test_read_behind_the_token_everywhere_and_no_primary_is_unavailable(
+    db: Database,
 ) -> None:
     mark_down(db.monitor.primary)
     mark_up(db.monitor.replicas[0], lag=0.0)
     mark_up(db.monitor.replicas[1], lag=0.0)
-    fake = fake_servers(db, monkeypatch, {"replica-1": _NotCaughtUp(), "replica-2": _NotCaughtUp()})
+    await open_pools(db)
     with pytest.raises(DatabaseUnavailableError) as caught:
         await db.read(query, token="0/10")
     assert type(caught.value) is DatabaseUnavailableError
     assert caught.value.detail == "no server can serve this read"
-    assert sorted(fake.servers) == ["replica-1", "replica-2"]
+    assert [p.positions_asked for p in db.replicas] == [1, 1]
+    assert queried(db) == []
 
 
-async def test_read_with_no_server_at_all_is_unavailable(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_read_with_no_server_at_all_is_unavailable(db: Database) -> None:
     mark_down(db.monitor.primary)  # the replicas were never sampled: not up either
-    fake = fake_servers(db, monkeypatch, {})
     with pytest.raises(DatabaseUnavailableError) as caught:
         await db.read(query)
     assert type(caught.value) is DatabaseUnavailableError
     assert caught.value.server == "servers"
     assert caught.value.detail == "no server can serve this read"
-    assert fake.calls == []
+    assert [p.checkouts for p in (db.primary, *db.replicas)] == [0, 0, 0]
 
 
 @pytest.mark.parametrize("token", ["", "not-an-lsn", "0/", "1/2/3", "G/0"])
 async def test_read_with_an_invalid_token_raises_before_anything_runs(
-    healthy: Database, monkeypatch: pytest.MonkeyPatch, token: str
+    healthy: Database, token: str
 ) -> None:
-    fake = fake_servers(healthy, monkeypatch, {"replica-1": "r1", "replica-2": "r2", "primary": 1})
-    turn_before = healthy._turn
     with pytest.raises(InvalidLsnError):
         await healthy.read(query, token=token)
-    assert fake.calls == []
-    assert next(turn_before) == 0  # no read order was even computed
+    assert [p.checkouts for p in (healthy.primary, *healthy.replicas)] == [0, 0, 0]
+    # No route was taken either: replicas tied on lag still start with the first one.
+    mark_up(healthy.monitor.replicas[1], lag=0.0)
+    assert healthy.read_route()[0] == "replica-1"
 
 
 async def test_read_error_that_is_not_about_the_server_is_not_retried(
-    healthy: Database, monkeypatch: pytest.MonkeyPatch
+    healthy: Database,
 ) -> None:
     """A query's own error (bad input, a bug) goes to the caller from the first server."""
-    fake = fake_servers(healthy, monkeypatch, {"replica-1": ValueError("bad"), "replica-2": "r2"})
+    pool(healthy, "replica-1").answer = ValueError("bad")
     with pytest.raises(ValueError, match="bad"):
         await healthy.read(query)
-    assert fake.servers == ["replica-1"]
+    assert queried(healthy) == ["replica-1"]
 
 
 async def test_read_refused_by_the_open_primary_guard_falls_through_to_the_next_server(
-    make_db: Callable[..., Database],
-    make_guard: Callable[..., CircuitBreaker],
-    monkeypatch: pytest.MonkeyPatch,
+    make_db: Callable[..., Database], make_guard: Callable[..., CircuitBreaker]
 ) -> None:
     """The primary's open guard counts as one failure; the lagging replica after it serves."""
     guard = make_guard()
-    db = make_db(primary_guard=guard)
+    db = await open_pools(make_db(primary_guard=guard))
     mark_up(db.monitor.primary, replica=False)
     mark_up(db.monitor.replicas[0], lag=db.max_replica_lag + 10)
     mark_down(db.monitor.replicas[1])
-    assert names(db._read_order(None)) == ["primary", "replica-1"]
     guard.open()
-    fake = fake_servers(db, monkeypatch, {"primary": "p", "replica-1": "stale but served"})
-    result = await db.read(query)
-    assert result == ReadResult("stale but served", "replica-1")
-    assert fake.servers == ["replica-1"]  # the guard refused: the primary's work never ran
+    assert db.read_route() == ["primary", "replica-1"]
+    assert await db.read(query) == ReadResult("replica-1", "replica-1")
+    assert db.primary.checkouts == 0  # the guard refused: the primary was never asked
     assert guard.current_state is OPEN
 
 
 async def test_read_only_the_primary_could_serve_and_its_guard_is_open(
-    make_db: Callable[..., Database],
-    make_guard: Callable[..., CircuitBreaker],
-    monkeypatch: pytest.MonkeyPatch,
+    make_db: Callable[..., Database], make_guard: Callable[..., CircuitBreaker]
 ) -> None:
     guard = make_guard()
-    db = make_db(primary_guard=guard)
+    db = await open_pools(make_db(primary_guard=guard))
     mark_up(db.monitor.primary, replica=False)
     guard.open()
-    fake = fake_servers(db, monkeypatch, {"primary": "p"})
     with pytest.raises(CircuitOpenError):
         await db.read(query)
-    assert fake.calls == []
+    assert db.primary.checkouts == 0
 
 
 async def test_read_on_the_primary_goes_through_the_guard(
-    make_db: Callable[..., Database],
-    make_guard: Callable[..., CircuitBreaker],
-    monkeypatch: pytest.MonkeyPatch,
+    make_db: Callable[..., Database], make_guard: Callable[..., CircuitBreaker]
 ) -> None:
     """Primary reads count in its guard: two unavailable reads open it."""
     guard = make_guard(failure_threshold=2)
-    db = make_db(primary_guard=guard)
+    db = await open_pools(make_db(primary_guard=guard))
     mark_up(db.monitor.primary, replica=False)
-    fake_servers(db, monkeypatch, {"primary": DatabaseUnavailableError("primary", "lost")})
+    db.primary.answer = lost("primary")  # type: ignore[attr-defined]
     for _ in range(2):
         with pytest.raises(DatabaseUnavailableError):
             await db.read(query)
     assert guard.current_state is OPEN
 
 
+async def test_reads_and_writes_are_counted_by_server_and_outcome(healthy: Database) -> None:
+    pool(healthy, "replica-1").answer = lost("replica-1")
+    await healthy.read(query)
+    await healthy.write(query)
+    assert healthy.stats()["queries"] == {
+        "primary.write.ok": 1, "replica-1.read.failed": 1, "replica-2.read.ok": 1,
+    }  # fmt: skip
+
+
 # --- write ------------------------------------------------------------------------------
 
 
-def watch_pools(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record (and refuse) every attempt to take a connection from any pool of `db`."""
-    touched: list[str] = []
-
-    def refuse(name: str) -> Callable[..., Any]:
-        async def getconn(*args: Any) -> Any:
-            touched.append(name)
-            raise AssertionError("the pool must not be touched")
-
-        return getconn
-
-    for pool in (db.primary, *db.replicas):
-        monkeypatch.setattr(pool, "getconn", refuse(pool.name))
-    return touched
+async def test_a_write_returns_its_value_and_the_position_after_it(healthy: Database) -> None:
+    healthy.primary.visible = "0/3044D18"  # type: ignore[attr-defined]
+    written = await healthy.write(query)
+    assert (written.value, written.token) == ("primary", "0/3044D18")
 
 
-@pytest.fixture
-def getconn_calls(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    return watch_pools(db, monkeypatch)
+async def test_a_write_whose_connection_breaks_has_an_unknown_outcome(healthy: Database) -> None:
+    """Sent, then lost: it may have committed. Not retried (the caller decides)."""
+    healthy.primary.answer = lost("primary")  # type: ignore[attr-defined]
+    with pytest.raises(WriteOutcomeUnknownError) as caught:
+        await healthy.write(query)
+    assert caught.value.server == "primary"
+    assert healthy.primary.queries == 1  # type: ignore[attr-defined]
 
 
-async def test_write_with_the_primary_sampled_down_raises_no_primary(
-    db: Database, getconn_calls: list[str]
-) -> None:
+async def test_write_with_the_primary_sampled_down_raises_no_primary(db: Database) -> None:
     mark_down(db.monitor.primary, error="x")
     with pytest.raises(NoPrimaryError) as caught:
         await db.write(query)
     assert caught.value.server == "primary"
     assert caught.value.detail == "x"
-    assert getconn_calls == []
+    assert db.primary.checkouts == 0  # type: ignore[attr-defined]
 
 
 async def test_write_to_a_primary_not_yet_sampled_tries_the_pool(db: Database) -> None:
@@ -507,13 +538,10 @@ async def test_write_to_a_primary_not_yet_sampled_tries_the_pool(db: Database) -
 
 
 async def test_writes_refused_for_want_of_a_primary_open_the_guard(
-    make_db: Callable[..., Database],
-    make_guard: Callable[..., CircuitBreaker],
-    monkeypatch: pytest.MonkeyPatch,
+    make_db: Callable[..., Database], make_guard: Callable[..., CircuitBreaker]
 ) -> None:
     guard = make_guard(failure_threshold=2)
     db = make_db(primary_guard=guard)
-    touched = watch_pools(db, monkeypatch)
     mark_down(db.monitor.primary, error="x")
     for _ in range(2):
         with pytest.raises(NoPrimaryError):
@@ -523,7 +551,7 @@ async def test_writes_refused_for_want_of_a_primary_open_the_guard(
         await db.write(query)
     assert caught.value.breaker == guard.name
     assert caught.value.retry_after > 0
-    assert touched == []
+    assert db.primary.checkouts == 0  # type: ignore[attr-defined]
 
 
 def test_counts_against_database_only_counts_unreachable_servers() -> None:
@@ -532,75 +560,6 @@ def test_counts_against_database_only_counts_unreachable_servers() -> None:
     assert not counts_against_database(PoolExhaustedError("primary", 2.0))
     assert not counts_against_database(ValueError("bad input"))
     assert not counts_against_database(psycopg.errors.UniqueViolation("duplicate"))
-
-
-# --- the monitor moves the guard --------------------------------------------------------
-
-
-@pytest.fixture
-def transitions() -> list[BreakerStateChange]:
-    return []
-
-
-@pytest.fixture
-def guarded_db(
-    make_db: Callable[..., Database],
-    make_guard: Callable[..., CircuitBreaker],
-    transitions: list[BreakerStateChange],
-) -> Database:
-    return make_db(primary_guard=make_guard(listeners=[transitions.append]))
-
-
-def test_primary_changed_opens_and_closes_the_guard(
-    guarded_db: Database, transitions: list[BreakerStateChange]
-) -> None:
-    guard = guarded_db._guard
-    assert guard is not None
-    guarded_db._primary_changed(False)
-    assert guard.current_state is OPEN
-    guarded_db._primary_changed(True)
-    assert guard.current_state is CLOSED
-    assert [(event.old, event.new) for event in transitions] == [(CLOSED, OPEN), (OPEN, CLOSED)]
-
-
-def test_primary_changed_to_the_state_already_held_does_not_transition(
-    guarded_db: Database, transitions: list[BreakerStateChange], clock: FakeClock
-) -> None:
-    """No repeat transition: an open guard keeps its open period, a closed one its window."""
-    guard = guarded_db._guard
-    assert guard is not None
-    guarded_db._primary_changed(True)  # already closed
-    assert transitions == []
-    guarded_db._primary_changed(False)
-    clock.advance(10)
-    retry_after = guard.retry_after
-    guarded_db._primary_changed(False)  # already open: the reset timer is not pushed back
-    assert guard.retry_after == retry_after
-    assert [(event.old, event.new) for event in transitions] == [(CLOSED, OPEN)]
-    guarded_db._primary_changed(True)
-    guarded_db._primary_changed(True)
-    assert [(event.old, event.new) for event in transitions] == [
-        (CLOSED, OPEN),
-        (OPEN, CLOSED),
-    ]
-
-
-@pytest.mark.parametrize(("up", "expected"), [(True, CLOSED), (False, OPEN)])
-def test_primary_changed_moves_a_half_open_guard(
-    guarded_db: Database, transitions: list[BreakerStateChange], up: bool, expected: Any
-) -> None:
-    guard = guarded_db._guard
-    assert guard is not None
-    guard.half_open()
-    guarded_db._primary_changed(up)
-    assert guard.current_state is expected
-    assert transitions[-1].old is HALF_OPEN
-    assert transitions[-1].new is expected
-
-
-def test_primary_changed_without_a_guard_does_nothing(db: Database) -> None:
-    db._primary_changed(False)
-    db._primary_changed(True)
 
 
 # --- checkout check ---------------------------------------------------------------------

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
-from app.schemas import MAX_ORDER_BODY, InvalidInput, parse_report_params
+from app.errors import InvalidInput
+from app.schemas import MAX_ORDER_BODY, parse_report_params
+from tests.helpers import assert_invalid
+from tests.helpers import rejected as raises_invalid
 
 JSON = "application/json"
 
@@ -17,15 +20,7 @@ def body(data: Any) -> bytes:
 
 
 def rejected(content_type: str, raw: bytes) -> InvalidInput:
-    with pytest.raises(InvalidInput) as info:
-        parse_report_params(content_type, raw)
-    return info.value
-
-
-def assert_invalid(exc: InvalidInput, status: int, code: str, field: str) -> None:
-    assert (exc.status, exc.code, exc.field) == (status, code, field)
-    assert exc.message
-    assert str(exc) == f"{field}: {exc.message}"
+    return raises_invalid(parse_report_params, content_type, raw)
 
 
 # --- no parameters ------------------------------------------------------------------------

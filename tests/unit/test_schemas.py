@@ -8,33 +8,22 @@ from typing import Any
 import pytest
 from django.http import QueryDict
 
+from app.errors import InvalidInput
 from app.schemas import (
     MAX_ORDER_BODY,
-    InvalidInput,
     NewOrder,
     parse_consistency_token,
     parse_idempotency_key,
     parse_new_order,
     parse_page,
 )
+from tests.helpers import assert_invalid, rejected
 
 JSON = "application/json"
 
 
 def body(data: Any) -> bytes:
     return json.dumps(data).encode()
-
-
-def rejected(call: Any, *args: Any) -> InvalidInput:
-    with pytest.raises(InvalidInput) as info:
-        call(*args)
-    return info.value
-
-
-def assert_invalid(exc: InvalidInput, status: int, code: str, field: str) -> None:
-    assert (exc.status, exc.code, exc.field) == (status, code, field)
-    assert exc.message
-    assert str(exc) == f"{field}: {exc.message}"
 
 
 # --- parse_new_order: content type -------------------------------------------------------

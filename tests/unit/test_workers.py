@@ -19,6 +19,8 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO, Retries
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
+from project.relay import RelayRoot
+from project.worker import OpenResources, WorkerRoot
 from resilience_async import (
     CircuitOpenError,
     DatabaseUnavailableError,
@@ -33,7 +35,6 @@ from workers import actors
 from workers.broker import make_broker
 from workers.failures import RecordFailures
 from workers.reports import like_prefix
-from workers.root import OpenResources, RelayRoot, WorkerRoot
 
 REPORT_ID = "5f0b8a52-32b4-4a8a-9d43-3d3c1d7f0e11"
 

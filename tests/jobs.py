@@ -14,7 +14,7 @@ import psycopg
 from loadtests.stack import Stack
 from loadtests.stack.process import Child
 from loadtests.stack.serve import relay_child, worker_child
-from tests.fix_stack import WebServer, run_web
+from tests.servers import WebServer, run_web
 
 # Fast but honest timings: a job takes a second, a dead worker is noticed after 3 s and
 # every broker command runs the maintenance that requeues a dead worker's messages.

@@ -1,34 +1,28 @@
-"""The composition roots of the worker and of the relay: each process built from settings.
+"""The worker process's composition root: database, tips client, jobs, broker and actors.
 
-    dramatiq workers.root:setup_worker    # what `python -m workers` runs, per worker process
-    python -m workers relay               # run_relay(): the outbox relay until SIGTERM
+    python -m project.worker [dramatiq options...]
+        = dramatiq project.worker:setup_worker -p WORKER_PROCESSES -t WORKER_THREADS ...
 
-Nothing is built at import: a test builds a `WorkerRoot` on Dramatiq's `StubBroker` and
-runs its actors in process, against a real database.
+Nothing is built at import: each worker process calls `setup_worker()`, and a test builds
+a `WorkerRoot` on Dramatiq's `StubBroker` to run the actors in process.
 """
 
 from __future__ import annotations
 
-import logging
-import logging.config
-import os
-import signal
-import threading
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dramatiq
 from dramatiq.asyncio import async_to_sync
+from dramatiq.cli import main as dramatiq_main
+from dramatiq.cli import make_argument_parser
 from dramatiq.middleware import AgeLimit, AsyncIO, Retries, ShutdownNotifications, TimeLimit
 
 from project import builders
 from workers.actors import Actors, declare
-from workers.broker import make_broker
 from workers.failures import RecordFailures
-from workers.relay import Relay
 from workers.reports import ReportJob
-
-logger = logging.getLogger("workers.relay")
 
 
 class OpenResources(dramatiq.Middleware):
@@ -50,17 +44,6 @@ class OpenResources(dramatiq.Middleware):
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         async_to_sync(self._close)()
-
-
-def broker_from_settings(
-    settings: Any, middleware: list[dramatiq.Middleware] | None = None
-) -> dramatiq.Broker:
-    return make_broker(
-        settings.BROKER_URL,
-        middleware=middleware or [],
-        heartbeat_timeout=settings.JOBS_HEARTBEAT_TIMEOUT,
-        maintenance_chance=settings.JOBS_MAINTENANCE_CHANCE,
-    )
 
 
 class WorkerRoot:
@@ -91,7 +74,7 @@ class WorkerRoot:
         )
         middleware = self._middleware(settings)
         if broker is None:
-            broker = broker_from_settings(settings, middleware)
+            broker = builders.broker(settings, middleware)
         else:
             for each in middleware:
                 broker.add_middleware(each)
@@ -128,44 +111,26 @@ class WorkerRoot:
 
 
 def setup_worker() -> None:
-    """Dramatiq's CLI entry (`dramatiq workers.root:setup_worker`): this process's broker."""
+    """Dramatiq's CLI entry (`dramatiq project.worker:setup_worker`): this process's broker."""
     from project import settings  # noqa: PLC0415 - read when the process starts, not at import
 
     dramatiq.set_broker(WorkerRoot(settings).broker)
 
 
-class RelayRoot:
-    """The relay process: a broker to publish to, and the relay over the primary.
-
-    Args:
-        settings: the project's settings.
-        broker: where messages go; default: one for `BROKER_URL`.
-    """
-
-    def __init__(self, settings: Any, *, broker: dramatiq.Broker | None = None) -> None:
-        self.broker = broker or broker_from_settings(settings)
-        self.relay = Relay(
-            settings.DATABASE_URL,
-            self.broker,
-            batch=settings.RELAY_BATCH,
-            interval=settings.RELAY_INTERVAL,
-            republish_after=settings.JOBS_REPUBLISH_AFTER,
-            keep_sent=settings.OUTBOX_KEEP_SENT,
-            key_ttl=settings.IDEMPOTENCY_KEY_TTL,
-            name=f"relay-{os.getpid()}",
-        )
-
-    def run(self, stop: threading.Event) -> None:
-        logger.info("%s publishing the outbox to %s", self.relay.name, type(self.broker).__name__)
-        self.relay.run(stop)
-
-
-def run_relay() -> None:
-    """`python -m workers relay`: relay until SIGINT or SIGTERM."""
+def main(args: list[str]) -> int:
+    """Dramatiq's CLI, sized by WORKER_PROCESSES, WORKER_THREADS and WORKER_SHUTDOWN_TIMEOUT;
+    extra arguments go to Dramatiq as they are."""
     from project import settings  # noqa: PLC0415 - read when the process starts, not at import
 
-    logging.config.dictConfig(settings.LOGGING)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    RelayRoot(settings).run(stop)
+    argv = [
+        "project.worker:setup_worker",
+        "--processes", str(settings.WORKER_PROCESSES),
+        "--threads", str(settings.WORKER_THREADS),
+        "--worker-shutdown-timeout", str(int(settings.WORKER_SHUTDOWN_TIMEOUT * 1000)),
+        *args,
+    ]  # fmt: skip
+    return int(dramatiq_main(make_argument_parser().parse_args(argv)) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

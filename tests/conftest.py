@@ -1,0 +1,5 @@
+"""Test-wide set-up: the fixture plugins every test may use (as psycopg's suite does)."""
+
+from __future__ import annotations
+
+pytest_plugins = ["tests.fix_stack"]

@@ -1,0 +1,79 @@
+"""Real server processes on the stack: the web server (uvicorn) and the one-shot migration.
+
+Context managers and plain functions, imported by name; the fixtures that start the stack
+itself live in `tests/fix_stack.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from loadtests.stack import Stack
+from loadtests.stack.ports import free_port
+from loadtests.stack.process import Child
+from loadtests.stack.serve import uvicorn_argv
+from loadtests.stack.waits import http_ok, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+HEALTH_TOKEN = "test-health-token"
+
+
+def migrate(env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"migrate failed: {result.stdout}{result.stderr}"
+
+
+class WebServer:
+    """A real uvicorn process serving `project.asgi:application` against a stack."""
+
+    def __init__(self, child: Child, port: int) -> None:
+        self.child = child
+        self.url = f"http://127.0.0.1:{port}"
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def get(self, path: str, *, token: bool = True) -> httpx.Response:
+        headers = {"X-Health-Token": HEALTH_TOKEN} if token else {}
+        return self.client.get(path, headers=headers)
+
+    def wait_live(self) -> None:
+        wait_until(self.child, http_ok(f"{self.url}/health/live"), what=self.url)
+
+
+@contextmanager
+def run_web(
+    stack: Stack, log_dir: Path, *, workers: int = 1, **settings: str
+) -> Iterator[WebServer]:
+    """Serve the app on a free port with the stack's settings plus `settings`."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **stack.env,
+        "HEALTH_TOKEN": HEALTH_TOKEN,
+        "LOG_FORMAT": "json",
+        "HEALTH_CACHE_TTL": "0.2",
+        **settings,
+    }
+    argv = uvicorn_argv("127.0.0.1", port, workers)
+    child = Child("web", argv, log_dir / f"web-{port}.log", env=env, cwd=ROOT)
+    child.start()
+    server = WebServer(child, port)
+    try:
+        server.wait_live()
+        yield server
+    finally:
+        server.client.close()
+        child.stop(timeout=8)
