@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install system-packages run test lint format bench clean
 
-install: $(STAMP)
+install: $(STAMP) system-packages
 
 # Re-installs only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -14,6 +14,26 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
+
+# The servers the local stack runs (make run, make test): PostgreSQL, Redis and RabbitMQ from
+# Debian's packages. Missing ones are installed when we are root with apt-get, without
+# starting the system's own copies (policy-rc.d); otherwise they are named and make stops.
+system-packages:
+	@missing=""; \
+	{ [ -n "$$PG_BIN" ] || command -v pg_config >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+		|| missing="$$missing postgresql"; \
+	{ [ -n "$$REDIS_SERVER" ] || command -v redis-server >/dev/null; } || missing="$$missing redis-server"; \
+	{ [ -n "$$RABBITMQ_SERVER" ] || [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || command -v rabbitmq-server >/dev/null; } \
+		|| missing="$$missing rabbitmq-server"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "missing system packages:$$missing (install them, or set PG_BIN, REDIS_SERVER, RABBITMQ_SERVER)" >&2; exit 1; \
+	fi; \
+	echo "installing$$missing"; \
+	guard=""; [ -e /usr/sbin/policy-rc.d ] || { guard=/usr/sbin/policy-rc.d; \
+		printf '#!/bin/sh\nexit 101\n' > $$guard && chmod +x $$guard; }; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	status=$$?; [ -z "$$guard" ] || rm -f $$guard; exit $$status
 
 run: install
 	$(BIN)/python -m loadtests serve

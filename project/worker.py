@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dramatiq
-from dramatiq.asyncio import async_to_sync
+from dramatiq.asyncio import EventLoopThread, async_to_sync, set_event_loop_thread
 from dramatiq.cli import main as dramatiq_main
 from dramatiq.cli import make_argument_parser
 from dramatiq.middleware import AgeLimit, AsyncIO, Retries, ShutdownNotifications, TimeLimit
@@ -23,6 +23,18 @@ from project import builders
 from workers.actors import Actors, declare
 from workers.failures import RecordFailures
 from workers.reports import ReportJob
+
+
+class DaemonAsyncIO(AsyncIO):
+    """Dramatiq's AsyncIO middleware, its event loop thread a daemon like every other thread
+    of a worker process: told to die at once (a second SIGTERM: `sys.exit` in the main
+    thread), the process exits instead of waiting for ever on a loop nobody will stop."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        thread = EventLoopThread(self.logger)
+        thread.daemon = True
+        thread.start(timeout=1.0)
+        set_event_loop_thread(thread)
 
 
 class OpenResources(dramatiq.Middleware):
@@ -89,7 +101,7 @@ class WorkerRoot:
             AgeLimit(max_age=int(settings.JOBS_MAX_AGE * 1000)),
             TimeLimit(time_limit=int(settings.JOBS_TIME_LIMIT * 1000)),
             ShutdownNotifications(),
-            AsyncIO(),
+            DaemonAsyncIO(),
             OpenResources(open=self.open, close=self.close),
             RecordFailures(
                 retrying=async_to_sync(self.reports.mark_retrying),

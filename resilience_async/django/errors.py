@@ -58,7 +58,8 @@ def answers_resilience_errors(view: View) -> View:
         except ResilienceError as exc:
             logger.warning("resilience error answered", extra={"error": str(exc)})
             response = error_response(exc)
-            response._has_been_logged = True  # type: ignore[attr-defined]  # logged just above
+            # Logged just above: Django's own log_response skips a response marked so.
+            response._has_been_logged = True  # type: ignore[attr-defined]
             return response
 
     return wrapped

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from inspect import iscoroutinefunction
 from typing import Any
 
@@ -55,13 +55,20 @@ def sync_thread_used() -> bool:
     return context in executors
 
 
+def resource_closers(response: HttpResponseBase) -> list[Callable[[], object]]:
+    """The response's closers (a private list of Django's, missing from django-stubs)."""
+    closers: list[Callable[[], object]] = response._resource_closers  # type: ignore[attr-defined]
+    return closers
+
+
 def close_response(response: HttpResponseBase) -> None:
     """`HttpResponseBase.close()` without its synchronous `request_finished.send()`."""
-    for closer in response._resource_closers:
+    closers = resource_closers(response)
+    for closer in closers:
         # As Django: a failing closer must not stop the others.
         with contextlib.suppress(Exception):
             closer()
-    response._resource_closers.clear()
+    closers.clear()
     response.closed = True
 
 
@@ -72,6 +79,10 @@ DISCONNECT_WATCH_AFTER = 0.05
 
 class EventLoopASGIHandler(ASGIHandler):
     """An `ASGIHandler` whose requests never leave the event loop unless their code does."""
+
+    # Set by Django's BaseHandler.load_middleware (not in django-stubs).
+    _middleware_chain: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+    _exception_middleware: list[Callable[..., Any]]
 
     def __init__(self) -> None:
         self._client_error_views: dict[Callable[..., Any], Callable[..., Any]] = {}
@@ -100,6 +111,7 @@ class EventLoopASGIHandler(ASGIHandler):
         await self._send_signal(signals.request_started, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
+            assert error_response is not None  # Django makes one when it makes no request
             await self.send_response(error_response, send)
             await self._finish(error_response)
             return
@@ -156,18 +168,24 @@ class EventLoopASGIHandler(ASGIHandler):
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         set_urlconf(settings.ROOT_URLCONF)
         response = await self._middleware_chain(request)
-        response._resource_closers.append(request.close)
+        resource_closers(response).append(request.close)
         if response.status_code >= 400:
             # Django does this in a thread; a log call is as sync on the loop as anywhere.
             log_response(
-                "%s: %s", response.reason_phrase, request.path, response=response, request=request
+                "%s: %s",
+                response.reason_phrase,
+                request.path,
+                response=response,  # type: ignore[arg-type]  # any response, as in Django
+                request=request,
             )
         return response
 
     async def _get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         """Render client errors (unknown path included) as JSON on the loop, not in a thread."""
         try:
-            return await super()._get_response_async(request)
+            # BaseHandler's, missing from django-stubs.
+            response: HttpResponseBase = await super()._get_response_async(request)  # type: ignore[misc]
+            return response
         except CLIENT_ERRORS as exc:
             return client_error_response(request, exc)
 

@@ -12,8 +12,9 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import Token
 from inspect import iscoroutinefunction
-from typing import Protocol
+from typing import Protocol, cast
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
@@ -58,7 +59,7 @@ class _RequestContext:
         self._recorder = recorder
         self._access_log = access_log
 
-    def begin(self, request: HttpRequest) -> tuple[object, float]:
+    def begin(self, request: HttpRequest) -> tuple[Token[str | None], float]:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         if not _VALID_REQUEST_ID.fullmatch(incoming):
             # An id correlates log lines; it guards nothing, so no need for os.urandom.
@@ -67,7 +68,7 @@ class _RequestContext:
 
     def finish(self, request: HttpRequest, response: HttpResponseBase, started: float) -> None:
         elapsed = time.perf_counter() - started
-        response[REQUEST_ID_HEADER] = request_id_var.get()
+        response[REQUEST_ID_HEADER] = request_id_var.get() or ""
         match = request.resolver_match
         route = match.route if match is not None else "unmatched"
         method = request.method if request.method in _KNOWN_METHODS else "OTHER"
@@ -89,25 +90,28 @@ def request_context_middleware(get_response: Handler | AsyncHandler) -> Handler 
     context = _RequestContext(_request_recorder(), access_log=settings.ACCESS_LOG)
 
     if iscoroutinefunction(get_response):
+        next_async = cast(AsyncHandler, get_response)
 
         async def middleware(request: HttpRequest) -> HttpResponseBase:
             # No reset: the request runs in its own task, whose context dies with it, and
             # Django logs the response (log_response) after this returns, with the id still set.
             _token, started = context.begin(request)
-            response = await get_response(request)  # type: ignore[misc]
+            response = await next_async(request)
             context.finish(request, response, started)
             return response
 
         return middleware
 
+    next_sync = cast(Handler, get_response)
+
     def sync_middleware(request: HttpRequest) -> HttpResponseBase:
         token, started = context.begin(request)
         try:
-            response = get_response(request)
-            context.finish(request, response, started)  # type: ignore[arg-type]
-            return response  # type: ignore[return-value]
+            response = next_sync(request)
+            context.finish(request, response, started)
+            return response
         finally:
-            request_id_var.reset(token)  # type: ignore[arg-type]
+            request_id_var.reset(token)
 
     return sync_middleware
 
@@ -176,21 +180,23 @@ def security_middleware(get_response: Handler | AsyncHandler) -> Handler | Async
     security = _Security()
 
     if iscoroutinefunction(get_response):
+        next_async = cast(AsyncHandler, get_response)
 
         async def middleware(request: HttpRequest) -> HttpResponseBase:
             rejection = security.reject(request)
             if rejection is not None:
                 return security.decorate(request, rejection)
-            response = await get_response(request)  # type: ignore[misc]
-            return security.decorate(request, response)
+            return security.decorate(request, await next_async(request))
 
         return middleware
+
+    next_sync = cast(Handler, get_response)
 
     def sync_middleware(request: HttpRequest) -> HttpResponseBase:
         rejection = security.reject(request)
         if rejection is not None:
             return security.decorate(request, rejection)
-        return security.decorate(request, get_response(request))  # type: ignore[arg-type]
+        return security.decorate(request, next_sync(request))
 
     return sync_middleware
 
@@ -212,12 +218,14 @@ def load_shedding_middleware(get_response: Handler | AsyncHandler) -> Handler | 
 
         instrument(requests)
 
+    next_async = cast(AsyncHandler, get_response)
+
     async def middleware(request: HttpRequest) -> HttpResponseBase:
         if request.path.startswith("/health/"):
-            return await get_response(request)  # type: ignore[misc]
+            return await next_async(request)
         try:
             async with requests:
-                return await get_response(request)  # type: ignore[misc]
+                return await next_async(request)
         except BulkheadFullError as exc:
             return error_response(exc)
 

@@ -19,8 +19,7 @@ from aiobreaker import CircuitBreakerState
 from redis.asyncio import Redis
 
 from loadtests.stack import Stack
-from resilience_async.breaker import CircuitBreaker, RedisBreakerState
-from resilience_async.errors import CircuitOpenError
+from resilience_async import CircuitBreaker, CircuitOpenError, RedisBreakerState
 from tests.helpers import kill
 
 pytestmark = pytest.mark.integration

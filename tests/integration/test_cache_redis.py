@@ -14,8 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from loadtests.stack import Stack
-from resilience_async.breaker import CircuitBreaker
-from resilience_async.cache import FallbackCache
+from resilience_async import CircuitBreaker, FallbackCache
 from tests.fakes import FakeClock
 from tests.helpers import kill
 

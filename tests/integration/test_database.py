@@ -10,15 +10,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import psycopg
 import pytest
 
 from loadtests.stack import Stack
-from resilience_async.breaker import CircuitBreaker
-from resilience_async.db import Connection, Database, counts_against_database
-from resilience_async.errors import NoPrimaryError, WriteOutcomeUnknownError
-from resilience_async.lsn import parse_lsn
+from resilience_async import (
+    CircuitBreaker,
+    Connection,
+    Database,
+    NoPrimaryError,
+    WriteOutcomeUnknownError,
+    counts_against_database,
+    parse_lsn,
+)
 from tests.helpers import kill, replay_paused
 
 pytestmark = pytest.mark.integration
@@ -30,16 +36,18 @@ def marker(name: str) -> str:
     return f"test-database-{name}-{next(_markers)}"
 
 
+def primary_guard(**options: Any) -> CircuitBreaker:
+    """A primary guard as the service builds one (3 failures, unreachable servers only)."""
+    settings: dict[str, Any] = {"name": "test-primary", "failure_threshold": 3,
+                                "failure_rate_threshold": None, "reset_timeout": 1.0,
+                                "is_failure": counts_against_database,
+                                "default_listeners": False}  # fmt: skip
+    return CircuitBreaker(**(settings | options))
+
+
 @pytest.fixture
 async def db(healthy_stack: Stack) -> AsyncIterator[Database]:
-    breaker = CircuitBreaker(
-        name="test-primary",
-        failure_threshold=3,
-        failure_rate_threshold=None,
-        reset_timeout=1.0,
-        is_failure=counts_against_database,
-        default_listeners=False,
-    )
+    breaker = primary_guard()
     database = Database(
         primary_url=healthy_stack.env["DATABASE_URL"],
         replica_urls=healthy_stack.env["DATABASE_REPLICA_URLS"].split(","),
@@ -285,14 +293,9 @@ async def test_the_monitor_moves_the_primary_guard_once_per_change(
     """Primary killed: the guard opens at the monitor's next sample, and stays put (its open
     period is not pushed back) while the primary stays dead; back: the guard closes."""
     moves: list[tuple[str, str]] = []
-    guard = CircuitBreaker(
-        name="test-moved-guard",
-        failure_threshold=3,
-        failure_rate_threshold=None,
+    guard = primary_guard(
         reset_timeout=60.0,
-        is_failure=counts_against_database,
         listeners=[lambda event: moves.append((event.old.name, event.new.name))],
-        default_listeners=False,
     )
     database = Database(
         primary_url=healthy_stack.env["DATABASE_URL"],

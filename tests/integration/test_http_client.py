@@ -9,19 +9,21 @@ import pytest
 
 from loadtests.stack import Stack
 from loadtests.upstream import AsyncUpstreamControl
-from resilience_async.breaker import CircuitBreaker
-from resilience_async.errors import (
+from resilience_async import (
+    AiohttpTransport,
+    Bulkhead,
     BulkheadFullError,
     CallTimeoutError,
+    CircuitBreaker,
     CircuitOpenError,
     PoolExhaustedError,
+    ResilientClient,
+    RetryBudget,
+    RetryPolicy,
     UpstreamStatusError,
     UpstreamUnavailableError,
+    is_server_failure,
 )
-from resilience_async.http import ResilientClient, is_server_failure
-from resilience_async.limits import Bulkhead
-from resilience_async.retry import RetryBudget, RetryPolicy
-from resilience_async.transport import AiohttpTransport
 
 pytestmark = pytest.mark.integration
 

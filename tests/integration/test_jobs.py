@@ -184,3 +184,18 @@ def _rows_left(primary_url: str, report: str, key: str) -> tuple[int, int]:
             (report, key),
         ).fetchone()
     return (row[0], row[1]) if row else (-1, -1)
+
+
+def test_a_worker_told_twice_to_stop_exits_at_once(healthy_stack: Stack, tmp_path: Path) -> None:
+    """A second SIGTERM is Dramatiq's "kill now": every process of the worker exits, none
+    left waiting on the event loop that runs the async actor."""
+    with jobs(healthy_stack, tmp_path) as system:
+        worker = system.start(worker_process)
+        wait_for(lambda: "ready for action" in worker.log_path.read_text(), timeout=30)
+        os.kill(worker.pid, signal.SIGTERM)
+        # The second once the first has reached the worker process (two pending are one).
+        wait_for(lambda: "Stopping worker process" in worker.log_path.read_text())
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.popen.wait(timeout=15)
+        with pytest.raises(ProcessLookupError):  # nothing left in its process group
+            os.killpg(worker.pid, 0)

@@ -21,7 +21,7 @@ import pytest
 
 from app.schemas import MAX_ORDER_BODY
 from loadtests.stack import Stack
-from resilience_async.lsn import parse_lsn
+from resilience_async import parse_lsn
 from tests.helpers import assert_error, wait_for
 from tests.servers import WebServer, run_web
 

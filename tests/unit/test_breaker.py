@@ -16,16 +16,14 @@ import aiobreaker.storage.base
 import pytest
 from aiobreaker.storage.memory import CircuitMemoryStorage
 
-from resilience_async.breaker import (
+from resilience_async import (
     BreakerStateChange,
-    CallOutcome,
-    CircuitBreaker,
-    RedisBreakerState,
-)
-from resilience_async.errors import (
     BulkheadFullError,
+    CallOutcome,
     CallTimeoutError,
+    CircuitBreaker,
     CircuitOpenError,
+    RedisBreakerState,
     SaturatedError,
 )
 from tests.fakes import FakeClock

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from resilience_async.cache import CacheResult, FallbackCache
-from resilience_async.errors import CircuitOpenError, FallbackUnavailableError
+from resilience_async import CacheResult, CircuitOpenError, FallbackCache, FallbackUnavailableError
 from tests.fakes import FakeClock
 
 _namespaces = itertools.count()

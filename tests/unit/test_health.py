@@ -8,18 +8,18 @@ from collections.abc import Callable
 
 import pytest
 
-from resilience_async.health import (
+from resilience_async import (
     Check,
     CheckResult,
     HealthReport,
+    Lifecycle,
     Observation,
-    Probe,
+    Phase,
     Readiness,
     Status,
-    overall_status,
     threshold,
 )
-from resilience_async.lifecycle import Lifecycle, Phase
+from resilience_async.health import Probe, overall_status
 from tests.fakes import FakeClock
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from resilience_async.lifecycle import Lifecycle, Phase
-from resilience_async.lifespan import LifespanApp, Message, Receive, Scope, Send
+from resilience_async import Lifecycle, LifespanApp, Phase
+from resilience_async.lifespan import Message, Receive, Scope, Send
 
 WAIT = 2.0  # upper bound for conditions that hold at once when the code is right
 

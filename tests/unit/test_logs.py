@@ -11,12 +11,7 @@ from typing import Any
 
 import pytest
 
-from resilience_async.logs import (
-    ConsoleFormatter,
-    JsonFormatter,
-    RequestIdFilter,
-    request_id_var,
-)
+from resilience_async import ConsoleFormatter, JsonFormatter, RequestIdFilter, request_id_var
 
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

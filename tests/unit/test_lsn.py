@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilience_async.lsn import InvalidLsnError, format_lsn, parse_lsn
+from resilience_async import InvalidLsnError, format_lsn, parse_lsn
 
 MAX_LSN = 2**64 - 1
 

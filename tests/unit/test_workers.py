@@ -16,11 +16,11 @@ import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import AsyncIO, Retries
+from dramatiq.middleware import Retries
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from project.relay import RelayRoot
-from project.worker import OpenResources, WorkerRoot
+from project.worker import DaemonAsyncIO, OpenResources, WorkerRoot
 from resilience_async import (
     CircuitOpenError,
     DatabaseUnavailableError,
@@ -248,7 +248,7 @@ def test_the_worker_root_orders_its_middleware() -> None:
     Retries' verdict ("after" hooks run in reverse)."""
     root = WorkerRoot(project_settings(), broker=StubBroker(middleware=[]))
     kinds = [type(middleware) for middleware in root.broker.middleware]
-    assert kinds.index(AsyncIO) < kinds.index(OpenResources)
+    assert kinds.index(DaemonAsyncIO) < kinds.index(OpenResources)
     assert kinds.index(RecordFailures) < kinds.index(Retries)
     assert root.broker.get_actor("build_report") is root.actors.build_report
 
