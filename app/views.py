@@ -22,8 +22,8 @@ from app.errors import ApiError, NotFound
 from app.orders import OrderService
 from app.reports import ReportService
 from app.tips import TipsService
-from resilience_async import ReadResult, WriteResult
-from resilience_async.django.errors import answers_resilience_errors
+from resilience_async import ReadResult, ResilienceError, WriteResult
+from resilience_async.django.errors import answered
 from resilience_async.django.responses import JSON, json_error, json_response, method_not_allowed
 
 # Which database server answered a read: primary, replica-1...
@@ -35,13 +35,15 @@ def answers_errors(view: V) -> V:
     """The API's one error mapping: `ApiError` to its 4xx, `ResilienceError` to a 503."""
 
     @functools.wraps(view)
-    async def api_errors(*args: Any, **kwargs: Any) -> HttpResponseBase:
+    async def answering(*args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return await view(*args, **kwargs)
         except ApiError as exc:
             return json_error(exc.status, exc.code, exc.message, field=exc.field)
+        except ResilienceError as exc:
+            return answered(exc)
 
-    return answers_resilience_errors(api_errors)  # type: ignore[return-value]
+    return answering  # type: ignore[return-value]
 
 
 class _EncodedOnce:

@@ -48,18 +48,23 @@ def error_response(exc: ResilienceError) -> HttpResponseBase:
     return json_error(503, code, str(exc), headers={"Retry-After": str(retry_after)})
 
 
+def answered(exc: ResilienceError) -> HttpResponseBase:
+    """`error_response(exc)`, logged once here (Django's own 5xx log then skips it)."""
+    logger.warning("resilience error answered", extra={"error": str(exc)})
+    response = error_response(exc)
+    # Django's log_response skips a response marked so.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
 def answers_resilience_errors(view: View) -> View:
-    """Decorate an async view so a `ResilienceError` becomes a 503, never a 500."""
+    """Decorate an async view so a `ResilienceError` becomes its answer, never a 500."""
 
     @functools.wraps(view)
     async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return await view(request, *args, **kwargs)
         except ResilienceError as exc:
-            logger.warning("resilience error answered", extra={"error": str(exc)})
-            response = error_response(exc)
-            # Logged just above: Django's own log_response skips a response marked so.
-            response._has_been_logged = True  # type: ignore[attr-defined]
-            return response
+            return answered(exc)
 
     return wrapped
