@@ -10,52 +10,19 @@ a `WorkerRoot` on Dramatiq's `StubBroker` to run the actors in process.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dramatiq
-from dramatiq.asyncio import EventLoopThread, async_to_sync, set_event_loop_thread
+from dramatiq.asyncio import async_to_sync
 from dramatiq.cli import main as dramatiq_main
 from dramatiq.cli import make_argument_parser
-from dramatiq.middleware import AgeLimit, AsyncIO, Retries, ShutdownNotifications, TimeLimit
+from dramatiq.middleware import AgeLimit, Retries, ShutdownNotifications, TimeLimit
 
 from project import builders
 from workers.actors import Actors, declare
 from workers.failures import RecordFailures
+from workers.lifecycle import DaemonAsyncIO, OpenResources
 from workers.reports import ReportJob
-
-
-class DaemonAsyncIO(AsyncIO):
-    """Dramatiq's AsyncIO middleware, its event loop thread a daemon like every other thread
-    of a worker process: told to die at once (a second SIGTERM: `sys.exit` in the main
-    thread), the process exits instead of waiting for ever on a loop nobody will stop."""
-
-    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        thread = EventLoopThread(self.logger)
-        thread.daemon = True
-        thread.start(timeout=1.0)
-        set_event_loop_thread(thread)
-
-
-class OpenResources(dramatiq.Middleware):
-    """Opens a worker's resources on the AsyncIO middleware's loop before its threads take
-    messages, and closes them once they have stopped.
-
-    List it after `AsyncIO`: "before" hooks run in order (the loop runs by then) and "after"
-    hooks in reverse (it still runs).
-    """
-
-    def __init__(
-        self, *, open: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]
-    ) -> None:
-        self._open = open
-        self._close = close
-
-    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        async_to_sync(self._open)()
-
-    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
-        async_to_sync(self._close)()
 
 
 class WorkerRoot:

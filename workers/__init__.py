@@ -8,6 +8,7 @@
     actors.py    the actors' names, queues and retry rules
     reports.py   the report job, idempotent, on the library's Database and ResilientClient
     failures.py  a job's retries and final failure, written on its row
+    lifecycle.py the worker's event loop, and its resources opened and closed on it
 
 Nothing here reads settings: the worker's and the relay's composition roots
 (`project/worker.py`, `project/relay.py`) build these parts from settings when their

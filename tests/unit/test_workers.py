@@ -20,7 +20,7 @@ from dramatiq.middleware import Retries
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from project.relay import RelayRoot
-from project.worker import DaemonAsyncIO, OpenResources, WorkerRoot
+from project.worker import WorkerRoot
 from resilience_async import (
     CircuitOpenError,
     DatabaseUnavailableError,
@@ -34,6 +34,7 @@ from tests.helpers import project_settings
 from workers import actors
 from workers.broker import make_broker
 from workers.failures import RecordFailures
+from workers.lifecycle import DaemonAsyncIO, OpenResources
 from workers.reports import like_prefix
 
 REPORT_ID = "5f0b8a52-32b4-4a8a-9d43-3d3c1d7f0e11"
