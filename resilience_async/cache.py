@@ -168,6 +168,11 @@ class FallbackCache:
         self._served: dict[str, int] = dict.fromkeys(_SOURCES, 0)
         self._hooks = tuple(hooks)
 
+    @property
+    def hooks(self) -> tuple[CacheHook, ...]:
+        """The hooks told of this object's events, in the order they were given."""
+        return self._hooks
+
     def add_hook(self, hook: CacheHook) -> None:
         self._hooks = (*self._hooks, hook)
 

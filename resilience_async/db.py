@@ -221,6 +221,11 @@ class Database:
         return self._pool_class(url, name=name, timeout=timeout, kwargs=kwargs,
                                 **self._pool_options)  # fmt: skip
 
+    @property
+    def hooks(self) -> tuple[DatabaseHook, ...]:
+        """The hooks told of this object's events, in the order they were given."""
+        return self._hooks
+
     def add_hook(self, hook: DatabaseHook) -> None:
         self._hooks = (*self._hooks, hook)
 

@@ -113,6 +113,11 @@ class ResilientClient:
         self._retries = {True: 0, False: 0}
         self._hooks = tuple(hooks)
 
+    @property
+    def hooks(self) -> tuple[UpstreamHook, ...]:
+        """The hooks told of this object's events, in the order they were given."""
+        return self._hooks
+
     def add_hook(self, hook: UpstreamHook) -> None:
         self._hooks = (*self._hooks, hook)
 

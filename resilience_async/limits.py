@@ -53,6 +53,11 @@ class Bulkhead:
     def in_flight(self) -> int:
         return self._slots.taken
 
+    @property
+    def hooks(self) -> tuple[BulkheadHook, ...]:
+        """The hooks told of this object's events, in the order they were given."""
+        return self._hooks
+
     def add_hook(self, hook: BulkheadHook) -> None:
         self._hooks = (*self._hooks, hook)
 
