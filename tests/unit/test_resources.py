@@ -3,9 +3,8 @@ Prometheus only when asked."""
 
 from __future__ import annotations
 
-from resilience_async.prometheus import BreakerExport, CacheExport, DatabaseExport, UpstreamExport
-
 from project.resources import Resources
+from resilience_async.prometheus import BreakerExport, CacheExport, DatabaseExport, UpstreamExport
 from tests.helpers import project_settings
 
 
