@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.errors import InvalidInput
 from loadtests.stack import Stack
@@ -78,6 +79,15 @@ def assert_invalid(exc: InvalidInput, status: int, code: str, field: str) -> Non
     assert (exc.status, exc.code, exc.field) == (status, code, field)
     assert exc.message
     assert str(exc) == f"{field}: {exc.message}"
+
+
+def metric(exposition: str, name: str, **labels: str) -> float | None:
+    """The value of one sample in Prometheus text (None when there is no such sample)."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
 
 
 def project_settings(**overrides: Any) -> SimpleNamespace:

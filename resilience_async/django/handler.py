@@ -34,6 +34,7 @@ from django.http import Http404, HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 from django.utils.log import log_response
 
+from resilience_async.django.middleware import request_recorder
 from resilience_async.django.responses import json_error
 from resilience_async.django.signals import send_request_signal
 
@@ -86,13 +87,30 @@ class EventLoopASGIHandler(ASGIHandler):
 
     def __init__(self) -> None:
         self._client_error_views: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._recorder = request_recorder()
         super().__init__()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._refuse_websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             raise ValueError(f"Django serves only ASGI/HTTP connections, not {scope['type']}")
         async with ThreadSensitiveContext():
             await self.handle(scope, receive, send)
+
+    async def _refuse_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket handshake is refused: the service speaks HTTP only.
+
+        Closing before accepting is the ASGI way to refuse one; the server answers the
+        handshake 403. (An HTTP body through the denial-response extension would say more,
+        but uvicorn's default WebSocket protocol logs every such answer as an error.)
+        """
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": 1008})
+            if self._recorder is not None:
+                self._recorder.record("GET", "websocket", 403, 0.0)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

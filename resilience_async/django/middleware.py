@@ -35,6 +35,10 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _MAX_REMEMBERED_HOSTS = 64
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 access_logger = logging.getLogger("resilience_async.access")
+security_logger = logging.getLogger("django.security.DisallowedHost")
+# A refused Host header is logged once per this many seconds at most, cut to this length.
+HOST_LOG_INTERVAL = 60.0
+_MAX_LOGGED_HOST = 100
 
 
 class RequestRecorder(Protocol):
@@ -43,7 +47,7 @@ class RequestRecorder(Protocol):
     def record(self, method: str, route: str, status: int, seconds: float, /) -> None: ...
 
 
-def _request_recorder() -> RequestRecorder | None:
+def request_recorder() -> RequestRecorder | None:
     """Prometheus's, when `METRICS_ENABLED` (default on); imported only then."""
     if not getattr(settings, "METRICS_ENABLED", True):
         return None
@@ -87,7 +91,7 @@ class _RequestContext:
 @sync_and_async_middleware
 def request_context_middleware(get_response: Handler | AsyncHandler) -> Handler | AsyncHandler:
     """Request id (accepted from `X-Request-ID` or made), log context, request metrics."""
-    context = _RequestContext(_request_recorder(), access_log=settings.ACCESS_LOG)
+    context = _RequestContext(request_recorder(), access_log=settings.ACCESS_LOG)
 
     if iscoroutinefunction(get_response):
         next_async = cast(AsyncHandler, get_response)
@@ -130,6 +134,8 @@ class _Security:
         self._headers = headers
         self._hsts = _hsts_header()
         self._allowed: set[tuple[str | None, str | None]] = set()
+        self._refused = 0
+        self._next_log = 0.0
 
     def reject(self, request: HttpRequest) -> HttpResponseBase | None:
         """A 400 when the Host header is not allowed (Django would raise DisallowedHost).
@@ -143,12 +149,30 @@ class _Security:
             return None
         try:
             request.get_host()
-        except DisallowedHost as exc:
-            logging.getLogger("django.security.DisallowedHost").error(str(exc))
-            return json_error(400, "bad_host", "the Host header is not served here", field="Host")
+        except DisallowedHost:
+            self._log_refusal(key[1] if key[0] is None else key[0])
+            refusal = json_error(400, "bad_host", "the Host header is not served here",
+                                 field="Host")  # fmt: skip
+            refusal._has_been_logged = True  # type: ignore[attr-defined]  # not per request
+            return refusal
         if len(self._allowed) < _MAX_REMEMBERED_HOSTS:
             self._allowed.add(key)
         return None
+
+    def _log_refusal(self, host: str | None) -> None:
+        """A warning with the first refused host of each interval, cut short, and how many
+        were refused since the last one: junk Host headers can't flood the log."""
+        self._refused += 1
+        now = time.monotonic()
+        if now < self._next_log:
+            return
+        self._next_log = now + HOST_LOG_INTERVAL
+        refused, self._refused = self._refused, 0
+        shown = (host or "")[:_MAX_LOGGED_HOST]
+        security_logger.warning(
+            "refused Host header %r (%d refused since the last warning)", shown, refused,
+            extra={"host": shown, "refused": refused},
+        )  # fmt: skip
 
     def decorate(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Add each header the view did not set itself."""

@@ -22,7 +22,7 @@ import pytest
 from app.schemas import MAX_ORDER_BODY
 from loadtests.stack import Stack
 from resilience_async import parse_lsn
-from tests.helpers import assert_error, wait_for
+from tests.helpers import assert_error, metric, wait_for
 from tests.servers import WebServer, run_web
 
 pytestmark = pytest.mark.integration
@@ -489,14 +489,14 @@ def test_metrics_count_queries_by_server_and_show_the_monitor(web: WebServer) ->
     read = web.client.get(f"/api/orders/{body['id']}")
     metrics = web.client.get("/metrics").text
 
-    def value(line_start: str) -> float:
-        lines = [line for line in metrics.splitlines() if line.startswith(line_start)]
-        assert lines, f"no {line_start} in /metrics"
-        return float(lines[0].rsplit(" ", 1)[1])
+    def value(name: str, **labels: str) -> float:
+        found = metric(metrics, name, **labels)
+        assert found is not None, f"no {name}{labels} in /metrics"
+        return found
 
     server = read.headers["X-Database-Server"]
-    assert value('database_queries_total{kind="write",outcome="ok",server="primary"}') >= 1
-    assert value(f'database_queries_total{{kind="read",outcome="ok",server="{server}"}}') >= 1
-    assert value('database_up{server="primary"}') == 1
-    assert value('database_up{server="replica-1"}') == 1
-    assert value('database_replica_lag_seconds{server="replica-1"}') >= 0
+    assert value("database_queries_total", kind="write", outcome="ok", server="primary") >= 1
+    assert value("database_queries_total", kind="read", outcome="ok", server=server) >= 1
+    assert value("database_up", server="primary") == 1
+    assert value("database_up", server="replica-1") == 1
+    assert value("database_replica_lag_seconds", server="replica-1") >= 0

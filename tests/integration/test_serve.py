@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from loadtests.stack.ports import free_port, is_listening
-from tests.helpers import wait_for
+from tests.helpers import metric, wait_for
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.integration
@@ -122,11 +122,8 @@ def test_metrics_cover_every_worker(served: tuple[subprocess.Popen[bytes], Path,
 
     def live_count() -> float:
         text = httpx.get(f"{url}/metrics", timeout=5).text
-        prefix = (
-            'http_request_duration_seconds_count{method="GET",route="health/live",status="200"}'
-        )
-        lines = [line for line in text.splitlines() if line.startswith(prefix)]
-        return float(lines[0].split()[-1]) if lines else 0.0
+        labels = {"method": "GET", "route": "health/live", "status": "200"}
+        return metric(text, "http_request_duration_seconds_count", **labels) or 0.0
 
     before = live_count()
     for _ in range(40):  # a new connection each: the kernel spreads them over both workers

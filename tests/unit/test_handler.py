@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -302,3 +303,23 @@ async def test_security_headers_and_host_validation() -> None:
     assert ok.headers["X-Frame-Options"] == "DENY"
     assert rejected.status_code == 400
     assert rejected.json()["error"]["field"] == "Host"
+
+
+async def test_refused_hosts_are_logged_once_per_interval_cut_short(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """50 requests with a 5 kB junk Host: 50 JSON 400s, one warning naming 100 characters of
+    it, and no line per request (neither Django's request log nor an error)."""
+    junk = "x" * 5000 + ".example"
+    with caplog.at_level(logging.INFO):
+        async with client_for(EventLoopASGIHandler()) as client:
+            statuses = [(await client.get("/bare", headers={"Host": junk})).status_code
+                        for _ in range(50)]  # fmt: skip
+    assert statuses == [400] * 50
+    refusals = [r for r in caplog.records if r.name.startswith("django.")]
+    assert [(r.name, r.levelno) for r in refusals] == [
+        ("django.security.DisallowedHost", logging.WARNING)
+    ]
+    assert refusals[0].host == "x" * 100  # type: ignore[attr-defined]
+    assert refusals[0].refused == 1  # type: ignore[attr-defined]
+    assert len(refusals[0].getMessage()) < 200

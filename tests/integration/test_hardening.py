@@ -1,0 +1,50 @@
+"""What hostile input and a bad day found, made to happen again against the real service:
+each answer is a clean 4xx (or the documented behaviour), never a 5xx or a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from loadtests.stack import Stack
+from tests.helpers import metric
+from tests.servers import WebServer, run_web
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def web(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    stack.heal()
+    with run_web(stack, tmp_path_factory.mktemp("hardening")) as server:
+        yield server
+
+
+def logged_errors(web: WebServer) -> list[str]:
+    """Lines the server logged at error level or above, or with a traceback."""
+    lines = web.child.log_path.read_text().splitlines()
+    return [line for line in lines if '"level": "error"' in line or "Traceback" in line
+            or '"level": "critical"' in line]  # fmt: skip
+
+
+def request_count(web: WebServer, route: str, status: int) -> float:
+    labels = {"method": "GET", "route": route, "status": str(status)}
+    count = metric(web.get("/metrics").text, "http_request_duration_seconds_count", **labels)
+    return count or 0.0
+
+
+async def test_a_websocket_handshake_is_refused_with_a_403(web: WebServer) -> None:
+    """Any path: the service speaks HTTP only. A real WebSocket client is refused (403),
+    nothing is logged as an error, and the refusal is counted."""
+    before = request_count(web, "websocket", 403)
+    ws_url = web.url.replace("http://", "ws://")
+    for path in ("/api/tips", "/nowhere"):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(ws_url + path):
+                pass
+        assert refused.value.response.status_code == 403
+    assert request_count(web, "websocket", 403) == before + 2
+    assert logged_errors(web) == []
