@@ -195,4 +195,8 @@ def _timestamp(value: Any, name: str) -> str:
     offset = moment.utcoffset()
     if offset is not None and abs(offset) >= timedelta(hours=16):  # PostgreSQL's limit
         raise InvalidInput(422, "invalid", f"{name} has a UTC offset beyond 15:59", name)
+    if offset is not None and offset.microseconds:  # PostgreSQL takes whole seconds only
+        raise InvalidInput(
+            422, "invalid", f"{name} has a UTC offset with a fraction of a second", name
+        )
     return moment.isoformat()

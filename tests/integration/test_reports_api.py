@@ -267,6 +267,8 @@ BAD_INPUT = {
     "since-int": Bad(_J, b'{"since": 1714564800}', 422, "since"),
     "since-too-long": Bad(_J, json.dumps({"since": "2024-05-01" + " " * 40}).encode(), 422,
                           "since"),
+    "since-fractional-offset": Bad(_J, b'{"since": "2024-01-01T00:00:00+00:00:30.5"}', 422,
+                                   "since"),
     "include-tips-1": Bad(_J, b'{"include_tips": 1}', 422, "include_tips"),
     "include-tips-string": Bad(_J, b'{"include_tips": "true"}', 422, "include_tips"),
     "include-tips-null": Bad(_J, b'{"include_tips": null}', 422, "include_tips"),

@@ -33,7 +33,7 @@ from resilience_async import (
 from tests.helpers import project_settings
 from workers import actors
 from workers.broker import make_broker
-from workers.failures import RecordFailures
+from workers.failures import REASONS, RecordFailures, describe, reason_code
 from workers.lifecycle import DaemonAsyncIO, OpenResources
 from workers.reports import like_prefix
 
@@ -193,16 +193,50 @@ def test_a_success_records_nothing(recorded: Recorded) -> None:
 def test_a_failure_with_a_retry_pending_is_recorded_as_retrying(
     recorded: Recorded, retries: int, attempts: str
 ) -> None:
-    """failed=False: "N attempt(s) failed so far, retrying: <error>"."""
+    """failed=False: "N attempt(s) failed so far, retrying: <reason>"."""
     after_failure(recorded, FakeMessage(options={"retries": retries}), NoPrimaryError("down"))
-    error = "NoPrimaryError: database primary unavailable: down"
-    reason = f"{attempts} failed so far, retrying: {error}"
+    reason = f"{attempts} failed so far, retrying: {describe(NoPrimaryError('down'))}"
     assert recorded.calls == [("retrying", REPORT_ID, reason)]
 
 
 def test_a_final_failure_is_recorded_as_failed(recorded: Recorded) -> None:
     after_failure(recorded, FakeMessage(failed=True, options={"retries": 3}), ValueError("bad"))
-    assert recorded.calls == [("failed", REPORT_ID, "failed after 3 attempts: ValueError: bad")]
+    reason = f"failed after 3 attempts: internal_error ({REASONS['internal_error']})"
+    assert recorded.calls == [("failed", REPORT_ID, reason)]
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (UpstreamStatusError("tips-upstream", 503), "upstream_failed"),
+        (UpstreamTimeoutError("tips-upstream", "gave no answer in time"), "upstream_failed"),
+        (NoPrimaryError("connection refused"), "database_unavailable"),
+        (DatabaseUnavailableError("replica-1", "lost"), "database_unavailable"),
+        (psycopg.OperationalError("server closed the connection"), "database_unavailable"),
+        (CircuitOpenError("database-primary", 1.0), "dependency_unavailable"),
+        (dramatiq.Retry("later", delay=1000), "internal_error"),
+        (PoolExhaustedError("primary", 2.0), "overloaded"),
+        (TimeLimitExceeded(), "time_limit"),
+        (psycopg.errors.InvalidDatetimeFormat("invalid input syntax"), "invalid_parameters"),
+        (ValueError("a bug"), "internal_error"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else type(value).__name__,
+)
+def test_each_failure_has_a_stable_reason_and_no_internals(exc: BaseException, code: str) -> None:
+    """What a caller reads is a documented code and its meaning, never the exception's text
+    (which may carry SQL, hosts or a library's internals)."""
+    assert reason_code(exc) == code
+    assert describe(exc) == f"{code} ({REASONS[code]})"
+    assert str(exc) not in describe(exc) or not str(exc)
+
+
+async def test_a_retry_asked_by_an_open_breaker_is_described_by_its_cause() -> None:
+    async def job() -> None:
+        raise CircuitOpenError("tips", 3.0)
+
+    with pytest.raises(dramatiq.Retry) as retry:
+        await actors.waiting_for_breakers(job)()
+    assert reason_code(retry.value) == "dependency_unavailable"
 
 
 @pytest.mark.parametrize("failed", [False, True])
@@ -218,9 +252,8 @@ def test_a_message_about_no_report_records_nothing(
 def test_a_message_dropped_for_age_is_recorded_as_failed(recorded: Recorded) -> None:
     """AgeLimit fails and skips a message too old to start: the row says so, naming the setting."""
     recorded.middleware().after_skip_message(StubBroker(), FakeMessage(failed=True))
-    [(verdict, report_id, reason)] = recorded.calls
-    assert (verdict, report_id) == ("failed", REPORT_ID)
-    assert "JOBS_MAX_AGE" in reason
+    assert recorded.calls == [("failed", REPORT_ID, f"too_old ({REASONS['too_old']}): dropped")]
+    assert "JOBS_MAX_AGE" in REASONS["too_old"]
 
 
 def test_a_skip_that_is_not_a_failure_records_nothing(recorded: Recorded) -> None:
@@ -299,7 +332,11 @@ def test_a_permanent_failure_fails_at_once(recorded: Recorded) -> None:
     proxy = emit_failure(broker, ValueError("bad params"))
     assert (requeued(broker), proxy.failed) == ([], True)
     assert recorded.calls == [
-        ("failed", REPORT_ID, "failed after 1 attempt: ValueError: bad params")
+        (
+            "failed",
+            REPORT_ID,
+            f"failed after 1 attempt: internal_error ({REASONS['internal_error']})",
+        )
     ]
 
 
