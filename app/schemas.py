@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,8 @@ MAX_ITEM_LENGTH = 200
 MIN_QUANTITY, MAX_QUANTITY = 1, 10_000
 MAX_PAGE, DEFAULT_PAGE = 100, 20
 MAX_ID = 2**63 - 1  # bigint
+# zlib's window bits for each Content-Encoding taken: gzip's header, or zlib's (deflate).
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 # draft-ietf-httpapi-idempotency-key-header: an sf-string; a bare token is accepted too.
 _IDEMPOTENCY_KEY = re.compile(r'"([\x20-\x21\x23-\x5b\x5d-\x7e]{1,255})"|([!#-~]{1,255})')
 
@@ -75,6 +78,33 @@ def _bounded_int(digits: str) -> int:
     if len(digits.lstrip("-")) > 30:
         return -(10**30) if digits.startswith("-") else 10**30
     return int(digits)
+
+
+def decode_body(content_encoding: str | None, raw: bytes) -> bytes:
+    """The body as sent before its `Content-Encoding`: identity, gzip or deflate, decoded to
+    at most MAX_ORDER_BODY bytes (a small bomb can't inflate into memory)."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return raw
+    if encoding not in _DECODERS:
+        raise InvalidInput(
+            415, "unsupported_content_encoding",
+            f"send the body as identity, gzip or deflate, not {encoding[:40]!r}",
+            "Content-Encoding",
+        )  # fmt: skip
+    decoder = zlib.decompressobj(_DECODERS[encoding])
+    malformed = InvalidInput(
+        400, "malformed_body", f"the body is not valid {encoding} data", "Content-Encoding"
+    )
+    try:
+        decoded = decoder.decompress(raw, MAX_ORDER_BODY + 1)
+    except zlib.error:
+        raise malformed from None
+    if len(decoded) > MAX_ORDER_BODY:
+        raise body_too_large()
+    if not decoder.eof or decoder.unused_data:  # cut short, or followed by something else
+        raise malformed
+    return decoded
 
 
 def body_too_large() -> InvalidInput:

@@ -181,11 +181,13 @@ def _created(
 
 
 def _body(request: HttpRequest) -> bytes:
-    """The request body, refused before it is read when it declares itself too large."""
+    """The request body, decoded; refused before it is read when it declares itself too
+    large, and after it is decoded when it inflates past the limit."""
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit() or int(declared) > schemas.MAX_ORDER_BODY:
         raise schemas.body_too_large()
     try:
-        return request.body
+        raw = request.body
     except RequestDataTooBig:
         raise schemas.body_too_large() from None
+    return schemas.decode_body(request.META.get("HTTP_CONTENT_ENCODING"), raw)

@@ -3,6 +3,8 @@ each answer is a clean 4xx (or the documented behaviour), never a 5xx or a trace
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from loadtests.stack import Stack
-from tests.helpers import metric
+from tests.helpers import assert_error, metric
 from tests.servers import WebServer, run_web
 
 pytestmark = pytest.mark.integration
@@ -48,3 +50,21 @@ async def test_a_websocket_handshake_is_refused_with_a_403(web: WebServer) -> No
         assert refused.value.response.status_code == 403
     assert request_count(web, "websocket", 403) == before + 2
     assert logged_errors(web) == []
+
+
+def test_a_gzip_body_is_decoded_and_a_false_or_unknown_encoding_refused(web: WebServer) -> None:
+    """Content-Encoding is honoured: gzip is decoded; a plain body that says it is gzip is a
+    400 and an encoding the service does not speak a 415, both naming the header."""
+    order = json.dumps({"item": "gzipped tea", "quantity": 2}).encode()
+    headers = {"Content-Type": "application/json"}
+    sent = web.client.post("/api/orders", content=gzip.compress(order),
+                           headers={**headers, "Content-Encoding": "gzip"})  # fmt: skip
+    lying = web.client.post("/api/orders", content=order,
+                            headers={**headers, "Content-Encoding": "gzip"})  # fmt: skip
+    unknown = web.client.post("/api/orders", content=order,
+                              headers={**headers, "Content-Encoding": "br"})  # fmt: skip
+    assert (sent.status_code, sent.json()["item"]) == (201, "gzipped tea")
+    assert assert_error(lying, 400, "Content-Encoding")["code"] == "malformed_body"
+    assert assert_error(unknown, 415, "Content-Encoding")["code"] == (
+        "unsupported_content_encoding"
+    )

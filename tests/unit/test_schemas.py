@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from app.errors import InvalidInput
 from app.schemas import (
     MAX_ORDER_BODY,
     NewOrder,
+    decode_body,
     parse_consistency_token,
     parse_idempotency_key,
     parse_new_order,
@@ -419,3 +422,54 @@ def test_a_huge_quantity_is_out_of_range_not_malformed(digits: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         parse_new_order("application/json", f'{{"item": "tea", "quantity": {digits}}}'.encode())
     assert_invalid(raised.value, 422, "invalid", "quantity")
+
+
+# --- Content-Encoding -----------------------------------------------------------------------
+
+ORDER = b'{"item": "tea", "quantity": 2}'
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encoded"),
+    [
+        (None, ORDER),
+        ("identity", ORDER),
+        ("gzip", gzip.compress(ORDER)),
+        ("GZip ", gzip.compress(ORDER)),
+        ("x-gzip", gzip.compress(ORDER)),
+        ("deflate", zlib.compress(ORDER)),
+    ],
+)
+def test_supported_encodings_are_decoded(encoding: str | None, encoded: bytes) -> None:
+    assert decode_body(encoding, encoded) == ORDER
+
+
+@pytest.mark.parametrize("encoding", ["br", "compress", "zstd", "gzip, br", "x" * 100])
+def test_other_encodings_are_415_naming_the_header(encoding: str) -> None:
+    exc = rejected(decode_body, encoding, ORDER)
+    assert_invalid(exc, 415, "unsupported_content_encoding", "Content-Encoding")
+    assert len(exc.message) < 120
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", ORDER),  # a plain body that says it is gzip
+        ("gzip", gzip.compress(ORDER)[:-5]),  # cut short
+        ("gzip", gzip.compress(ORDER) + b"junk"),  # followed by something else
+        ("deflate", gzip.compress(ORDER)),
+    ],
+    ids=["plain", "truncated", "trailing-junk", "gzip-as-deflate"],
+)
+def test_a_body_that_is_not_what_its_encoding_says_is_400(encoding: str, body: bytes) -> None:
+    exc = rejected(decode_body, encoding, body)
+    assert_invalid(exc, 400, "malformed_body", "Content-Encoding")
+
+
+def test_a_bomb_stops_inflating_at_the_limit() -> None:
+    """10 MB of zeros in about 10 kB of gzip: refused once MAX_ORDER_BODY + 1 bytes are out."""
+    bomb = gzip.compress(b"0" * 10_000_000)
+    assert len(bomb) < 20_000
+    exc = rejected(decode_body, "gzip", bomb)
+    assert (exc.code, exc.field) == ("payload_too_large", "body")
+    assert MAX_ORDER_BODY < 20_000
