@@ -109,7 +109,7 @@ def decode_body(content_encoding: str | None, raw: bytes) -> bytes:
 
 def body_too_large() -> InvalidInput:
     return InvalidInput(
-        400, "payload_too_large", f"the body is larger than {MAX_ORDER_BODY} bytes", "body"
+        413, "payload_too_large", f"the body is larger than {MAX_ORDER_BODY} bytes", "body"
     )
 
 

@@ -109,6 +109,11 @@ def _django_database(url: str) -> dict[str, object]:
 
 DATABASES = {"default": _django_database(DATABASE_URL)}
 
+# --- Request limits ----------------------------------------------------------------------------
+# A request body over this many bytes is refused with 413 before it is read (the handler
+# closes the connection instead of reading the rest); the API's bodies are small JSON.
+MAX_REQUEST_BODY = env.int("MAX_REQUEST_BODY", 16 * 1024, min_value=1)
+
 # --- Load shedding ---------------------------------------------------------------------------
 # Requests in flight per server process beyond which new ones are answered 503 at once.
 MAX_IN_FLIGHT_REQUESTS = env.int("MAX_IN_FLIGHT_REQUESTS", 1000)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from inspect import iscoroutinefunction
@@ -34,7 +36,7 @@ from django.http import Http404, HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 from django.utils.log import log_response
 
-from resilience_async.django.middleware import request_recorder
+from resilience_async.django.middleware import KNOWN_METHODS, request_recorder
 from resilience_async.django.responses import json_error
 from resilience_async.django.signals import send_request_signal
 
@@ -88,6 +90,8 @@ class EventLoopASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         self._client_error_views: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._recorder = request_recorder()
+        # Bodies over this many bytes are refused unread (None: Django's own reading).
+        self._body_limit: int | None = getattr(settings, "MAX_REQUEST_BODY", None)
         super().__init__()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -113,14 +117,40 @@ class EventLoopASGIHandler(ASGIHandler):
                 self._recorder.record("GET", "websocket", 403, 0.0)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._body_limit
         try:
-            body_file = await self.read_body(receive)
+            if limit is None:
+                body_file = await self.read_body(receive)
+            elif declared_length(scope) > limit:
+                raise BodyTooLarge(limit)  # refused before a byte of it is read
+            else:
+                body_file = await read_bounded_body(receive, limit)
         except RequestAborted:
+            return
+        except BodyTooLarge as exc:
+            await self._refuse_body(scope, send, exc.limit)
             return
         try:
             await self._handle_request(scope, body_file, receive, send)
         finally:
             body_file.close()
+
+    async def _refuse_body(self, scope: Scope, send: Send, limit: int) -> None:
+        """413 with the error body, and `Connection: close`: the rest of the body is never
+        read, so the connection can't carry another request."""
+        body = json.dumps(
+            {"error": {"code": "payload_too_large", "field": "body",
+                       "message": f"the body is larger than {limit} bytes"}},
+            separators=(",", ":"),
+        ).encode()  # fmt: skip
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+                   (b"content-length", str(len(body)).encode())]  # fmt: skip
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        if self._recorder is not None:
+            method = scope.get("method", "OTHER")
+            self._recorder.record(method if method in KNOWN_METHODS else "OTHER",
+                                  "unmatched", 413, 0.0)  # fmt: skip
 
     async def _handle_request(
         self, scope: Scope, body_file: Any, receive: Receive, send: Send
@@ -220,6 +250,41 @@ class EventLoopASGIHandler(ASGIHandler):
         if wrapped is None:
             wrapped = self._client_error_views[view] = _answering_client_errors(view)
         return wrapped
+
+
+class BodyTooLarge(Exception):
+    """The request body is (or says it will be) over the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the body is larger than {limit} bytes")
+
+
+def declared_length(scope: Scope) -> int:
+    """The request's Content-Length, or -1 without one (a chunked body)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else -1
+    return -1
+
+
+async def read_bounded_body(receive: Receive, limit: int) -> io.BytesIO:
+    """The body, in memory, or `BodyTooLarge` as soon as more than `limit` bytes came.
+
+    Django's `read_body` spools a large body to a temporary file before any limit is
+    checked; this stops reading at the limit, so nothing big is held or written.
+    """
+    body = io.BytesIO()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestAborted
+        body.write(message.get("body", b""))
+        if body.tell() > limit:
+            raise BodyTooLarge(limit)
+        if not message.get("more_body", False):
+            body.seek(0)
+            return body
 
 
 def _cancel_on_disconnect(processor: asyncio.Task[Any], listener: asyncio.Task[Any]) -> None:

@@ -33,7 +33,7 @@ AsyncHandler = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _MAX_REMEMBERED_HOSTS = 64
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 access_logger = logging.getLogger("resilience_async.access")
 security_logger = logging.getLogger("django.security.DisallowedHost")
 # A refused Host header is logged once per this many seconds at most, cut to this length.
@@ -75,7 +75,7 @@ class _RequestContext:
         response[REQUEST_ID_HEADER] = request_id_var.get() or ""
         match = request.resolver_match
         route = match.route if match is not None else "unmatched"
-        method = request.method if request.method in _KNOWN_METHODS else "OTHER"
+        method = request.method if request.method in KNOWN_METHODS else "OTHER"
         if self._recorder is not None:
             self._recorder.record(method or "OTHER", route, response.status_code, elapsed)
         if self._access_log:

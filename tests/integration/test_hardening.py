@@ -3,8 +3,10 @@ each answer is a clean 4xx (or the documented behaviour), never a 5xx or a trace
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -68,3 +70,58 @@ def test_a_gzip_body_is_decoded_and_a_false_or_unknown_encoding_refused(web: Web
     assert assert_error(unknown, 415, "Content-Encoding")["code"] == (
         "unsupported_content_encoding"
     )
+
+
+def raw_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Read one HTTP/1.1 response (Content-Length framed) off a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    while len(body) < int(headers.get("content-length", "0")):
+        body += sock.recv(65536)
+    return int(status_line.split()[1]), headers, body
+
+
+def wait_closed_by_server(sock: socket.socket) -> None:
+    """Read until the server closes its side (EOF, or a reset); the socket's timeout fails the
+    test if it keeps the connection open."""
+    with contextlib.suppress(ConnectionResetError):
+        while sock.recv(65536):
+            pass
+
+
+def test_a_body_declared_too_large_is_refused_before_it_is_sent(web: WebServer) -> None:
+    """Content-Length of 50 MB: 413 with the error body after 1 kB of it, and the server
+    closes the connection: the other 49.99 MB are never read (nor spooled to disk)."""
+    host, port = web.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 52428800\r\n\r\n"
+                     + b" " * 1024)  # fmt: skip
+        status, headers, body = raw_response(sock)
+        wait_closed_by_server(sock)
+    assert (status, headers["connection"]) == (413, "close")
+    assert json.loads(body)["error"] == {
+        "code": "payload_too_large", "field": "body",
+        "message": "the body is larger than 16384 bytes",
+    }  # fmt: skip
+
+
+def test_a_chunked_body_is_refused_once_it_passes_the_limit(web: WebServer) -> None:
+    """No length to check up front: reading stops at the limit; 413, connection closed,
+    although the body never ended."""
+    host, port = web.url.removeprefix("http://").split(":")
+    chunk = b"1000\r\n" + b" " * 4096 + b"\r\n"  # 4 kB chunks, and no last chunk
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /api/reports HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + chunk * 5)  # fmt: skip
+        status, headers, body = raw_response(sock)
+        wait_closed_by_server(sock)
+    assert (status, headers["connection"]) == (413, "close")
+    assert json.loads(body)["error"]["code"] == "payload_too_large"

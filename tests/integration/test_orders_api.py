@@ -150,11 +150,11 @@ def test_a_chunked_body_is_read(
 def test_an_oversized_chunked_body_is_refused(
     healthy_stack: Stack, web: WebServer, primary: psycopg.Connection
 ) -> None:
-    """Without Content-Length to check up front, an oversized body is still a 400 on `body`."""
+    """Without Content-Length to check up front, an oversized body is still a 413 on `body`."""
     mark = marker()
     raw = json.dumps({"item": mark, "quantity": 1}).encode() + b" " * MAX_ORDER_BODY
     response = web.client.post("/api/orders", content=iter([raw]), headers=JSON)
-    assert_error(response, 400, "body")
+    assert_error(response, 413, "body")
     assert rows_holding(primary, mark) == 0
 
 
@@ -219,7 +219,7 @@ BAD_INPUT = {
     "quantity-string": Bad(_JSON_TYPE, _json({"item": "MARK", "quantity": "3"}), 422, "quantity"),
     "quantity-float": Bad(_JSON_TYPE, _json({"item": "MARK", "quantity": 2.5}), 422, "quantity"),
     "quantity-bool": Bad(_JSON_TYPE, _json({"item": "MARK", "quantity": True}), 422, "quantity"),
-    "body-over-16k": Bad(_JSON_TYPE, _oversized, 400, "body"),
+    "body-over-16k": Bad(_JSON_TYPE, _oversized, 413, "body"),
 }  # fmt: skip
 
 

@@ -272,8 +272,8 @@ BAD_INPUT = {
     "include-tips-1": Bad(_J, b'{"include_tips": 1}', 422, "include_tips"),
     "include-tips-string": Bad(_J, b'{"include_tips": "true"}', 422, "include_tips"),
     "include-tips-null": Bad(_J, b'{"include_tips": null}', 422, "include_tips"),
-    "body-over-16k": Bad(_J, _OVERSIZED, 400, "body"),
-    "chunked-body-over-16k": Bad(_J, [_OVERSIZED[:100], _OVERSIZED[100:]], 400, "body"),
+    "body-over-16k": Bad(_J, _OVERSIZED, 413, "body"),
+    "chunked-body-over-16k": Bad(_J, [_OVERSIZED[:100], _OVERSIZED[100:]], 413, "body"),
 }  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import django.core.handlers.asgi as django_asgi
 import httpx
 import pytest
 from django.core.handlers.asgi import ASGIHandler
@@ -70,6 +71,10 @@ async def explodes(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("bug in a view")
 
 
+async def echo(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(request.body, content_type="application/octet-stream")
+
+
 urlpatterns = [
     path("bare", bare),
     path("missing", missing),
@@ -77,6 +82,7 @@ urlpatterns = [
     path("streams", streams),
     path("sync", sync_view),
     path("explodes", explodes),
+    path("echo", echo),
 ]
 
 
@@ -323,3 +329,29 @@ async def test_refused_hosts_are_logged_once_per_interval_cut_short(
     assert refusals[0].host == "x" * 100  # type: ignore[attr-defined]
     assert refusals[0].refused == 1  # type: ignore[attr-defined]
     assert len(refusals[0].getMessage()) < 200
+
+
+async def test_bodies_are_read_in_memory_up_to_the_limit_never_spooled(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With MAX_REQUEST_BODY set, a body is read into memory (Django's temporary file is never
+    made), whole up to the limit; past it, declared or not, the answer is 413 and close."""
+    settings.MAX_REQUEST_BODY = 1000
+
+    def no_temporary_file(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a request body was spooled to a temporary file")
+
+    monkeypatch.setattr(django_asgi.tempfile, "SpooledTemporaryFile", no_temporary_file)
+
+    async def chunked(size: int) -> AsyncIterator[bytes]:
+        for _ in range(size // 100):
+            yield b"x" * 100
+
+    async with client_for(EventLoopASGIHandler()) as client:
+        whole = await client.post("/echo", content=b"x" * 1000)
+        declared = await client.post("/echo", content=b"x" * 1001)
+        streamed = await client.post("/echo", content=chunked(1100))
+    assert (whole.status_code, len(whole.content)) == (200, 1000)
+    for refused in (declared, streamed):
+        assert (refused.status_code, refused.headers["Connection"]) == (413, "close")
+        assert refused.json()["error"]["code"] == "payload_too_large"

@@ -115,7 +115,7 @@ def test_a_long_unknown_field_name_is_cut_short() -> None:
 def test_body_over_the_limit_is_400_even_when_valid() -> None:
     """A body larger than MAX_ORDER_BODY is refused before it is parsed."""
     raw = b'{"include_tips": true}' + b" " * MAX_ORDER_BODY
-    assert_invalid(rejected(JSON, raw), 400, "payload_too_large", "body")
+    assert_invalid(rejected(JSON, raw), 413, "payload_too_large", "body")
 
 
 def test_body_at_the_limit_is_read() -> None:

@@ -117,7 +117,7 @@ def test_body_over_the_limit_is_400_even_when_valid() -> None:
     """A body larger than MAX_ORDER_BODY is refused before it is parsed."""
     padded = b'{"item": "tea", "quantity": 1}' + b" " * MAX_ORDER_BODY
     exc = rejected(parse_new_order, JSON, padded)
-    assert_invalid(exc, 400, "payload_too_large", "body")
+    assert_invalid(exc, 413, "payload_too_large", "body")
 
 
 def test_body_at_the_limit_is_read() -> None:
