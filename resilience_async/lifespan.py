@@ -4,6 +4,8 @@ Resources open on the server's running loop at `lifespan.startup` and close at
 `lifespan.shutdown`, after in-flight requests have finished. On SIGTERM or SIGINT the phase
 turns to draining at once, so readiness fails while the server still finishes its work; an
 optional drain delay keeps serving for a while so load balancers notice before it stops.
+While draining, every answer says `Connection: close`: keep-alive clients go elsewhere
+instead of sending a request on a connection the server is about to close.
 """
 
 from __future__ import annotations
@@ -63,7 +65,10 @@ class LifespanApp:
             return
         self.lifecycle.request_started()
         try:
-            await self.app(scope, receive, send)
+            if self.lifecycle.phase is not Phase.DRAINING or scope["type"] != "http":
+                await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, _closing(send))
         finally:
             self.lifecycle.request_finished()
 
@@ -135,3 +140,16 @@ class LifespanApp:
             loop.call_soon_threadsafe(loop.call_later, self._drain_delay, previous, signum, frame)
 
         return handle
+
+
+def _closing(send: Send) -> Send:
+    """`send`, with `Connection: close` on the response: while draining, a client leaves
+    after its answer instead of sending its next request on a connection about to close."""
+
+    async def send_closing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return send_closing

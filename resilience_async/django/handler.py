@@ -32,7 +32,7 @@ from django.core.exceptions import (
     SuspiciousOperation,
 )
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix, set_urlconf
 from django.utils.log import log_response
 
@@ -217,6 +217,9 @@ class EventLoopASGIHandler(ASGIHandler):
         set_urlconf(settings.ROOT_URLCONF)
         response = await self._middleware_chain(request)
         resource_closers(response).append(request.close)
+        if isinstance(response, HttpResponse) and "Content-Length" not in response:
+            # As Django's CommonMiddleware does: a plain body, not a chunked one, on the wire.
+            response["Content-Length"] = str(len(response.content))
         if response.status_code >= 400:
             # Django does this in a thread; a log call is as sync on the loop as anywhere.
             log_response(

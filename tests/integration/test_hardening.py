@@ -3,11 +3,15 @@ each answer is a clean 4xx (or the documented behaviour), never a 5xx or a trace
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import json
+import os
+import signal
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -125,3 +129,61 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(web: WebServer) -> N
         wait_closed_by_server(sock)
     assert (status, headers["connection"]) == (413, "close")
     assert json.loads(body)["error"]["code"] == "payload_too_large"
+
+
+class KeepAliveLoad:
+    """Keep-alive clients behind a load balancer: each sends requests one after another on
+    its connection; told `Connection: close`, it goes elsewhere (stops). Every request a
+    closing connection dropped is counted."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.address = (host, int(port))
+        self.sent = self.answered = self.dropped = self.sent_away = 0
+        self.flowing = asyncio.Event()
+
+    async def client(self) -> None:
+        reader, writer = await asyncio.open_connection(*self.address)
+        try:
+            while await self._one(reader, writer):
+                pass
+        finally:
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """One request; whether to send another on this connection."""
+        writer.write(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        self.sent += 1
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+            length = int(head.split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.dropped += 1  # sent on a connection that closed before answering
+            return False
+        self.answered += 1
+        if self.answered >= 1000:
+            self.flowing.set()
+        if b"connection: close" in head:
+            self.sent_away += 1
+            return False
+        return True
+
+
+async def test_a_drain_under_keep_alive_load_drops_no_request(stack: Stack, tmp_path: Path) -> None:
+    """64 keep-alive clients, then SIGTERM with SHUTDOWN_DRAIN_DELAY: while it drains each
+    answer says `Connection: close`, so every client leaves before the server closes its
+    connections; every request sent is answered, none is dropped by a closing connection."""
+    stack.heal()
+    with run_web(stack, tmp_path, SHUTDOWN_DRAIN_DELAY="1") as server:
+        load = KeepAliveLoad(server.url)
+        clients = [asyncio.create_task(load.client()) for _ in range(64)]
+        await asyncio.wait_for(load.flowing.wait(), timeout=30)
+        os.kill(server.child.pid, signal.SIGTERM)
+        await asyncio.wait_for(asyncio.gather(*clients), timeout=30)
+        exit_code = server.child.popen.wait(timeout=10)
+    assert (load.dropped, load.answered) == (0, load.sent)
+    assert load.sent_away == 64
+    # uvicorn re-raises the signal once its graceful shutdown is done.
+    assert exit_code == -signal.SIGTERM
+    assert "Finished server process" in server.child.log_path.read_text()

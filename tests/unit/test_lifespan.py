@@ -278,6 +278,28 @@ async def test_http_scope_passes_through_to_the_wrapped_app() -> None:
     assert app.lifecycle.in_flight == 0
 
 
+async def test_while_draining_every_answer_closes_its_connection() -> None:
+    """Draining: `Connection: close` on each response (replacing a keep-alive the app set),
+    so keep-alive clients leave instead of reusing a connection about to close."""
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"text/plain"), (b"Connection", b"keep-alive")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent: list[Message] = []
+
+    async def collect(message: Message) -> None:
+        sent.append(message)
+
+    app, _ = make_app(inner)
+    app.lifecycle.phase = Phase.DRAINING
+    await app(http_scope(), no_body, collect)
+
+    assert sent[0]["headers"] == [(b"content-type", b"text/plain"), (b"connection", b"close")]
+    assert sent[1] == {"type": "http.response.body", "body": b"ok"}
+
+
 async def test_in_flight_returns_to_zero_when_the_app_raises() -> None:
     """A request whose app raises propagates the error and is no longer counted."""
 
