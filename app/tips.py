@@ -34,6 +34,8 @@ class TipsService:
         breaker: the client's breaker: while it refuses calls, stale tips are served at once.
         ttl: seconds fetched tips are served without asking the upstream.
         stale_ttl: seconds after `ttl` that they may still be served while it fails.
+        stale_budget: seconds a request waits for a refresh when stale tips are at hand
+            (then it gets them, and the refresh goes on); None: wait for the refresh.
     """
 
     def __init__(
@@ -44,12 +46,14 @@ class TipsService:
         breaker: CircuitBreaker | None,
         ttl: float,
         stale_ttl: float,
+        stale_budget: float | None = None,
     ) -> None:
         self._cache = cache
         self._load = functools.partial(_load_tips, client)
         self._breaker = breaker
         self._ttl = ttl
         self._stale_ttl = stale_ttl
+        self._stale_budget = stale_budget
 
     async def get(self) -> CacheResult[Tips]:
         """Live, or cached, or stale while the upstream fails, or the built-in tips."""
@@ -60,6 +64,7 @@ class TipsService:
             stale_ttl=self._stale_ttl,
             fallback=FALLBACK_TIPS,
             breaker=self._breaker,
+            stale_budget=self._stale_budget,
         )
 
 

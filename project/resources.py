@@ -81,7 +81,8 @@ class Resources:
         self.api = Api(
             tips=TipsService(client=self.tips_client, cache=self.tips_cache,
                              breaker=self.tips_breaker, ttl=settings.CACHE_TTL,
-                             stale_ttl=settings.CACHE_STALE_TTL),
+                             stale_ttl=settings.CACHE_STALE_TTL,
+                             stale_budget=settings.CACHE_STALE_BUDGET),
             orders=OrderService(database=self.database, key_ttl=settings.IDEMPOTENCY_KEY_TTL),
             reports=ReportService(database=self.database, key_ttl=settings.IDEMPOTENCY_KEY_TTL),
         )  # fmt: skip

@@ -81,13 +81,23 @@ BREAKER_FAILURE_RATE = env.fraction("BREAKER_FAILURE_RATE", 0.5)
 BREAKER_WINDOW = env.int("BREAKER_WINDOW", 20, min_value=1)
 BREAKER_MIN_CALLS = env.int("BREAKER_MIN_CALLS", 10, min_value=1)
 BREAKER_SLOW_CALL = env.seconds("BREAKER_SLOW_CALL", 0.0)
-BREAKER_RESET_TIMEOUT = env.seconds("BREAKER_RESET_TIMEOUT", 30.0, allow_zero=False)
+# Short: while the breaker is open, cached tips are served stale at once, and each period
+# ends with one probe (a background refresh) that notices the upstream's recovery.
+BREAKER_RESET_TIMEOUT = env.seconds("BREAKER_RESET_TIMEOUT", 5.0, allow_zero=False)
 BREAKER_HALF_OPEN_MAX_CALLS = env.int("BREAKER_HALF_OPEN_MAX_CALLS", 1, min_value=1)
 BREAKER_SHARED = env.bool("BREAKER_SHARED", True)
 
 # --- Fallback cache ------------------------------------------------------------------------
 CACHE_TTL = env.seconds("CACHE_TTL", 10.0)
 CACHE_STALE_TTL = env.seconds("CACHE_STALE_TTL", 600.0)
+# With stale tips at hand, a request waits at most this long for a refresh, then is served
+# the stale tips while the refresh goes on in the background (stale-while-revalidate);
+# "off": every request waits for its refresh, as before stale-while-revalidate.
+CACHE_STALE_BUDGET: float | None = (
+    None
+    if env.str("CACHE_STALE_BUDGET", "").lower() == "off"
+    else env.seconds("CACHE_STALE_BUDGET", 0.15)
+)
 # Concurrent misses of a key share one upstream call; off, each request makes its own.
 CACHE_SINGLE_FLIGHT = env.bool("CACHE_SINGLE_FLIGHT", True)
 

@@ -162,7 +162,10 @@ class FallbackCache:
         self._rng = rng
         self._local: OrderedDict[str, _Entry] = OrderedDict()
         self._flights: dict[str, asyncio.Task[tuple[Source, _Entry]]] = {}
+        self._flown_since: dict[str, float] = {}  # loop time each flight started at
+        self._failing: set[str] = set()  # keys whose last load failed
         self._writes: dict[str, asyncio.Task[None]] = {}
+        self._loads: set[asyncio.Task[tuple[Source, _Entry]]] = set()  # without single flight
         self._written_at: dict[str, float] = {}
         self._asked_at: dict[str, float] = {}
         self._served: dict[str, int] = dict.fromkeys(_SOURCES, 0)
@@ -200,6 +203,7 @@ class FallbackCache:
         stale_ttl: float,
         fallback: T | _Missing = MISSING,
         breaker: Refusing | None = None,
+        stale_budget: float | None = None,
     ) -> CacheResult[T]:
         """The value of `key`: cached while fresh, else loaded, else stale, else `fallback`.
 
@@ -211,12 +215,19 @@ class FallbackCache:
             fallback: served when the load fails and nothing within its stale window is cached.
             breaker: the breaker guarding `load`; while it refuses calls, a load is not even
                 started when something is cached: stale data is served at once.
+            stale_budget: seconds, from the start of a load, that callers wait for it when a
+                stale value is at hand; past them, the stale value is served at once and the
+                load goes on in the background, to refresh the entry for the next callers
+                (RFC 5861 stale-while-revalidate). Once a load of the key has failed, no one
+                waits until one succeeds. None: wait for the load.
 
         Raises:
             FallbackUnavailableError: the load failed and there was nothing to serve.
         """
         if not (0 <= ttl < _INF and 0 <= stale_ttl < _INF):
             _check_ttls(ttl, stale_ttl)
+        if stale_budget is not None and not 0 <= stale_budget < _INF:
+            raise ValueError(f"stale_budget must be >= 0 seconds, got {stale_budget}")
         # The hot path: a dict lookup and a clock read, no Redis, no task.
         entry = self._local.get(key)
         if entry is not None:
@@ -235,7 +246,7 @@ class FallbackCache:
             if breaker is not None and breaker.retry_after > 0 and key not in self._flights:
                 refused = CircuitOpenError(breaker.name, breaker.retry_after)
                 return self._degrade(key, refused, ttl + stale_ttl, fallback)
-        return await self._get_slow(key, load, ttl, stale_ttl, fallback)
+        return await self._get_slow(key, load, ttl, stale_ttl, fallback, stale_budget=stale_budget)
 
     async def invalidate(self, key: str) -> None:
         """Forget `key` in both tiers (a load or write already in flight may store it again)."""
@@ -251,7 +262,7 @@ class FallbackCache:
 
         The Redis client is not closed: it belongs to whoever made it.
         """
-        while pending := {*self._flights.values(), *self._writes.values()}:
+        while pending := {*self._flights.values(), *self._writes.values(), *self._loads}:
             # asyncio.wait, not gather: cancelling aclose must not cancel loads others await.
             await asyncio.wait(pending)
 
@@ -263,8 +274,15 @@ class FallbackCache:
         ttl: float,
         stale_ttl: float,
         fallback: T | _Missing,
+        *,
+        stale_budget: float | None,
     ) -> CacheResult[T]:
+        stale = self._usable(key, ttl + stale_ttl) if stale_budget is not None else None
         try:
+            if stale is not None:
+                return await self._within_budget(
+                    key, load, ttl, stale_ttl, stale=stale, budget=stale_budget
+                )
             if self._single_flight:
                 flight = self._flights.get(key) or self._start_flight(key, load, ttl, stale_ttl)
                 # Shielded: one caller's cancellation must not cancel the load others wait for.
@@ -273,9 +291,63 @@ class FallbackCache:
                 source, entry = await self._fly(key, load, ttl, stale_ttl)
         except Exception as exc:
             return self._degrade(key, exc, ttl + stale_ttl, fallback)
+        return self._served_from(source, entry)
+
+    async def _within_budget(
+        self,
+        key: str,
+        load: Callable[[], Awaitable[T]],
+        ttl: float,
+        stale_ttl: float,
+        *,
+        stale: _Entry,
+        budget: float | None,
+    ) -> CacheResult[T]:
+        """The load's value if it comes within `budget` seconds of the load's start, else
+        `stale` while the load goes on in the background (it refreshes the entry when it
+        lands): callers who come once a refresh has outrun the budget do not wait at all."""
+        loop = asyncio.get_running_loop()
+        # The last load of this key failed: the upstream is not answering; a caller is
+        # served stale at once rather than wait for another attempt to fail the same way.
+        wait = 0.0 if key in self._failing else (budget or 0.0)
+        if self._single_flight:
+            flight = self._flights.get(key) or self._start_flight(key, load, ttl, stale_ttl)
+            deadline = self._flown_since[key] + wait
+        else:
+            flight = self._background(self._fly(key, load, ttl, stale_ttl))
+            deadline = loop.time() + wait
+        try:
+            async with asyncio.timeout_at(deadline):
+                source, entry = await asyncio.shield(flight)
+        except TimeoutError:
+            self._count("stale")
+            age = max(0.0, self._clock() - stale.loaded_at)
+            return CacheResult(stale.value, "stale", age, f"refresh still running after {budget} s")
+        return self._served_from(source, entry)
+
+    def _served_from(self, source: Source, entry: _Entry) -> CacheResult[Any]:
         self._count(source)
         age = 0.0 if source == "live" else max(0.0, self._clock() - entry.loaded_at)
         return CacheResult(entry.value, source, age, None)
+
+    def _usable(self, key: str, keep: float) -> _Entry | None:
+        """The local entry of `key` if it is still within its stale window."""
+        entry = self._local.get(key)
+        return entry if entry is not None and self._clock() < entry.loaded_at + keep else None
+
+    def _background(
+        self, load: Awaitable[tuple[Source, _Entry]]
+    ) -> asyncio.Task[tuple[Source, _Entry]]:
+        """A load that outlives the caller who started it; `aclose()` waits for it."""
+        task = asyncio.ensure_future(load)
+        self._loads.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[tuple[Source, _Entry]]) -> None:
+        self._loads.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.debug("background load failed: %s", _describe(exc))
 
     def _degrade(
         self, key: str, exc: Exception, keep: float, fallback: T | _Missing
@@ -302,12 +374,14 @@ class FallbackCache:
             self._fly(key, load, ttl, stale_ttl), name=f"cache load {self.namespace}:{key}"
         )
         self._flights[key] = flight
+        self._flown_since[key] = asyncio.get_running_loop().time()
         flight.add_done_callback(partial(self._landed, key))
         return flight
 
     def _landed(self, key: str, flight: asyncio.Task[tuple[Source, _Entry]]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
+            del self._flown_since[key]
         # Retrieved here: an early refresh has no waiter, and its failure is no one's error.
         if not flight.cancelled() and (exc := flight.exception()) is not None:
             logger.debug("load of %r failed: %s", key, _describe(exc))
@@ -328,6 +402,8 @@ class FallbackCache:
         try:
             value = await load()
         except Exception:
+            if len(self._failing) < self._max_entries:
+                self._failing.add(key)
             # Redis was not read (ttl 0): with nothing local to fall back on, another
             # process may have stored a value there (asked once per interval, not per call).
             if ttl == 0 and key not in self._local and self._due(self._asked_at, key, started):
@@ -335,6 +411,7 @@ class FallbackCache:
                 if remote is not None:
                     self._adopt(key, remote)
             raise
+        self._failing.discard(key)
         loaded_at = self._clock()
         entry = _Entry(value, loaded_at, max(0.0, loaded_at - started))
         self._store(key, entry)

@@ -33,15 +33,24 @@ class Scenario:
     contenders: tuple[servers.ServerSpec, ...]
 
 
+STALE_BUDGET = 0.15  # CACHE_STALE_BUDGET's default
 ASYNC, PER_REQUEST = servers.ASYNC_SERVICE, servers.ASYNC_PER_REQUEST
+# Before stale-while-revalidate: every caller waits for its refresh.
+WAITING = servers.ServerSpec(
+    "async, waiting for the refresh",
+    "the async service with CACHE_STALE_BUDGET=off: every caller waits for its refresh",
+    ASYNC.argv_for_port,
+    (("CACHE_STALE_BUDGET", "off"),),
+)
 GUIDE, TUNED = servers.SYNC_DJANGO, servers.SYNC_TUNED
 ALL = (ASYNC, PER_REQUEST, GUIDE, TUNED)
 SCENARIOS = (
     Scenario("healthy", {"mode": "normal"}, 64, ALL),
     Scenario("slow 100 ms, 64", {"mode": "slow", "delay_ms": 100}, 64, ALL),
     Scenario("slow 100 ms, 200", {"mode": "slow", "delay_ms": 100}, 200, ALL),
+    # Before "down": its breakers must still be closed, as a hang finds them.
+    Scenario("hanging", {"mode": "hang"}, 64, (ASYNC, WAITING)),
     Scenario("down (breaker open)", {"mode": "refuse"}, 64, (ASYNC, GUIDE)),
-    Scenario("hanging", {"mode": "hang"}, 64, (ASYNC,)),
 )
 # Against the per-request variant: the same work as the sync twin, one upstream call each.
 TARGETS = [
@@ -64,7 +73,7 @@ def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str
         with Stack(state_dir=work / "stack") as stack:
             servers.pin_stack(stack)
             env = _service_env(stack, work)
-            contenders = {spec.name: servers.start(spec, env, work) for spec in ALL}
+            contenders = {spec.name: servers.start(spec, env, work) for spec in (*ALL, WAITING)}
             control = UpstreamControl(stack.env["TIPS_UPSTREAM_CONTROL_URL"])
             try:
                 results = _rounds(contenders, control, rounds, duration, warmup)
@@ -103,6 +112,7 @@ def _rounds(contenders: dict[str, servers.RunningServer], control: UpstreamContr
         bare = run_load_sync(f"{async_url}/health/live", connections=64, duration=duration,
                              warmup=warmup)  # fmt: skip
         results.setdefault("bare route: async service", []).append(Measured(bare, 0.0))
+        _warm(contenders)
         for scenario in SCENARIOS:
             control.set_mode(**scenario.mode)  # type: ignore[arg-type]
             for spec in scenario.contenders:
@@ -123,6 +133,13 @@ def _measure(server: servers.RunningServer, control: UpstreamControl, scenario: 
     return Measured(result, control.stats()["requests"] / (duration + pre))
 
 
+def _warm(contenders: dict[str, servers.RunningServer]) -> None:
+    """One answer from the healthy upstream in every server's cache: each then holds stale
+    tips for the scenarios where the upstream fails (CACHE_TTL=0: never fresh)."""
+    for server in contenders.values():
+        httpx.get(f"{server.url}/api/tips", timeout=5).raise_for_status()
+
+
 def _await_closed_breakers(contenders: dict[str, servers.RunningServer]) -> None:
     """Back to normal: wait out the open periods until every server answers live again."""
     deadline = time.monotonic() + RESET_TIMEOUT * 5
@@ -141,14 +158,21 @@ def _report(results: dict[str, list[Measured]], duration: float, warmup: float,
         median = sorted(measured, key=lambda m: m.result.rps)[len(measured) // 2]
         note = f"upstream calls {median.upstream_rps:.0f}/s" if "bare" not in key else "reference"
         rows.append(Row(key, note, median.result))
-    hanging = next(row.result for row in rows if row.name == "hanging: async service")
-    limit_ms = UPSTREAM_TIMEOUT * 1.1 * 1000
-    verdict = "met" if hanging.latencies_ms.p99 <= limit_ms else "MISSED"
-    extra = (f"hanging: async p99 {hanging.latencies_ms.p99:.0f} ms "
-             f"(target <= timeout + 10% = {limit_ms:.0f} ms: {verdict})")  # fmt: skip
+
+    def p99(name: str) -> float:
+        return next(row.result for row in rows if row.name == name).latencies_ms.p99
+
+    # The budget, plus what the server's own queueing costs at p99: its bare route's.
+    hanging, waiting = p99("hanging: async service"), p99(f"hanging: {WAITING.name}")
+    limit_ms = STALE_BUDGET * 1000 + p99("bare route: async service")
+    verdict = "met" if hanging <= limit_ms else "MISSED"
+    extra = (f"hanging, stale tips at hand: async p99 {hanging:.0f} ms (target <= "
+             f"CACHE_STALE_BUDGET + the bare route's p99 = {limit_ms:.0f} ms: {verdict}); "
+             f"waiting for the refresh instead: p99 {waiting:.0f} ms")  # fmt: skip
     by_round = {key: [round(m.result.rps) for m in ms] for key, ms in results.items()}
     settings = {"duration_s": duration, "warmup_s": warmup, "rounds": rounds,
                 "upstream_timeout_s": UPSTREAM_TIMEOUT, "cache_ttl_s": 0,
+                "stale_budget_s": STALE_BUDGET,
                 "rps_by_round": by_round}  # fmt: skip
     path = write("outbound", rows, TARGETS, settings)
     title = (

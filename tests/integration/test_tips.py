@@ -99,8 +99,9 @@ def test_open_breaker_fails_fast_and_shows_in_readiness(
     assert "open" in entry["output"]
 
 
-def test_hanging_upstream_costs_one_timeout(web: WebServer, upstream: UpstreamControl) -> None:
-    """A hanging upstream is given up at the timeout, not retried, and stale tips are served."""
+def test_hanging_upstream_costs_one_attempt(web: WebServer, upstream: UpstreamControl) -> None:
+    """A hanging upstream gets one attempt (not retried after its timeout), and stale tips
+    are served meanwhile."""
     tips(web)
     upstream.set_mode("hang")
     upstream.reset_stats()
@@ -154,3 +155,25 @@ def test_readiness_turns_back_to_pass_when_the_breaker_closes(
         upstream.set_mode("normal")
         wait_for(lambda: tips(server).json()["source"] == "live")
         wait_for(lambda: server.get("/health/ready").json()["status"] == "pass")
+
+
+def test_a_hung_refresh_costs_callers_the_stale_budget_not_the_timeout(
+    healthy_stack: Stack, tmp_path: Path, upstream: UpstreamControl
+) -> None:
+    """Stale tips at hand and the upstream hung (its timeout 30 s, the client's 10 s): every
+    caller is served them after the budget while one refresh hangs for all; once the upstream
+    answers, that refresh lands and the next callers get fresh tips from the cache."""
+    with run_web(healthy_stack, tmp_path, REDIS_URL=fresh_redis(healthy_stack), CACHE_TTL="1",
+                 UPSTREAM_TIMEOUT="30", BREAKER_SHARED="0") as server:  # fmt: skip
+        assert tips(server).json()["source"] == "live"
+        upstream.set_mode("hang")
+        upstream.reset_stats()
+        wait_for(lambda: tips(server).json()["source"] == "stale")  # the ttl has passed
+        with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+            during = list(pool.map(lambda _: tips(server).json(), range(40)))
+        hung = upstream.stats()
+        upstream.set_mode("normal")  # releases the hung refresh: it answers, and lands
+        fresh = wait_for(lambda: (body := tips(server).json())["source"] == "cache" and body)
+    assert {body["source"] for body in during} == {"stale"}
+    assert (hung["requests"], hung["in_flight"]) == (1, 1)  # one refresh, shared by all
+    assert fresh["age"] < 1  # loaded after the stale copy: the refresh's own answer

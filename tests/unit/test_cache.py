@@ -334,3 +334,106 @@ async def test_without_single_flight_each_miss_loads_on_its_own() -> None:
     results = await asyncio.gather(*waiting)
     assert calls == 5
     assert {r.source for r in results} == {"live"}
+
+
+# --- stale while revalidating, within a budget ------------------------------------------
+
+
+async def stale_entry(cache: FallbackCache, clock: FakeClock) -> None:
+    """Cache "old" for key k, then let its ttl (10 s) pass: stale, within its window."""
+    await cache.get("k", lambda: _value("old"), ttl=10, stale_ttl=600)
+    clock.advance(20)
+
+
+async def _value(value: str) -> str:
+    return value
+
+
+@pytest.mark.parametrize("single_flight", [True, False])
+async def test_a_slow_refresh_serves_stale_within_the_budget_and_lands_later(
+    clock: FakeClock, single_flight: bool
+) -> None:
+    """A stale value at hand: the caller waits the budget, gets it, and the refresh goes on;
+    when it lands, the next caller gets the new value from the cache."""
+    cache = make_cache(clock, single_flight=single_flight)
+    await stale_entry(cache, clock)
+    refresh = GatedLoader("new")
+    served = await cache.get("k", refresh, ttl=10, stale_ttl=600, stale_budget=0.01)
+    assert (served.value, served.source, served.age) == ("old", "stale", 20)
+    assert served.error == "refresh still running after 0.01 s"
+    assert (refresh.calls, refresh.finished) == (1, False)
+    refresh.release.set()
+    await cache.aclose()  # waits for the refresh that outlived its caller
+    after = await cache.get("k", refresh, ttl=10, stale_ttl=600, stale_budget=0.01)
+    assert (after.value, after.source, refresh.calls) == ("new", "cache", 1)
+
+
+async def test_callers_during_a_slow_refresh_share_it(clock: FakeClock) -> None:
+    """Ten callers while one refresh hangs: ten stale answers, one load."""
+    cache = make_cache(clock)
+    await stale_entry(cache, clock)
+    refresh = GatedLoader("new")
+    results = await asyncio.gather(*(
+        cache.get("k", refresh, ttl=10, stale_ttl=600, stale_budget=0.01) for _ in range(10)
+    ))  # fmt: skip
+    assert {(r.value, r.source) for r in results} == {("old", "stale")}
+    assert refresh.calls == 1
+    refresh.release.set()
+    await cache.aclose()
+
+
+async def test_a_refresh_within_the_budget_is_served_live(clock: FakeClock) -> None:
+    cache = make_cache(clock)
+    await stale_entry(cache, clock)
+    served = await cache.get("k", lambda: _value("new"), ttl=10, stale_ttl=600, stale_budget=5)
+    assert (served.value, served.source) == ("new", "live")
+
+
+async def test_without_a_stale_value_the_budget_does_not_apply(clock: FakeClock) -> None:
+    """Nothing cached (or past its stale window): the caller waits for the load."""
+    cache = make_cache(clock)
+    load = GatedLoader("first")
+    pending = asyncio.create_task(cache.get("k", load, ttl=10, stale_ttl=60, stale_budget=0))
+    await load.started.wait()
+    assert not pending.done()
+    load.release.set()
+    assert (await pending).source == "live"
+    clock.advance(100)  # past ttl + stale_ttl: nothing usable any more
+    late = GatedLoader("second")
+    pending = asyncio.create_task(cache.get("k", late, ttl=10, stale_ttl=60, stale_budget=0))
+    await late.started.wait()
+    assert not pending.done()
+    late.release.set()
+    assert (await pending).value == "second"
+
+
+@pytest.mark.parametrize("budget", [-0.1, math.inf, math.nan])
+async def test_a_budget_that_is_not_seconds_is_refused(clock: FakeClock, budget: float) -> None:
+    with pytest.raises(ValueError, match="stale_budget"):
+        await make_cache(clock).get("k", lambda: _value("v"), ttl=1, stale_ttl=1,
+                                    stale_budget=budget)  # fmt: skip
+
+
+async def test_after_a_failed_refresh_no_caller_waits_for_the_next(clock: FakeClock) -> None:
+    """Once a load of the key has failed, callers get the stale value at once, however large
+    the budget, while the next attempt runs; a success brings the budget back."""
+    cache = make_cache(clock)
+    await stale_entry(cache, clock)
+    failing = Loader(clock)
+    failing.error = ConnectionError("upstream gone")
+    first = await cache.get("k", failing, ttl=10, stale_ttl=600, stale_budget=60)
+    assert (first.source, failing.calls) == ("stale", 1)
+    hanging = GatedLoader("new")
+    served = await asyncio.wait_for(
+        cache.get("k", hanging, ttl=10, stale_ttl=600, stale_budget=60), timeout=5
+    )  # with the budget's wait this would take 60 s
+    assert (served.value, served.source, hanging.calls) == ("old", "stale", 1)
+    hanging.release.set()
+    await cache.aclose()
+    clock.advance(20)
+    later = GatedLoader("newer")
+    waiting = asyncio.create_task(cache.get("k", later, ttl=10, stale_ttl=600, stale_budget=60))
+    await later.started.wait()
+    assert not waiting.done()  # the last load succeeded: callers wait the budget again
+    later.release.set()
+    assert (await waiting).value == "newer"

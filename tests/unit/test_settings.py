@@ -29,7 +29,14 @@ _SETTINGS_PREFIXES = (
     "SHUTDOWN_",
     "LOG_",
 )
-_SETTINGS_NAMES = {"ACCESS_LOG", "SERVICE_NAME", "PROMETHEUS_MULTIPROC_DIR"}
+_SETTINGS_NAMES = {
+    "ACCESS_LOG",
+    "SERVICE_NAME",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "CACHE_STALE_BUDGET",
+    "MAX_REQUEST_BODY",
+    "METRICS_ENABLED",
+}
 
 DEPLOYMENT = {
     "DJANGO_ALLOWED_HOSTS": "api.example.com",
@@ -129,6 +136,8 @@ def test_debug_does_not_require_deployment_variables() -> None:
         ("LOG_LEVEL", "loud"),
         ("ACCESS_LOG", "sometimes"),
         ("SHUTDOWN_TIMEOUT", "nan"),
+        ("CACHE_STALE_BUDGET", "soon"),
+        ("MAX_REQUEST_BODY", "0"),
     ],
 )
 def test_invalid_value_fails_naming_the_variable(name: str, value: str) -> None:
@@ -139,6 +148,15 @@ def test_invalid_value_fails_naming_the_variable(name: str, value: str) -> None:
     error = last_line(result.stderr)
     assert error.startswith("django.core.exceptions.ImproperlyConfigured: "), result.stderr
     assert name in error
+
+
+@pytest.mark.parametrize(("raw", "budget"), [("", "0.15"), ("0", "0.0"), ("0.5", "0.5"),
+                                             ("off", "None"), ("OFF", "None")])  # fmt: skip
+def test_the_stale_budget_is_seconds_or_off(raw: str, budget: str) -> None:
+    """CACHE_STALE_BUDGET: seconds (0.15 by default), or off (every request waits)."""
+    result = run_settings("from project import settings; print(settings.CACHE_STALE_BUDGET)",
+                          CACHE_STALE_BUDGET=raw)  # fmt: skip
+    assert result.stdout.strip() == budget, result.stderr
 
 
 def test_multi_host_database_url_becomes_django_database() -> None:
