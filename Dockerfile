@@ -84,5 +84,7 @@ STOPSIGNAL SIGTERM
 
 ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # Worker processes come from WEB_CONCURRENCY, which uvicorn reads itself (default 1).
+# --http: httptools with the service's request limits (header and body deadlines, header
+# bounds: project/serving.py); behind a proxy, give it the same limits (docs/operations.md).
 CMD ["uvicorn", "project.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--no-access-log", "--timeout-graceful-shutdown", "5"]
+     "--http", "project.serving:HttpProtocol", "--no-access-log", "--timeout-graceful-shutdown", "5"]

@@ -123,6 +123,13 @@ DATABASES = {"default": _django_database(DATABASE_URL)}
 # A request body over this many bytes is refused with 413 before it is read (the handler
 # closes the connection instead of reading the rest); the API's bodies are small JSON.
 MAX_REQUEST_BODY = env.int("MAX_REQUEST_BODY", 16 * 1024, min_value=1)
+# The server's bounds on receiving a request (project/serving.py): a client that has not sent
+# its whole header block this long after its first byte, or its body this long after the
+# headers, gets 408 and is disconnected; more header bytes or fields than these get 431.
+HTTP_HEADER_TIMEOUT = env.seconds("HTTP_HEADER_TIMEOUT", 10.0, allow_zero=False)
+HTTP_BODY_TIMEOUT = env.seconds("HTTP_BODY_TIMEOUT", 10.0, allow_zero=False)
+HTTP_MAX_HEADER_BYTES = env.int("HTTP_MAX_HEADER_BYTES", 16 * 1024, min_value=1)
+HTTP_MAX_HEADERS = env.int("HTTP_MAX_HEADERS", 100, min_value=1)
 
 # --- Load shedding ---------------------------------------------------------------------------
 # Requests in flight per server process beyond which new ones are answered 503 at once.

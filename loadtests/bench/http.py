@@ -13,13 +13,17 @@ from pathlib import Path
 
 from loadtests.bench import servers
 from loadtests.bench.report import Row, Target, median_round, render, write
+from loadtests.bench.slowloris import SlowClients
 from loadtests.loadgen import LoadResult, run_load_sync
 from loadtests.stack import Stack
 
 CONTENDERS = (servers.ASYNC_SERVICE, servers.STOCK_ASGI, servers.SYNC_DJANGO)
+SLOW_CLIENTS = 1000
+BESIEGED = f"async service, {SLOW_CLIENTS} slow clients"
 TARGETS = [
     Target("async service / stock Django ASGI", "async service", "stock Django ASGI", 5.0),
     Target("async service / sync Django (gunicorn)", "async service", "sync Django", 1.5),
+    Target(f"with {SLOW_CLIENTS} slow clients / without", BESIEGED, "async service", 0.9),
 ]
 
 
@@ -46,6 +50,8 @@ def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str
     rows = [
         Row(s.spec.name, s.spec.description, median_round(results[s.spec.name])) for s in running
     ]
+    rows.append(Row(BESIEGED, "the async service while slowloris clients hold connections",
+                    median_round(results[BESIEGED])))  # fmt: skip
     by_round = {name: [round(r.rps) for r in rs] for name, rs in results.items()}
     settings = {
         "route": "/health/live",
@@ -61,7 +67,7 @@ def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str
         f"{duration:g} s per server (median round shown), server on 1 core"
     )
     spread = "\n".join(
-        f"  {name:<20}rounds: {', '.join(map(str, rps))} req/s" for name, rps in by_round.items()
+        f"  {name:<34}rounds: {', '.join(map(str, rps))} req/s" for name, rps in by_round.items()
     )
     return f"{render(title, rows, TARGETS)}\n\n{spread}\n\nwritten to {path}"
 
@@ -74,6 +80,8 @@ def _rounds(
     connections: int,
 ) -> dict[str, list[LoadResult]]:
     results: dict[str, list[LoadResult]] = {server.spec.name: [] for server in running}
+    results[BESIEGED] = []
+    service = next(s for s in running if s.spec is servers.ASYNC_SERVICE)
     for _ in range(rounds):
         for server in running:
             result = run_load_sync(
@@ -83,4 +91,9 @@ def _rounds(
                 warmup=warmup,
             )
             results[server.spec.name].append(result)
+        # The same load while slow clients hold connections, their headers never finished.
+        with SlowClients(service.url, SLOW_CLIENTS):
+            besieged = run_load_sync(f"{service.url}/health/live", connections=connections,
+                                     duration=duration, warmup=warmup)  # fmt: skip
+        results[BESIEGED].append(besieged)
     return results

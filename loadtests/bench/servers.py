@@ -43,28 +43,28 @@ UVICORN = (
     "1",
     "--loop",
     "uvloop",
-    "--http",
-    "httptools",
     "--no-access-log",
     "--log-level",
     "warning",
 )
+# This service as deployed: httptools with its request limits (project/serving.py).
+SERVICE_HTTP = ("--http", "project.serving:HttpProtocol")
 
 ASYNC_SERVICE = ServerSpec(
     "async service",
     "this project: uvicorn, EventLoopASGIHandler, async-native middleware",
-    (*UVICORN, "project.asgi:application"),
+    (*UVICORN, *SERVICE_HTTP, "project.asgi:application"),
 )
 ASYNC_PER_REQUEST = ServerSpec(
     "async, call per request",
     "the async service with CACHE_SINGLE_FLIGHT=0: one upstream call per request",
-    (*UVICORN, "project.asgi:application"),
+    (*UVICORN, *SERVICE_HTTP, "project.asgi:application"),
     (("CACHE_SINGLE_FLIGHT", "0"),),
 )
 STOCK_ASGI = ServerSpec(
     "stock Django ASGI",
     "uvicorn, Django's ASGIHandler, SecurityMiddleware + CommonMiddleware",
-    (*UVICORN, "loadtests.bench.stock_asgi:application"),
+    (*UVICORN, "--http", "httptools", "loadtests.bench.stock_asgi:application"),
 )
 SYNC_DJANGO = ServerSpec(
     "sync Django",

@@ -66,9 +66,11 @@ def migrate(stack: Stack, env: dict[str, str]) -> None:
 
 
 def uvicorn_argv(host: str, port: int, workers: int) -> list[str]:
-    """The web server command: uvicorn on the ASGI app, draining 5 s on SIGTERM."""
+    """The web server command: uvicorn on the ASGI app with the service's request limits
+    (project/serving.py), draining 5 s on SIGTERM."""
     return [sys.executable, "-m", "uvicorn", "project.asgi:application", "--host", host,
             "--port", str(port), "--workers", str(workers), "--no-access-log",
+            "--http", "project.serving:HttpProtocol",
             "--timeout-graceful-shutdown", "5"]  # fmt: skip
 
 

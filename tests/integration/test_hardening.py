@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from loadtests.stack import Stack
@@ -51,7 +51,7 @@ async def test_a_websocket_handshake_is_refused_with_a_403(web: WebServer) -> No
     ws_url = web.url.replace("http://", "ws://")
     for path in ("/api/tips", "/nowhere"):
         with pytest.raises(InvalidStatus) as refused:
-            async with connect(ws_url + path):
+            async with ws_connect(ws_url + path):
                 pass
         assert refused.value.response.status_code == 403
     assert request_count(web, "websocket", 403) == before + 2
@@ -187,3 +187,85 @@ async def test_a_drain_under_keep_alive_load_drops_no_request(stack: Stack, tmp_
     # uvicorn re-raises the signal once its graceful shutdown is done.
     assert exit_code == -signal.SIGTERM
     assert "Finished server process" in server.child.log_path.read_text()
+
+
+# --- slow clients and header bounds (project/serving.py) --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """A server with 1 s to receive a request's headers, and 1 s for its body."""
+    stack.heal()
+    with run_web(stack, tmp_path_factory.mktemp("strict"), HTTP_HEADER_TIMEOUT="1",
+                 HTTP_BODY_TIMEOUT="1") as server:  # fmt: skip
+        yield server
+
+
+def connect(web: WebServer) -> socket.socket:
+    host, port = web.url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def refusal(sock: socket.socket) -> tuple[int, str]:
+    """The status and error code the server answered before closing the connection."""
+    status, headers, body = raw_response(sock)
+    wait_closed_by_server(sock)
+    assert headers["connection"] == "close"
+    return status, json.loads(body)["error"]["code"]
+
+
+REQUEST_LINE = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", REQUEST_LINE, REQUEST_LINE + b"X-Slow: a"],
+    ids=["silent", "headers-unfinished", "header-unfinished"],
+)
+def test_a_client_too_slow_with_its_headers_is_answered_408_and_let_go(
+    strict: WebServer, sent: bytes
+) -> None:
+    """Slowloris: nothing, or headers that never end; the server answers 408 and closes,
+    instead of holding the connection for ever."""
+    with connect(strict) as sock:
+        sock.sendall(sent)
+        assert refusal(sock) == (408, "request_timeout")
+
+
+def test_a_body_too_slow_is_answered_408_and_let_go(strict: WebServer) -> None:
+    with connect(strict) as sock:
+        sock.sendall(b"POST /api/reports HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")  # fmt: skip
+        assert refusal(sock) == (408, "request_timeout")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"X-Big: " + b"a" * 1_000_000 + b"\r\n",
+        b"".join(b"X-%d: v\r\n" % n for n in range(10_000)),
+        b"".join(b"X-%d: v\r\n" % n for n in range(101)),  # few bytes, too many fields
+    ],
+    ids=["1-MB-header", "10000-headers", "101-headers"],
+)
+def test_headers_too_large_or_too_many_are_431(strict: WebServer, headers: bytes) -> None:
+    with connect(strict) as sock:
+        with contextlib.suppress(ConnectionError):  # the server may close before it all went
+            sock.sendall(REQUEST_LINE + headers + b"\r\n")
+        assert refusal(sock) == (431, "headers_too_large")
+
+
+def test_a_thousand_slow_clients_neither_block_requests_nor_stay(strict: WebServer) -> None:
+    """1,000 connections holding unfinished headers: ordinary requests are answered all the
+    while, and every slow connection is answered 408 and closed."""
+    slow = [connect(strict) for _ in range(1000)]
+    try:
+        for sock in slow:
+            sock.sendall(REQUEST_LINE)
+        answered = [strict.get("/health/live").status_code for _ in range(20)]
+        refused = [refusal(sock)[0] for sock in slow]
+    finally:
+        for sock in slow:
+            sock.close()
+    assert answered == [200] * 20
+    assert refused == [408] * 1000
