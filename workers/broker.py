@@ -6,11 +6,71 @@ declares actors: the process's root (`project/worker.py`) does, from settings, a
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import dramatiq
-from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
+import redis
+from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed
+
+logger = logging.getLogger(__name__)
+
+# A consumer facing a Redis that is down or frozen asks again after this many seconds.
+OUTAGE_PAUSE = 1.0
+
+
+class PatientRedisConsumer(_RedisConsumer):  # type: ignore[misc]
+    """Dramatiq's Redis consumer, riding out a frozen or restarted Redis.
+
+    Dramatiq's own turns only `redis.ConnectionError` into its retryable connection error:
+    a *frozen* Redis raises `redis.TimeoutError`, so a fetch crashes the consumer (logged
+    CRITICAL, restarted) and an ack is given up ("You've found a bug in Dramatiq"), leaving
+    the message in the worker's ack set for as long as the worker lives. Here every Redis
+    failure of an ack or nack is retryable (Dramatiq retries it until Redis answers), and
+    a failed fetch is a warning and a pause, not a crash.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._failing = False
+
+    def ack(self, message: Any) -> None:
+        try:
+            super().ack(message)
+        except redis.RedisError as exc:  # not a ConnectionError: a timeout, say
+            raise ConnectionClosed(exc) from None
+
+    def nack(self, message: Any) -> None:
+        try:
+            super().nack(message)
+        except redis.RedisError as exc:
+            raise ConnectionClosed(exc) from None
+
+    def __next__(self) -> Any:
+        try:
+            message = super().__next__()
+        except (ConnectionClosed, redis.RedisError) as exc:
+            if not self._failing:
+                self._failing = True
+                logger.warning("broker unavailable (%s); waiting for it", exc)
+            time.sleep(OUTAGE_PAUSE)
+            return None
+        if self._failing:
+            self._failing = False
+            logger.info("broker available again")
+        return message
+
+
+class PatientRedisBroker(RedisBroker):  # type: ignore[misc]
+    """A RedisBroker whose consumers ride out a frozen or restarted Redis."""
+
+    @property
+    def consumer_class(self) -> type[PatientRedisConsumer]:
+        return PatientRedisConsumer
 
 
 def make_broker(
@@ -30,7 +90,7 @@ def make_broker(
     """
     scheme = urlsplit(url).scheme
     if scheme in ("redis", "rediss", "unix"):
-        return RedisBroker(
+        return PatientRedisBroker(
             url=url,
             middleware=list(middleware),
             heartbeat_timeout=int(heartbeat_timeout * 1000),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 from loadtests.stack import Stack
 from loadtests.upstream import UpstreamControl
@@ -198,3 +199,41 @@ def test_a_worker_told_twice_to_stop_exits_at_once(healthy_stack: Stack, tmp_pat
         worker.popen.wait(timeout=15)
         with pytest.raises(ProcessLookupError):  # nothing left in its process group
             os.killpg(worker.pid, 0)
+
+
+def test_a_frozen_broker_strands_no_ack_and_crashes_no_consumer(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    """The broker's Redis frozen (SIGSTOP) past its socket timeout while jobs finish: their
+    acks wait for it instead of being given up, no consumer crashes, and once it thaws every
+    job is done and no message is left in an ack set."""
+    with jobs(healthy_stack, tmp_path, REPORT_WORK_SECONDS="1") as system:
+        system.start(relay_process)
+        worker = system.start(worker_process)
+        ids = [system.post() for _ in range(8)]
+        wait_for(lambda: any(s[0] == "running" for s in system.states(ids).values()), timeout=30)
+        broker_redis = system.broker.children["redis"]
+        os.kill(broker_redis.pid, signal.SIGSTOP)
+        try:  # until an ack has timed out and is being retried
+            wait_for(lambda: "Failed to post_process_message" in worker.log_path.read_text(),
+                     timeout=30)  # fmt: skip
+        finally:
+            os.kill(broker_redis.pid, signal.SIGCONT)
+        finished = wait_for(system.all_done(ids), timeout=60, interval=0.2)
+        stranded = _ack_set_sizes(system.env["BROKER_URL"])
+        log = worker.log_path.read_text()
+
+    assert {state[0] for state in finished.values()} == {"done"}
+    assert stranded == {}
+    assert "CRITICAL" not in log
+    assert "You've found a bug" not in log
+
+
+def _ack_set_sizes(broker_url: str) -> dict[str, int]:
+    """Messages still in a worker's ack set, by set (empty when every one was acked)."""
+    client = redis.Redis.from_url(broker_url)
+    try:
+        sizes = {key.decode(): client.scard(key) for key in client.scan_iter("dramatiq:__acks__.*")}
+    finally:
+        client.close()
+    return {key: size for key, size in sizes.items() if size}
