@@ -8,6 +8,7 @@ import contextlib
 import gzip
 import json
 import os
+import random
 import signal
 import socket
 from collections.abc import Iterator
@@ -269,3 +270,82 @@ def test_a_thousand_slow_clients_neither_block_requests_nor_stay(strict: WebServ
             sock.close()
     assert answered == [200] * 20
     assert refused == [408] * 1000
+
+
+# --- fuzzing: whatever comes in, the answer is never a 5xx -----------------------------------
+
+_PATHS = [
+    "/api/tips",
+    "/api/orders",
+    "/api/orders/1",
+    "/api/orders/99999999999999999999",
+    "/api/orders/-1",
+    "/api/reports",
+    "/api/reports/not-a-uuid",
+    "/api/reports/5f0b8a52-32b4-4a8a-9d43-3d3c1d7f0e11",
+    "/health/ready",
+    "/metrics",
+    "/%00",
+    "/api/orders?limit=0",
+    "/api/orders?before=abc&limit=101",
+    "/" + "a" * 3000,
+]
+_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "BREW"]
+_TYPES = [
+    "application/json",
+    "application/json; charset=latin-1",
+    "text/plain",
+    "",
+    "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded",
+]
+_VALUES = [
+    None,
+    True,
+    0,
+    -1,
+    1.5,
+    10**40,
+    "",
+    "x" * 300,
+    "\u0000",
+    "\ud800",
+    [],
+    {},
+    [1, 2],
+    {"a": 1},
+    "2024-13-45",
+    "2024-01-01T00:00:00+00:00:30.5",
+]
+
+
+def _fuzzed_body(rng: random.Random) -> bytes:
+    kind = rng.randrange(4)
+    if kind == 0:
+        return rng.randbytes(rng.randrange(0, 200))
+    if kind == 1:
+        return b'{"item": "tea", "quantity": ' + rng.choice([b"1", b"", b"1e309", b"[", b"}"])
+    fields = ["item", "quantity", "item_prefix", "since", "include_tips", "extra", ""]
+    data = {rng.choice(fields): rng.choice(_VALUES) for _ in range(rng.randrange(0, 4))}
+    body = json.dumps(data).encode()
+    return gzip.compress(body) if kind == 3 else body
+
+
+def test_a_thousand_fuzzed_requests_get_no_5xx(web: WebServer) -> None:
+    """Random methods, paths, headers and bodies (seeded: the same every run): every answer
+    is a 2xx, 3xx or 4xx, and nothing is logged as an error."""
+    rng = random.Random(20261130)
+    statuses: dict[int, int] = {}
+    for _ in range(1000):
+        headers = {"Content-Type": rng.choice(_TYPES)}
+        if rng.random() < 0.2:
+            headers["Content-Encoding"] = rng.choice(["gzip", "deflate", "br", "identity", "x"])
+        if rng.random() < 0.2:
+            headers["X-Consistency-Token"] = rng.choice(["0/1", "zz", "1/2/3", "FFFFFFFF/0"])
+        if rng.random() < 0.2:
+            headers["Idempotency-Key"] = rng.choice(['"k"', "k" * 300, "a b", "ok-key"])
+        response = web.client.request(rng.choice(_METHODS), rng.choice(_PATHS), headers=headers,
+                                      content=_fuzzed_body(rng))  # fmt: skip
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    assert [status for status in statuses if status >= 500] == [], statuses
+    assert logged_errors(web) == []

@@ -36,3 +36,27 @@ def test_jobs_run_through_rabbitmq_and_survive_a_killed_worker(
 
     assert finished[first][:3] == ("done", 2, True)  # killed once, finished once
     assert {finished[report][:3] for report in more} == {("done", 1, True)}
+
+
+def test_a_frozen_rabbitmq_node_loses_no_job_and_crashes_no_consumer(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    """The node frozen (SIGSTOP) while jobs finish, so their acks wait on it: once it thaws
+    every job is done, and the worker logged no error."""
+    with jobs(healthy_stack, tmp_path, broker_kind="rabbitmq", REPORT_WORK_SECONDS="1") as system:
+        system.start(relay_process)
+        worker = system.start(worker_process)
+        ids = [system.post() for _ in range(8)]
+        wait_for(lambda: any(s[0] == "running" for s in system.states(ids).values()), timeout=30)
+        node = system.broker.children["rabbitmq"]
+        os.killpg(node.pid, signal.SIGSTOP)
+        try:  # until a job has finished: its ack is waiting on the frozen node
+            wait_for(lambda: any(s[0] == "done" for s in system.states(ids).values()), timeout=30)
+        finally:
+            os.killpg(node.pid, signal.SIGCONT)
+        more = [system.post() for _ in range(4)]
+        finished = wait_for(system.all_done(ids + more), timeout=90, interval=0.5)
+        log = worker.log_path.read_text()
+
+    assert {state[0] for state in finished.values()} == {"done"}
+    assert [line for line in log.splitlines() if "CRITICAL" in line or "ERROR" in line] == []
