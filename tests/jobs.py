@@ -14,6 +14,7 @@ import psycopg
 from loadtests.stack import Stack
 from loadtests.stack.process import Child
 from loadtests.stack.serve import relay_child, worker_child
+from tests.helpers import wait_for
 from tests.servers import WebServer, run_web
 
 # Fast but honest timings: a job takes a second, a dead worker is noticed after 3 s and
@@ -55,6 +56,12 @@ class Jobs:
         response = self.web.client.post("/api/reports", json=params or {})
         assert response.status_code == 202, response.text
         return response.json()["id"]
+
+    def some_running(self, count: int) -> list[str]:
+        """Post `count` reports and wait until a worker runs one of them; their ids."""
+        ids = [self.post() for _ in range(count)]
+        wait_for(lambda: any(s[0] == "running" for s in self.states(ids).values()), timeout=30)
+        return ids
 
     def states(self, ids: list[str]) -> dict[str, tuple[str, int, bool, str]]:
         """id -> (status, attempts, has a result, error), straight from the primary."""

@@ -210,8 +210,7 @@ def test_a_frozen_broker_strands_no_ack_and_crashes_no_consumer(
     with jobs(healthy_stack, tmp_path, REPORT_WORK_SECONDS="1") as system:
         system.start(relay_process)
         worker = system.start(worker_process)
-        ids = [system.post() for _ in range(8)]
-        wait_for(lambda: any(s[0] == "running" for s in system.states(ids).values()), timeout=30)
+        ids = system.some_running(8)
         broker_redis = system.broker.children["redis"]
         os.kill(broker_redis.pid, signal.SIGSTOP)
         try:  # until an ack has timed out and is being retried

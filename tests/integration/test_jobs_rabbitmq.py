@@ -46,8 +46,7 @@ def test_a_frozen_rabbitmq_node_loses_no_job_and_crashes_no_consumer(
     with jobs(healthy_stack, tmp_path, broker_kind="rabbitmq", REPORT_WORK_SECONDS="1") as system:
         system.start(relay_process)
         worker = system.start(worker_process)
-        ids = [system.post() for _ in range(8)]
-        wait_for(lambda: any(s[0] == "running" for s in system.states(ids).values()), timeout=30)
+        ids = system.some_running(8)
         node = system.broker.children["rabbitmq"]
         os.killpg(node.pid, signal.SIGSTOP)
         try:  # until a job has finished: its ack is waiting on the frozen node
