@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVar
 
+from resilience_async._hooks import Hooked
 from resilience_async.breaker import CircuitBreaker, Guard
 from resilience_async.errors import CircuitOpenError, FallbackUnavailableError, ResilienceError
 
@@ -99,7 +100,7 @@ class _Entry:
     duration: float  # seconds the load took: XFetch's delta
 
 
-class FallbackCache:
+class FallbackCache(Hooked[CacheHook]):
     """An in-process LRU tier plus a Redis tier, serving stale or fallback values on errors.
 
     Args:
@@ -171,21 +172,13 @@ class FallbackCache:
         self._served: dict[str, int] = dict.fromkeys(_SOURCES, 0)
         self._hooks = tuple(hooks)
 
-    @property
-    def hooks(self) -> tuple[CacheHook, ...]:
-        """The hooks told of this object's events, in the order they were given."""
-        return self._hooks
-
-    def add_hook(self, hook: CacheHook) -> None:
-        self._hooks = (*self._hooks, hook)
-
     def stats(self) -> dict[str, int]:
         """Values served by source (`live`, `cache`, `stale`, `fallback`), and what is held
         now: `entries` in the local tier, `loads` in flight, pending Redis `writes`."""
         return {
             **self._served,
             "entries": len(self._local),
-            "loads": len(self._flights),
+            "loads": len(self._flights) + len(self._loads),
             "writes": len(self._writes),
         }
 
@@ -279,7 +272,7 @@ class FallbackCache:
     ) -> CacheResult[T]:
         stale = self._usable(key, ttl + stale_ttl) if stale_budget is not None else None
         try:
-            if stale is not None:
+            if stale is not None and stale_budget is not None:
                 return await self._within_budget(
                     key, load, ttl, stale_ttl, stale=stale, budget=stale_budget
                 )
@@ -301,7 +294,7 @@ class FallbackCache:
         stale_ttl: float,
         *,
         stale: _Entry,
-        budget: float | None,
+        budget: float,
     ) -> CacheResult[T]:
         """The load's value if it comes within `budget` seconds of the load's start, else
         `stale` while the load goes on in the background (it refreshes the entry when it
@@ -309,7 +302,7 @@ class FallbackCache:
         loop = asyncio.get_running_loop()
         # The last load of this key failed: the upstream is not answering; a caller is
         # served stale at once rather than wait for another attempt to fail the same way.
-        wait = 0.0 if key in self._failing else (budget or 0.0)
+        wait = 0.0 if key in self._failing else budget
         if self._single_flight:
             flight = self._flights.get(key) or self._start_flight(key, load, ttl, stale_ttl)
             deadline = self._flown_since[key] + wait
@@ -322,7 +315,7 @@ class FallbackCache:
         except TimeoutError:
             self._count("stale")
             age = max(0.0, self._clock() - stale.loaded_at)
-            return CacheResult(stale.value, "stale", age, f"refresh still running after {budget} s")
+            return CacheResult(stale.value, "stale", age, f"refresh still running after {wait} s")
         return self._served_from(source, entry)
 
     def _served_from(self, source: Source, entry: _Entry) -> CacheResult[Any]:
@@ -357,11 +350,11 @@ class FallbackCache:
         if not isinstance(exc, ResilienceError):
             # Not a dependency failing the expected way: a bug, or a failure nobody translated.
             logger.warning("load of %r raised %s; degrading", key, error, exc_info=exc)
-        entry = self._local.get(key)
-        now = self._clock()
-        if entry is not None and now < entry.loaded_at + keep:
+        entry = self._usable(key, keep)
+        if entry is not None:
             self._count("stale")
-            return CacheResult(entry.value, "stale", max(0.0, now - entry.loaded_at), error)
+            age = max(0.0, self._clock() - entry.loaded_at)
+            return CacheResult(entry.value, "stale", age, error)
         if isinstance(fallback, _Missing):
             raise FallbackUnavailableError(key) from exc
         self._count("fallback")

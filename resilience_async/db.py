@@ -33,6 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
+from resilience_async._hooks import Hooked
 from resilience_async.breaker import CircuitBreaker
 from resilience_async.errors import (
     CircuitOpenError,
@@ -120,7 +121,7 @@ async def check_idle_connection(conn: Connection) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-class Database:
+class Database(Hooked[DatabaseHook]):
     """The primary pool, the replica pools and the monitor of one service process.
 
     Args:
@@ -220,14 +221,6 @@ class Database:
         }
         return self._pool_class(url, name=name, timeout=timeout, kwargs=kwargs,
                                 **self._pool_options)  # fmt: skip
-
-    @property
-    def hooks(self) -> tuple[DatabaseHook, ...]:
-        """The hooks told of this object's events, in the order they were given."""
-        return self._hooks
-
-    def add_hook(self, hook: DatabaseHook) -> None:
-        self._hooks = (*self._hooks, hook)
 
     def stats(self) -> dict[str, Any]:
         """Queries and servers as numbers: what a dashboard or a test reads.

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from resilience_async._hooks import Hooked
 from resilience_async.breaker import Guard
 from resilience_async.errors import (
     CallTimeoutError,
@@ -54,7 +55,7 @@ def is_server_failure(response: Any) -> bool:
     return status >= 500 or status == 429
 
 
-class ResilientClient:
+class ResilientClient(Hooked[UpstreamHook]):
     """HTTP calls to one upstream, with timeouts, a breaker, budgeted retries and a bulkhead.
 
     Args:
@@ -112,14 +113,6 @@ class ResilientClient:
         self._attempts: dict[str, int] = {}
         self._retries = {True: 0, False: 0}
         self._hooks = tuple(hooks)
-
-    @property
-    def hooks(self) -> tuple[UpstreamHook, ...]:
-        """The hooks told of this object's events, in the order they were given."""
-        return self._hooks
-
-    def add_hook(self, hook: UpstreamHook) -> None:
-        self._hooks = (*self._hooks, hook)
 
     def stats(self) -> dict[str, Any]:
         """Requests made, attempts by outcome, retries made and refused by the budget.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from resilience_async._hooks import Hooked
 from resilience_async._slots import Slots
 from resilience_async.errors import BulkheadFullError
 
@@ -21,7 +22,7 @@ class BulkheadHook(Protocol):
     def record_rejection(self) -> None: ...
 
 
-class Bulkhead:
+class Bulkhead(Hooked[BulkheadHook]):
     """At most `max_concurrent` holders; up to `max_queue` more may wait `queue_timeout` s.
 
     Use as `async with bulkhead: ...`. With the defaults (no queue) a full bulkhead
@@ -52,14 +53,6 @@ class Bulkhead:
     @property
     def in_flight(self) -> int:
         return self._slots.taken
-
-    @property
-    def hooks(self) -> tuple[BulkheadHook, ...]:
-        """The hooks told of this object's events, in the order they were given."""
-        return self._hooks
-
-    def add_hook(self, hook: BulkheadHook) -> None:
-        self._hooks = (*self._hooks, hook)
 
     def stats(self) -> dict[str, int]:
         """`max_concurrent`, `in_flight`, `waiting` (queued now) and `rejected` (so far)."""

@@ -45,20 +45,23 @@ REASONS = {
 }
 
 
+# Most specific first: the first kind a failure is decides its code.
+_CODES: tuple[tuple[type[BaseException], str], ...] = (
+    (CircuitOpenError, "dependency_unavailable"),
+    (UpstreamError, "upstream_failed"),
+    (DatabaseUnavailableError, "database_unavailable"),
+    (SaturatedError, "overloaded"),
+    (ResilienceError, "dependency_unavailable"),
+    (TimeLimitExceeded, "time_limit"),
+    (psycopg.DataError, "invalid_parameters"),
+    (psycopg.OperationalError, "database_unavailable"),
+)
+
+
 def reason_code(exc: BaseException) -> str:
     """The stable code of a job's failure (a `REASONS` key)."""
     cause = exc.__cause__ if isinstance(exc, dramatiq.Retry) else exc
-    checks: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
-        (CircuitOpenError, "dependency_unavailable"),
-        (UpstreamError, "upstream_failed"),
-        (DatabaseUnavailableError, "database_unavailable"),
-        (SaturatedError, "overloaded"),
-        (ResilienceError, "dependency_unavailable"),
-        (TimeLimitExceeded, "time_limit"),
-        (psycopg.DataError, "invalid_parameters"),
-        (psycopg.OperationalError, "database_unavailable"),
-    )
-    return next((code for kinds, code in checks if isinstance(cause, kinds)), "internal_error")
+    return next((code for kind, code in _CODES if isinstance(cause, kind)), "internal_error")
 
 
 def describe(exc: BaseException) -> str:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import functools
 import io
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from inspect import iscoroutinefunction
@@ -113,8 +112,7 @@ class EventLoopASGIHandler(ASGIHandler):
         message = await receive()
         if message["type"] == "websocket.connect":
             await send({"type": "websocket.close", "code": 1008})
-            if self._recorder is not None:
-                self._recorder.record("GET", "websocket", 403, 0.0)
+            self._record("GET", "websocket", 403)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self._body_limit
@@ -138,19 +136,17 @@ class EventLoopASGIHandler(ASGIHandler):
     async def _refuse_body(self, scope: Scope, send: Send, limit: int) -> None:
         """413 with the error body, and `Connection: close`: the rest of the body is never
         read, so the connection can't carry another request."""
-        body = json.dumps(
-            {"error": {"code": "payload_too_large", "field": "body",
-                       "message": f"the body is larger than {limit} bytes"}},
-            separators=(",", ":"),
-        ).encode()  # fmt: skip
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
-                   (b"content-length", str(len(body)).encode())]  # fmt: skip
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        refusal = json_error(413, "payload_too_large", f"the body is larger than {limit} bytes",
+                             field="body", headers={"Connection": "close"})  # fmt: skip
+        refusal["Content-Length"] = str(len(refusal.content))
+        await self.send_response(refusal, send)
+        self._record(scope.get("method", "OTHER"), "unmatched", 413)
+
+    def _record(self, method: str, route: str, status: int) -> None:
+        """Count an answer given before Django's middleware (which counts the others)."""
         if self._recorder is not None:
-            method = scope.get("method", "OTHER")
-            self._recorder.record(method if method in KNOWN_METHODS else "OTHER",
-                                  "unmatched", 413, 0.0)  # fmt: skip
+            label = method if method in KNOWN_METHODS else "OTHER"
+            self._recorder.record(label, route, status, 0.0)
 
     async def _handle_request(
         self, scope: Scope, body_file: Any, receive: Receive, send: Send
