@@ -1,0 +1,7 @@
+"""A Chaos Toolkit extension for the local stack: actions and probes over
+`loadtests.faults.process`, finding their targets through `.stack/state.json`.
+
+    chaos run loadtests/chaos/kill-random-db-connection.json   # against `make run`
+
+Every activity takes `stack_dir` (default: `$STACK_DIR`, else `.stack` in the checkout).
+"""

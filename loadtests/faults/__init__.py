@@ -1,0 +1,1 @@
+"""Faults to inject into the local stack: network (the fault proxy), processes, SQL."""
