@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-packages run test lint format bench clean
+.PHONY: install system-packages run test lint format bench scenario clean
 
 install: $(STAMP) system-packages
 
@@ -52,6 +52,12 @@ format: install
 
 bench: install
 	$(BIN)/python -m loadtests bench
+
+# One load-plus-fault scenario: make scenario NAME=upstream-outage [SCALE=0.3]
+scenario: install
+	@test -n "$(NAME)" || { echo "usage: make scenario NAME=<name> [SCALE=F]; names:"; \
+		$(BIN)/python -m loadtests scenario list; exit 2; }
+	$(BIN)/python -m loadtests scenario run $(NAME) --scale $(or $(SCALE),1)
 
 clean:
 	rm -rf $(VENV) .stack reports .pytest_cache .ruff_cache .mypy_cache

@@ -1,11 +1,12 @@
-"""`python -m loadtests`: the local stack (up, down, serve) and the benchmarks (bench)."""
+"""`python -m loadtests`: the local stack (up, down, serve), the load-plus-fault scenarios
+(scenario) and the benchmarks (bench)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from loadtests import cli_stack
+from loadtests import cli_scenario, cli_stack
 from loadtests.bench import data as bench_data
 from loadtests.bench import http as bench_http
 from loadtests.bench import jobs as bench_jobs
@@ -26,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--quiet", action="store_true", help="do not echo service logs")
     commands.add_parser("down", help="stop a detached stack (and clean up after a crashed one)")
     commands.add_parser("serve", help="stack, migrations, web server: what `make run` runs")
+    cli_scenario.add_parser(commands)
     bench = commands.add_parser("bench", help="async vs sync benchmarks: tables, reports/bench/")
     bench.add_argument("parts", nargs="*", choices=sorted(BENCH_PARTS), help="default: all")
     bench.add_argument("--duration", type=float, default=5.0, help="measured seconds per round")
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_stack.down()
         if args.command == "bench":
             return bench(args)
+        if args.command == "scenario":
+            return cli_scenario.main(args)
         return cli_stack.serve_all()
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)

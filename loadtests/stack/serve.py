@@ -169,25 +169,39 @@ def serve(
     echo.start()
     supervisor = Supervisor(stack, say=say)
     try:
-        env = app_env(stack)
-        (stack.run_dir / "metrics").mkdir()
-        migrate(stack, env)
-        url = f"http://{host}:{port}"
-        web = supervisor.start(
-            "web",
-            lambda: web_child(stack, env, host, port, workers),
-            port=port,
-            url=url,
-            workers=workers,
-        )
-        supervisor.start("relay", lambda: relay_child(stack, env))
-        supervisor.start("worker", lambda: worker_child(stack, env))
-        wait_until(web, http_ok(f"{url}/health/live"), what=f"{url}/health/live")
-        stack.serving = url
-        stack.write_state()
+        url = start_apps(stack, supervisor, app_env(stack), host=host, port=port, workers=workers)
         say(f"serving on {url}  (ready: {url}/health/ready, metrics: {url}/metrics); Ctrl-C stops")
         supervisor.watch(stop)
     finally:
         say("stopping")
         supervisor.stop()
         echo.stop()
+
+
+def start_apps(
+    stack: Stack,
+    supervisor: Supervisor,
+    env: dict[str, str],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+) -> str:
+    """Migrate, then start the web server, the outbox relay and a worker; the web URL once
+    it answers `/health/live`."""
+    (stack.run_dir / "metrics").mkdir(exist_ok=True)
+    migrate(stack, env)
+    url = f"http://{host}:{port}"
+    web = supervisor.start(
+        "web",
+        lambda: web_child(stack, env, host, port, workers),
+        port=port,
+        url=url,
+        workers=workers,
+    )
+    supervisor.start("relay", lambda: relay_child(stack, env))
+    supervisor.start("worker", lambda: worker_child(stack, env))
+    wait_until(web, http_ok(f"{url}/health/live"), what=f"{url}/health/live")
+    stack.serving = url
+    stack.write_state()
+    return url

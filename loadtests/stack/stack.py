@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from loadtests.stack import postgres, rabbitmq
+from loadtests.stack import fault_proxy, postgres, rabbitmq
 from loadtests.stack.ports import free_port
 from loadtests.stack.process import Child
 from loadtests.stack.state import RUN_DIR_MARKER, StateDir, cmdline, start_ticks
@@ -46,6 +46,8 @@ class Stack:
         synchronous_commit: `local` (the default: the replica streams asynchronously), or
             `on` / `remote_apply` to make the replica a synchronous standby, so no commit
             is acknowledged before the replica has it (flushed, or applied and visible).
+        fault_proxy: put a Toxiproxy-API fault proxy between the app and every dependency the
+            stack started (`TOXIPROXY_URL`; see `loadtests/stack/fault_proxy.py`).
     """
 
     def __init__(
@@ -57,10 +59,12 @@ class Stack:
         redis_server: str | None = None,
         synchronous_commit: str = "local",
         broker: str = "redis",
+        fault_proxy: bool = False,
     ) -> None:
         if broker not in ("redis", "rabbitmq"):
             raise StackError(f"broker: redis or rabbitmq, not {broker!r}")
         self.broker = broker
+        self.fault_proxy = fault_proxy
         if synchronous_commit not in postgres.SYNCHRONOUS_COMMIT_LEVELS:
             levels = ", ".join(postgres.SYNCHRONOUS_COMMIT_LEVELS)
             raise StackError(f"synchronous_commit: one of {levels}, not {synchronous_commit!r}")
@@ -127,11 +131,12 @@ class Stack:
         self.write_state()
         self._ready_checks[name]()
 
-    def heal(self) -> list[str]:
-        """Resume paused and restart dead dependencies; the names of those restarted."""
+    def heal(self, *, leave_down: frozenset[str] = frozenset()) -> list[str]:
+        """Resume paused and restart dead dependencies (but those in `leave_down`, such as a
+        primary whose replica was promoted); the names of those restarted."""
         restarted = []
         for name, child in list(self.children.items()):
-            if name not in self._ready_checks:
+            if name not in self._ready_checks or name in leave_down:
                 continue
             child.resume()
             if not child.alive():
@@ -188,6 +193,18 @@ class Stack:
         for name in ("redis", "upstream", "rabbitmq"):
             if name in self._ready_checks:
                 self._ready_checks[name]()
+        if self.fault_proxy:
+            self._start_fault_proxy()
+
+    def _start_fault_proxy(self) -> None:
+        port = free_port()
+        routes = fault_proxy.routes_for(self.services, self.broker)
+        child = fault_proxy.proxy_child(self.log_path("toxiproxy"), port)
+        url = fault_proxy.start(child, port, routes)
+        proxies = {r.name: r.as_toxiproxy() for r in routes}
+        self.add("toxiproxy", child, port=port, url=url, proxies=proxies)
+        self.env = fault_proxy.rewrite(self.env, routes)
+        self.env["TOXIPROXY_URL"] = url
 
     def _start_redis(self) -> None:
         port = free_port()

@@ -1,0 +1,179 @@
+"""Fault kinds → what they do to the running system, each returning its undo.
+
+The runner holds the stack and the supervisor of the app processes, so a killed dependency
+can be started again on its data and port, and a killed app process is restarted by the
+supervisor (as under `make run`). Network faults go through the stack's fault proxy, with
+Toxiproxy's API; process and database faults through `loadtests.faults.process`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from loadtests.faults import process
+from loadtests.faults.toxiproxy import ToxiproxyClient
+from loadtests.stack import Stack
+from loadtests.stack.serve import Supervisor
+from loadtests.upstream import UpstreamControl
+
+logger = logging.getLogger(__name__)
+
+Undo = Callable[[], None]
+APPS = ("web", "worker", "relay")
+
+
+class FaultLike(Protocol):
+    name: str
+    kind: str
+    target: str
+    params: dict[str, Any]
+
+
+class InjectionError(RuntimeError):
+    """A fault could not be applied; the message names the fault and the target."""
+
+
+class Injector:
+    """Applies faults to one running system.
+
+    Args:
+        stack: the started stack (dependencies, fault proxy, recorded app processes).
+        supervisor: restarts app processes that die (web, worker, relay).
+    """
+
+    def __init__(self, stack: Stack, supervisor: Supervisor) -> None:
+        self.stack = stack
+        self.supervisor = supervisor
+        self.promoted = False
+        self._proxy = ToxiproxyClient(stack.env["TOXIPROXY_URL"])
+
+    def apply(self, fault: FaultLike) -> Undo:
+        action = getattr(self, f"_{fault.kind}", None)
+        if action is None:
+            raise InjectionError(f"{fault.name}: no fault kind {fault.kind!r}")
+        try:
+            undo: Undo = action(fault)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise InjectionError(f"{fault.name} ({fault.kind} {fault.target}): {exc}") from exc
+        return undo
+
+    # --- processes ------------------------------------------------------------------------
+    def _service(self, target: str) -> str:
+        """The stack service a target names (the broker is Redis or RabbitMQ)."""
+        if target == "broker":
+            return "rabbitmq" if "rabbitmq" in self.stack.children else "redis"
+        if target not in self.stack.children:
+            raise InjectionError(f"no running service {target!r}")
+        return target
+
+    def _pid(self, target: str) -> int:
+        return self.stack.children[self._service(target)].pid
+
+    def _kill(self, fault: FaultLike) -> Undo:
+        name = self._service(fault.target)
+        if name in APPS and fault.params.get("processes") == "children":
+            process.kill_worker_processes(self._pid(name), name=name)  # the master replaces them
+            return _nothing
+        process.kill(self._pid(name), name=name)
+        return self._restart_later(name) if fault.params.get("restart", True) else _nothing
+
+    def _stop(self, fault: FaultLike) -> Undo:
+        name = self._service(fault.target)
+        self.stack.children[name].stop(timeout=10.0)
+        return self._restart_later(name) if fault.params.get("restart", True) else _nothing
+
+    def _pause(self, fault: FaultLike) -> Undo:
+        name = self._service(fault.target)
+        pid = self._pid(name)
+        process.pause(pid, name=name)
+        return lambda: process.resume(pid, name=name)
+
+    def _restart_later(self, name: str) -> Undo:
+        """App processes come back through their supervisor; a dependency is started again,
+        except the primary once its replica has been promoted (two primaries: split brain)."""
+        if name in APPS:
+            return _nothing
+
+        def restart() -> None:
+            if name == "primary" and self.promoted:
+                logger.info("primary left down: its replica was promoted")
+                return
+            self.stack.restart(name)
+
+        return restart
+
+    # --- PostgreSQL -----------------------------------------------------------------------
+    def _url(self, target: str) -> str:
+        return str(self.stack.services[target]["url"])
+
+    def _promote(self, fault: FaultLike) -> Undo:
+        process.promote(self._url(fault.target))
+        self.promoted = True
+        return _nothing
+
+    def _pause_replay(self, fault: FaultLike) -> Undo:
+        url = self._url(fault.target)
+        process.pause_replay(url)
+        return lambda: process.resume_replay(url)
+
+    def _terminate_backends(self, fault: FaultLike) -> Undo:
+        """Kill random app connections, once or `every` seconds until undone."""
+        url, count = self._url(fault.target), int(fault.params.get("count", 1))
+        every = fault.params.get("every")
+        process.terminate_backends(url, count=count)
+        if not every:
+            return _nothing
+        stop = threading.Event()
+
+        def repeat() -> None:
+            while not stop.wait(float(every)):
+                try:
+                    process.terminate_backends(url, count=count)
+                except Exception:  # the database may be down too: keep trying
+                    logger.exception("terminate_backends on %s", fault.target)
+
+        thread = threading.Thread(target=repeat, name=f"fault {fault.name}", daemon=True)
+        thread.start()
+
+        def undo() -> None:
+            stop.set()
+            thread.join()
+
+        return undo
+
+    # --- network --------------------------------------------------------------------------
+    def _toxic(self, fault: FaultLike) -> Undo:
+        params = fault.params
+        name = self._proxy.add_toxic(
+            fault.target,
+            str(params["type"]),
+            stream=str(params.get("stream", "downstream")),
+            toxicity=float(params.get("toxicity", 1.0)),
+            attributes=dict(params.get("attributes", {})),
+        )
+        return lambda: self._proxy.remove_toxic(fault.target, name)
+
+    def _proxy_down(self, fault: FaultLike) -> Undo:
+        self._proxy.set_enabled(fault.target, enabled=False)
+        return lambda: self._proxy.set_enabled(fault.target, enabled=True)
+
+    def _upstream_mode(self, fault: FaultLike) -> Undo:
+        control_url = self.stack.env["TIPS_UPSTREAM_CONTROL_URL"]
+        params = fault.params
+        with UpstreamControl(control_url) as control:
+            control.set_mode(
+                str(params["mode"]), delay_ms=params.get("delay_ms"), status=params.get("status")
+            )
+
+        def undo() -> None:
+            with UpstreamControl(control_url) as control:
+                control.set_mode("normal")
+
+        return undo
+
+
+def _nothing() -> None:
+    return None
