@@ -79,15 +79,7 @@ class _Probe:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(seconds):
-                if self.conn is None or self.conn.closed:
-                    self.conn = await psycopg.AsyncConnection.connect(
-                        self.url,
-                        connect_timeout=self.connect_timeout,
-                        autocommit=True,
-                        application_name=f"resilience-monitor:{state.name}",
-                    )
-                cursor = await self.conn.execute(self.sql)
-                row = await cursor.fetchone()
+                row = await self._ask()
         except (psycopg.Error, OSError, TimeoutError) as exc:
             await self.disconnect()
             was_up = state.up
@@ -106,6 +98,30 @@ class _Probe:
             state.lag = float(row[2]) if len(row) > 2 else 0.0
             state.latency = time.perf_counter() - started
         state.sampled = True
+
+    async def _ask(self) -> TupleRow | None:
+        """The sample's row. A failure on a connection kept from an earlier sample is asked
+        again once on a new one: a dropped session (a restarted pooler, an administrator's
+        pg_terminate_backend) is not a lost server, and must not open the primary's breaker."""
+        kept = self.conn is not None and not self.conn.closed
+        try:
+            return await self._query()
+        except (psycopg.Error, OSError):
+            if not kept:
+                raise
+            await self.disconnect()
+            return await self._query()
+
+    async def _query(self) -> TupleRow | None:
+        if self.conn is None or self.conn.closed:
+            self.conn = await psycopg.AsyncConnection.connect(
+                self.url,
+                connect_timeout=self.connect_timeout,
+                autocommit=True,
+                application_name=f"resilience-monitor:{self.state.name}",
+            )
+        cursor = await self.conn.execute(self.sql)
+        return await cursor.fetchone()
 
     async def disconnect(self) -> None:
         conn, self.conn = self.conn, None

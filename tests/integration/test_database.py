@@ -321,6 +321,36 @@ async def test_the_monitor_moves_the_primary_guard_once_per_change(
     assert moves == [("CLOSED", "OPEN"), ("OPEN", "CLOSED")]
 
 
+async def test_a_killed_monitor_session_is_not_a_lost_primary(healthy_stack: Stack) -> None:
+    """An administrator's pg_terminate_backend on the monitor's own session (the guide's
+    "kill a random database connection"): the next sample asks again on a new session, the
+    primary stays up and its guard stays closed."""
+    moves: list[str] = []
+    guard = primary_guard(listeners=[lambda event: moves.append(event.new.name)])
+    database = Database(
+        primary_url=healthy_stack.env["DATABASE_URL"],
+        replica_urls=[],
+        monitor_interval=60.0,  # only the samples this test asks for
+        primary_guard=guard,
+    )
+    await database.open()
+    try:
+        await database.monitor.first_round()
+        with psycopg.connect(healthy_stack.env["DATABASE_URL"], autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'resilience-monitor:primary'"
+            ).fetchone()
+        await database.monitor.sample()
+        primary = database.monitor.primary
+    finally:
+        await database.close()
+
+    assert killed == (1,)
+    assert (primary.up, primary.error) == (True, None)
+    assert moves == []
+
+
 async def until(condition: Callable[[], bool], attempts: int = 1500) -> None:
     """Wait for `condition`, checking every 10 ms (bounded: 15 s at most)."""
     for _ in range(attempts):
