@@ -33,6 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
+from resilience_async._deadline import firm_timeout
 from resilience_async._hooks import Hooked
 from resilience_async.breaker import CircuitBreaker
 from resilience_async.errors import (
@@ -48,6 +49,9 @@ from resilience_async.lsn import parse_lsn
 from resilience_async.topology import Monitor, ServerState
 
 T = TypeVar("T")
+# Past its query timeout, the seconds a query's server-side cancel may take before the
+# connection is dropped instead (a server behind a black hole never answers the cancel).
+CANCEL_GRACE = 0.5
 Connection = psycopg.AsyncConnection[TupleRow]
 Query = Callable[[Connection], Awaitable[T]]
 Route = tuple[ServerState, AsyncConnectionPool[Connection]]
@@ -421,7 +425,7 @@ class Database(Hooked[DatabaseHook]):
         """
         conn = await self._checkout(pool, state)
         try:
-            async with asyncio.timeout(self._query_timeout):
+            async with firm_timeout(self._query_timeout, CANCEL_GRACE):
                 yield conn
         except (psycopg.OperationalError, TimeoutError) as exc:
             detail = _describe(exc, self._query_timeout)
