@@ -42,6 +42,8 @@ def make_stack() -> Stack:
         redis_server=os.environ.get("REDIS_SERVER"),
         synchronous_commit=os.environ.get("STACK_SYNCHRONOUS_COMMIT") or "local",
         broker=os.environ.get("STACK_BROKER") or "redis",
+        # On unless turned off: faults by Toxiproxy's clients and `chaos run` need it.
+        fault_proxy=os.environ.get("STACK_FAULT_PROXY", "on") != "off",
     )
 
 

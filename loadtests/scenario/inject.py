@@ -153,6 +153,7 @@ class Injector:
             stream=str(params.get("stream", "downstream")),
             toxicity=float(params.get("toxicity", 1.0)),
             attributes=dict(params.get("attributes", {})),
+            name=fault.name,  # two faults of one type on one proxy must not collide
         )
         return lambda: self._proxy.remove_toxic(fault.target, name)
 

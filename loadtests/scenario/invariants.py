@@ -1,9 +1,11 @@
 """The invariants, checked Jepsen-style against the databases once the run has settled.
 
 Every write the load made is classified from what the client saw: `ok` (an order answered
-201/200, a report answered 202), `failed` (every attempt definitely refused: 4xx, or 503,
-which the service answers only before anything is written), or `unknown` (no answer, or
-another 5xx: it may or may not have happened). Then the final primary is asked:
+201/200, a report answered 202), `failed` (every attempt definitely refused: 4xx, or a 503
+other than `write_outcome_unknown`, which the service answers only before anything is
+written), or `unknown` (no answer, a 503 `write_outcome_unknown` (the connection was lost
+during the commit), or another 5xx: it may or may not have happened). Then the final
+primary is asked:
 
 - orders lost: ok orders that do not exist (an acknowledged write must survive any fault);
 - orders phantom: failed orders that exist (a refusal must mean nothing happened);
@@ -25,6 +27,7 @@ import psycopg
 
 OK_STATUSES = frozenset({200, 201})
 REPORT_ACCEPTED = 202
+UNKNOWN_OUTCOME = "write_outcome_unknown"  # the service's code for a commit it lost track of
 
 
 @dataclass
@@ -37,13 +40,13 @@ class Writes:
 
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, Any]]) -> Writes:
-        attempts: dict[str, list[int]] = defaultdict(list)
+        attempts: dict[str, list[tuple[int, str]]] = defaultdict(list)
         writes = cls()
         for record in records:
             endpoint, status = record.get("endpoint"), int(record.get("status") or 0)
             if endpoint == "order_create" and record.get("key"):
                 key = str(record["key"])
-                attempts[key].append(status)
+                attempts[key].append((status, str(record.get("error") or "")))
                 if status in OK_STATUSES and record.get("id") is not None:
                     writes.order_ids[key] = int(record["id"])
             elif endpoint == "report_create" and status == REPORT_ACCEPTED and record.get("id"):
@@ -53,12 +56,17 @@ class Writes:
         return writes
 
 
-def _outcome(statuses: list[int]) -> str:
-    if any(status in OK_STATUSES for status in statuses):
+def _outcome(answers: list[tuple[int, str]]) -> str:
+    """ok, failed or unknown, from every attempt's (status, error text)."""
+    if any(status in OK_STATUSES for status, _ in answers):
         return "ok"
-    if all(400 <= status < 500 or status == 503 for status in statuses):
+    if all(_refused(status, error) for status, error in answers):
         return "failed"
     return "unknown"
+
+
+def _refused(status: int, error: str) -> bool:
+    return 400 <= status < 500 or (status == 503 and UNKNOWN_OUTCOME not in error)
 
 
 def wait_for_reports(primary_url: str, report_ids: set[str], timeout: float) -> int:
