@@ -102,10 +102,13 @@ def check(writes: Writes, primary_url: str, limits: Mapping[str, int]) -> list[d
         existing = {row[0] for row in conn.execute(
             "SELECT id FROM orders WHERE id = ANY(%s)", (ids,)
         ).fetchall()}  # fmt: skip
-        reports = {str(row[0]): (row[1], row[2]) for row in conn.execute(
-            "SELECT id, status, result IS NOT NULL FROM reports WHERE id = ANY(%s::uuid[])",
+        rows = conn.execute(
+            "SELECT id, status, result IS NOT NULL, attempts FROM reports"
+            " WHERE id = ANY(%s::uuid[])",
             (sorted(writes.reports),),
-        ).fetchall()}  # fmt: skip
+        ).fetchall()
+    reports = {str(row[0]): (row[1], row[2]) for row in rows}
+    rerun = sum(1 for row in rows if row[3] > 1)
 
     outcomes = writes.orders
     lost = [k for k, o in outcomes.items() if o == "ok" and writes.order_ids.get(k) not in existing]
@@ -129,7 +132,7 @@ def check(writes: Writes, primary_url: str, limits: Mapping[str, int]) -> list[d
         _verdict(
             "reports_lost", unfinished, limits.get("reports_lost", 0),
             f"{len(writes.reports)} accepted, {len(unfinished)} not done: "
-            + _states(unfinished, reports),
+            + _states(unfinished, reports) + f"; {rerun} claimed more than once",
         ),
     ]  # fmt: skip
 

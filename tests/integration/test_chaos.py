@@ -95,10 +95,8 @@ def test_kill_random_db_connection_holds(healed: Target, tmp_path: Path) -> None
     assert run.journal["deviated"] is False
     killed = [backend for activity in run.journal["run"] for backend in activity["output"]]
     assert len(killed) >= 4
-    assert {backend["application_name"] for backend in killed} <= {
-        "resilience-pool:primary",
-        "resilience-pool:replica-1",
-    }
+    # Any connection of the app: its pools' and its health monitor's own.
+    assert all(b["application_name"].startswith("resilience-") for b in killed), killed
 
 
 @pytest.mark.parametrize("experiment", ["pause-redis.json", "replica-replay-paused.json"])
