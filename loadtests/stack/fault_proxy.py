@@ -1,21 +1,22 @@
 """The fault proxy in the stack: one Toxiproxy-API proxy between the app and each dependency.
 
-The stack starts `python -m loadtests.faults.proxy` on a free port, creates one proxy per
-dependency it started (primary, replica, redis, broker, upstream) through Toxiproxy's
-`/populate`, and rewrites the app's settings to go through them. The direct addresses stay
-in `state.json` (each service's `url`), so faults and checks can still reach the real
-servers; the proxied ones are the `proxies` of the `toxiproxy` entry.
+The stack starts `python -m loadtests.faults.proxy` on a free port with one proxy per
+dependency it started (primary, replica, redis, broker, upstream), given as a config file
+the way `toxiproxy-server -config` takes one, and rewrites the app's settings to go through
+them. The direct addresses stay in `state.json` (each service's `url`), so faults and
+checks can still reach the real servers; the proxied ones are the `proxies` of the
+`toxiproxy` entry.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from loadtests.faults.toxiproxy import ToxiproxyClient, ToxiproxyError
 from loadtests.stack.ports import free_port
 from loadtests.stack.process import Child
 from loadtests.stack.waits import StackError, http_ok, wait_until
@@ -44,24 +45,26 @@ class Route:
         }
 
 
-def proxy_child(log_path: Path, port: int) -> Child:
-    argv = [sys.executable, "-m", "loadtests.faults.proxy", "--host", HOST, "--port", str(port)]
+def proxy_child(log_path: Path, port: int, routes: list[Route]) -> Child:
+    """The proxy server, started with its routes (written next to its log)."""
+    config = log_path.with_suffix(".json")
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps([route.as_toxiproxy() for route in routes], indent=1))
+    argv = [sys.executable, "-m", "loadtests.faults.proxy", "--host", HOST, "--port", str(port),
+            "--config", str(config)]  # fmt: skip
     return Child("toxiproxy", argv, log_path, cwd=ROOT)
 
 
 def start(child: Child, port: int, routes: list[Route]) -> str:
-    """Start the proxy server and create the routes; its API URL."""
+    """Start the proxy server; its API URL once it serves every route (it reads its config
+    just after its API starts answering)."""
     try:
         child.start()
     except OSError as exc:
         raise StackError(f"could not start the fault proxy: {exc}") from exc
     url = f"http://{HOST}:{port}"
-    wait_until(child, http_ok(f"{url}/version"), what=f"{url}/version")
-    try:
-        with ToxiproxyClient(url) as client:
-            client.populate(r.as_toxiproxy() for r in routes)
-    except ToxiproxyError as exc:
-        raise StackError(f"the fault proxy refused the routes: {exc}") from exc
+    last = f"{url}/proxies/{routes[-1].name}" if routes else f"{url}/version"
+    wait_until(child, http_ok(last), what=last)
     return url
 
 

@@ -199,7 +199,7 @@ class Stack:
     def _start_fault_proxy(self) -> None:
         port = free_port()
         routes = fault_proxy.routes_for(self.services, self.broker)
-        child = fault_proxy.proxy_child(self.log_path("toxiproxy"), port)
+        child = fault_proxy.proxy_child(self.log_path("toxiproxy"), port, routes)
         url = fault_proxy.start(child, port, routes)
         proxies = {r.name: r.as_toxiproxy() for r in routes}
         self.add("toxiproxy", child, port=port, url=url, proxies=proxies)
