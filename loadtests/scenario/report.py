@@ -151,7 +151,10 @@ def _figure(title: str, y_title: str, analysis: Analysis) -> go.Figure:
         xaxis_title="seconds since start (by intended send time)",
         yaxis_title=y_title,
         height=380,
-        margin={"t": 60, "b": 50},
+        # The same plot area in every chart (legend outside, fixed margins): the time axes
+        # line up, so one fault's window sits at the same place in all three.
+        margin={"t": 60, "b": 50, "l": 70, "r": 170},
+        legend={"x": 1.02, "xanchor": "left", "y": 1},
         hovermode="x unified",
     )
     figure.update_xaxes(range=[0, analysis.duration])
