@@ -19,8 +19,9 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
 # Dependencies first, in their own layer, so a source change does not download them again.
-# They are read from pyproject.toml itself (never the dev extra); every one of them ships
-# wheels for CPython on Linux (x86-64 and arm64), so no compiler is needed.
+# They are read from pyproject.toml itself: the runtime dependencies only, never an extra (the
+# sync twin's, the scenarios', dev); every one of them ships wheels for CPython on Linux
+# (x86-64 and arm64), so no compiler is needed.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
@@ -31,7 +32,7 @@ COPY . .
 # The runtime source tree, assembled here so that the runtime stage copies one directory.
 RUN mkdir /runtime \
     && cp -a project app resilience_async workers loadtests manage.py /runtime/
-# A regular (not editable) install, built into a wheel by pip, without the dev extra.
+# A regular (not editable) install, built into a wheel by pip, without any extra.
 RUN pip install .
 
 
@@ -41,7 +42,7 @@ FROM python:${PYTHON_VERSION}-slim AS runtime
 # PROMETHEUS_MULTIPROC_DIR: prometheus-client's multiprocess mode, one file per server process,
 # summed by /metrics. The entrypoint empties it at every start (files of dead processes would
 # be counted). DJANGO_SETTINGS_MODULE is left unset on purpose: manage.py and project/asgi.py
-# default it to project.settings, project/wsgi.py to the sync twin's settings.
+# default it to project.settings.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -55,9 +56,10 @@ RUN groupadd --system --gid 10001 app \
 COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /srv
-# The source (project/, app/, resilience_async/, workers/, loadtests/, manage.py), owned by
-# root and read-only to the app user. manage.py runs from here, and uvicorn and `python -m`
-# put /srv first on sys.path: the same code as the package installed in the venv.
+# The source (project/, app/, resilience_async/, workers/, loadtests/ but its sync twin,
+# manage.py), owned by root and read-only to the app user. manage.py runs from here, and
+# uvicorn and `python -m` put /srv first on sys.path: the same code as the package installed
+# in the venv.
 COPY --from=builder /runtime/ /srv/
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
 

@@ -1,1 +1,1 @@
-"""The service: its schema (Django models own it), async API, services and the sync twin."""
+"""The service: its schema (Django models own it), async API and services."""

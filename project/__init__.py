@@ -1,1 +1,1 @@
-"""Django project: settings, URLs, the ASGI application (and the WSGI one for the sync twin)."""
+"""Django project: settings, URLs, the ASGI application, and the worker's and relay's roots."""

@@ -34,7 +34,6 @@ MIDDLEWARE = [
     "resilience_async.django.middleware.load_shedding_middleware",
 ]
 ROOT_URLCONF = "project.urls"
-WSGI_APPLICATION = "project.wsgi.application"
 USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

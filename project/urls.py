@@ -1,4 +1,4 @@
-"""Routes of the service (the sync twin's routes live in `app/urls_sync.py`)."""
+"""Routes of the service."""
 
 from __future__ import annotations
 

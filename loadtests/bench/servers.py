@@ -81,7 +81,7 @@ SYNC_DJANGO = ServerSpec(
         "sync",
         "--log-level",
         "warning",
-        "project.wsgi:application",
+        "loadtests.twin.wsgi:application",
     ),
 )
 
@@ -91,7 +91,7 @@ SYNC_TUNED = ServerSpec(
     "gunicorn gthread, 1 worker x 64 threads, lock-free pybreaker, pooled requests",
     (sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1",
      "--worker-class", "gthread", "--threads", "64", "--log-level", "warning",
-     "loadtests.bench.tuned_wsgi:application"),
+     "loadtests.twin.tuned_wsgi:application"),
 )  # fmt: skip
 
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 def sync_twin(stack: Stack, log_dir: Path, **settings: str) -> Iterator[httpx.Client]:
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-            "--log-level", "warning", "project.wsgi:application"]  # fmt: skip
+            "--log-level", "warning", "loadtests.twin.wsgi:application"]  # fmt: skip
     env = {**os.environ, **stack.env, "LOG_FORMAT": "json", **settings}
     child = Child("sync-twin", argv, log_dir / f"sync-{port}.log", env=env, cwd=ROOT)
     child.start()

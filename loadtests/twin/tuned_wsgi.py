@@ -15,10 +15,10 @@ from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 from requests.adapters import HTTPAdapter
 
-os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings_sync"
+os.environ["DJANGO_SETTINGS_MODULE"] = "loadtests.twin.settings"
 application = get_wsgi_application()
 
-from app import views_sync  # noqa: E402 - needs the settings above
+from loadtests.twin import views  # noqa: E402 - needs the settings above
 
 
 class ThreadFriendlyBreaker(pybreaker.CircuitBreaker):
@@ -28,12 +28,12 @@ class ThreadFriendlyBreaker(pybreaker.CircuitBreaker):
         return self.state.call(func, *args, **kwargs)
 
 
-views_sync.use_breaker(
+views.use_breaker(
     ThreadFriendlyBreaker(
         fail_max=settings.BREAKER_FAIL_MAX,
         reset_timeout=settings.BREAKER_RESET_TIMEOUT,
-        exclude=[views_sync.is_client_error],
+        exclude=[views.is_client_error],
         name="tips-upstream",
     )
 )
-views_sync.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=256))
+views.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=256))

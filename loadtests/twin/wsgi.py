@@ -8,6 +8,6 @@ from django.core.wsgi import get_wsgi_application
 
 # Always the twin's settings: an inherited DJANGO_SETTINGS_MODULE (a test runner's, a shell's)
 # would otherwise serve the async service's views through the sync handler.
-os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings_sync"
+os.environ["DJANGO_SETTINGS_MODULE"] = "loadtests.twin.settings"
 
 application = get_wsgi_application()

@@ -69,7 +69,7 @@ def tips(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"tips": data, "source": "live"})
 
 
-# --- orders and reports: the Django ORM, the router above, the broker from the request ---
+# --- orders and reports: the Django ORM, routers.py's router, the broker from the request ---
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JsonResponse:
