@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from loadtests import cli_scenario, cli_stack
+from loadtests.bench import collateral as bench_collateral
 from loadtests.bench import data as bench_data
 from loadtests.bench import http as bench_http
 from loadtests.bench import jobs as bench_jobs
@@ -14,7 +15,7 @@ from loadtests.bench import outbound as bench_outbound
 from loadtests.stack import StackError
 
 BENCH_PARTS = {"http": bench_http.run, "outbound": bench_outbound.run, "data": bench_data.run,
-               "jobs": bench_jobs.run}  # fmt: skip
+               "jobs": bench_jobs.run, "collateral": bench_collateral.run}  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,248 @@
+"""`bench collateral`: what a stuck upstream does to the endpoints that never call it.
+
+While 200 connections load `GET /api/tips` and the upstream hangs, and again while it
+answers only after 2 s, a few closed-loop clients (4 connections each, 1 s timeout) measure
+`GET /health/live` and `GET /api/orders/<id>` on the same server at the same time. The same
+two are measured with the upstream healthy (the same tips load) and with no tips load at
+all. A sync server whose threads all wait on the upstream has none left for anything else;
+an event loop should.
+
+The servers are `bench outbound`'s: the async service, its per-request variant
+(`CACHE_SINGLE_FLIGHT=0`: 200 upstream calls, the sync twins' work, not one shared call),
+the guide's sync twin and the tuned sync twin. Each server runs pinned to one core, in
+turn; the load generator and the dependencies share the other.
+
+The service's settings, except what the comparison needs (every server gets the same):
+
+- `CACHE_TTL=0`: every tips request asks the upstream, so every one of them waits.
+- `CACHE_STALE_BUDGET=off`: the async service waits for its refresh as the sync twins do;
+  at its default it would answer stale tips after 150 ms (`bench outbound` measures that),
+  and its tips requests would no longer be stuck.
+- `UPSTREAM_TIMEOUT=3`: above the slow upstream's 2 s, so those answers arrive (with the
+  default 2 s they would race the timeout); a hung call holds its request 3 s.
+- `BREAKER_FAIL_MAX`, `BREAKER_WINDOW`, `BREAKER_MIN_CALLS` out of reach: the breakers stay
+  closed. Open, they end the hang, each at another moment (the tuned twin's 64 timeouts at
+  once trip it after one timeout, the guide's one-at-a-time worker after five), so the
+  window would mix two states; what is measured is what a hang does while it lasts (before
+  a breaker trips, or when too few calls hang to trip it). A slow upstream never trips one.
+- `UPSTREAM_MAX_CONNECTIONS=256`: the per-request variant's 200 calls each get a connection
+  (at the default 100, half would fail after the 0.5 s pool wait), as the tuned twin's pool.
+- `LOG_LEVEL=error`: a warning per timed-out call would cost the measured core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import tempfile
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+
+from loadtests.bench import servers
+from loadtests.bench.report import LatencyTarget, Row, median_round, render, write
+from loadtests.bench.seed import migrate_and_seed
+from loadtests.loadgen import LoadResult, run_load
+from loadtests.stack import Stack, StackError
+from loadtests.upstream import UpstreamControl
+
+TIPS_CONNECTIONS = 200
+SIDE_CONNECTIONS = 4  # per side endpoint: light, so what is measured is latency
+SIDE_TIMEOUT = 1.0  # a Kubernetes probe's default timeoutSeconds: later is a failed probe
+UPSTREAM_TIMEOUT = 3.0
+SLOW_MS = 2000
+SEED_ORDERS = 100
+ORDER_ID = SEED_ORDERS // 2
+OUT_OF_REACH = str(10**6)
+LIVE, ORDER, TIPS = "/health/live", "/api/orders/<id>", "/api/tips"
+ASYNC, PER_REQUEST = servers.ASYNC_SERVICE, servers.ASYNC_PER_REQUEST
+CONTENDERS = (ASYNC, PER_REQUEST, servers.SYNC_DJANGO, servers.SYNC_TUNED)
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    mode: dict[str, Any]  # the upstream's
+    tips_load: bool = True
+
+
+IDLE = Condition("no tips load", {"mode": "normal"}, tips_load=False)
+HEALTHY = Condition("healthy", {"mode": "normal"})
+HANGING = Condition("hanging", {"mode": "hang"})
+SLOW = Condition("slow 2 s", {"mode": "slow", "delay_ms": SLOW_MS})
+CONDITIONS = (IDLE, HEALTHY, HANGING, SLOW)
+
+
+def key(condition: Condition, spec: servers.ServerSpec, endpoint: str) -> str:
+    return f"{condition.name}: {spec.name} {endpoint}"
+
+
+SHORT = {ASYNC.name: "async service", PER_REQUEST.name: "async per request"}
+LIMITS = [
+    LatencyTarget(f"{SHORT[spec.name]}, hanging: {LIVE}", key(HANGING, spec, LIVE), limit_ms=50)
+    for spec in (ASYNC, PER_REQUEST)
+] + [
+    LatencyTarget(f"{SHORT[spec.name]}, hanging: orders vs healthy", key(HANGING, spec, ORDER),
+                  baseline=key(HEALTHY, spec, ORDER), factor=2.0)
+    for spec in (ASYNC, PER_REQUEST)
+]  # fmt: skip
+
+
+def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str:
+    """`connections` is unused: the tips load is 200 connections, the side loads 4 each."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    servers.pin_to(servers.LOAD_CORE)
+    with tempfile.TemporaryDirectory(prefix="bench-collateral-") as scratch:
+        work = Path(scratch)
+        (work / "metrics").mkdir()
+        with Stack(state_dir=work / "stack") as stack:
+            migrate_and_seed(stack, SEED_ORDERS)
+            servers.pin_stack(stack)
+            env = _service_env(stack, work)
+            running: dict[str, servers.RunningServer] = {}
+            control = UpstreamControl(stack.env["TIPS_UPSTREAM_CONTROL_URL"])
+            try:
+                for spec in CONTENDERS:
+                    running[spec.name] = servers.start(spec, env, work)
+                results = _rounds(running, control, rounds, duration, warmup)
+            finally:
+                control.close()
+                for server in running.values():
+                    server.child.stop(timeout=10)
+    return _report(results, duration, warmup, rounds)
+
+
+def _service_env(stack: Stack, work: Path) -> dict[str, str]:
+    return {
+        **stack.env,
+        "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"),
+        "LOG_LEVEL": "error",
+        "CACHE_TTL": "0",
+        "CACHE_STALE_BUDGET": "off",
+        "UPSTREAM_TIMEOUT": str(UPSTREAM_TIMEOUT),
+        "BREAKER_FAIL_MAX": OUT_OF_REACH,
+        "BREAKER_WINDOW": OUT_OF_REACH,
+        "BREAKER_MIN_CALLS": OUT_OF_REACH,
+        "UPSTREAM_MAX_CONNECTIONS": "256",
+    }
+
+
+def _rounds(running: dict[str, servers.RunningServer], control: UpstreamControl, rounds: int,
+            duration: float, warmup: float) -> dict[str, list[LoadResult]]:  # fmt: skip
+    results: dict[str, list[LoadResult]] = {}
+    for _ in range(rounds):
+        for condition in CONDITIONS:
+            for spec in CONTENDERS:
+                measured = _turn(running[spec.name], control, condition, duration, warmup)
+                for endpoint, result in measured.items():
+                    results.setdefault(key(condition, spec, endpoint), []).append(result)
+    return results
+
+
+def _turn(server: servers.RunningServer, control: UpstreamControl, condition: Condition,
+          duration: float, warmup: float) -> dict[str, LoadResult]:  # fmt: skip
+    """One server's turn, then the upstream healthy again until the server answers: a sync
+    server still works through the tips requests its clients gave up on (each one a stuck
+    call while the upstream fails), and none of that may fall into the next server's turn."""
+    control.set_mode(**condition.mode)
+    try:
+        return _measure(server, condition, duration, warmup)
+    finally:
+        control.set_mode("normal")
+        _settle(server)
+
+
+def _measure(server: servers.RunningServer, condition: Condition, duration: float,
+             warmup: float) -> dict[str, LoadResult]:  # fmt: skip
+    """The side loads and (unless idle) the tips load, on one loop, over the same window."""
+    window = functools.partial(run_load, duration=duration, warmup=warmup)
+    loads = {
+        LIVE: window(f"{server.url}/health/live", connections=SIDE_CONNECTIONS,
+                     timeout=SIDE_TIMEOUT),
+        ORDER: window(f"{server.url}/api/orders/{ORDER_ID}", connections=SIDE_CONNECTIONS,
+                      timeout=SIDE_TIMEOUT),
+    }  # fmt: skip
+    if condition.tips_load:
+        # Generous: a tips request that gives up and reconnects would lighten the load.
+        loads[TIPS] = window(f"{server.url}/api/tips", connections=TIPS_CONNECTIONS,
+                             timeout=UPSTREAM_TIMEOUT * 3)  # fmt: skip
+    return dict(zip(loads, _run(_gather(*loads.values())), strict=True))
+
+
+async def _gather(*loads: Coroutine[Any, Any, LoadResult]) -> list[LoadResult]:
+    return list(await asyncio.gather(*loads))
+
+
+def _run(main: Coroutine[Any, Any, list[LoadResult]]) -> list[LoadResult]:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def _settle(server: servers.RunningServer, within: float = 30.0) -> None:
+    """Wait until `server` answers its bare route again."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{server.url}/health/live", timeout=SIDE_TIMEOUT).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise StackError(f"{server.spec.name} did not answer again within {within:g} s")
+
+
+def _report(results: dict[str, list[LoadResult]], duration: float, warmup: float,
+            rounds: int) -> str:  # fmt: skip
+    medians = {name: median_round(runs) for name, runs in results.items()}
+    rows = [
+        Row(name, _describe(name, result, medians), result)
+        for name, result in medians.items()
+        if not name.endswith(TIPS)
+    ]
+    settings = {
+        "duration_s": duration, "warmup_s": warmup, "rounds": rounds,
+        "tips_connections": TIPS_CONNECTIONS, "side_connections": SIDE_CONNECTIONS,
+        "side_timeout_s": SIDE_TIMEOUT, "upstream_timeout_s": UPSTREAM_TIMEOUT,
+        "slow_ms": SLOW_MS, "cache_ttl_s": 0, "stale_budget": "off", "breakers": "closed",
+        "order_id": ORDER_ID,
+        "tips_load": {n: r.to_dict() for n, r in medians.items() if n.endswith(TIPS)},
+        "rps_by_round": {n: [round(r.rps) for r in rs] for n, rs in results.items()},
+    }  # fmt: skip
+    path = write("collateral", rows, [], settings, LIMITS)
+    title = (
+        f"bench collateral: {LIVE} and GET /api/orders/{ORDER_ID} ({SIDE_CONNECTIONS} "
+        f"connections each, {SIDE_TIMEOUT:g} s timeout) while {TIPS_CONNECTIONS} connections "
+        f"load {TIPS}\n(CACHE_TTL=0, CACHE_STALE_BUDGET=off, UPSTREAM_TIMEOUT="
+        f"{UPSTREAM_TIMEOUT:g} s, breakers kept closed), {rounds} rounds of {duration:g} s, "
+        "median round, each server on 1 core"
+    )
+    table = render(title, rows, [], LIMITS)
+    return f"{table}\n{_against_idle(medians)}\n\nwritten to {path}"
+
+
+def _describe(name: str, result: LoadResult, medians: dict[str, LoadResult]) -> str:
+    text = f"timeouts {result.errors['timeout']}"
+    tips = medians.get(name.removesuffix(LIVE) + TIPS) if name.endswith(LIVE) else None
+    if tips is not None:
+        text += (f"; the tips load: {tips.rps:.0f} req/s, p50 {tips.latencies_ms.p50:.0f} ms, "
+                 f"{tips.error_count} errors")  # fmt: skip
+    return text
+
+
+def _against_idle(medians: dict[str, LoadResult]) -> str:
+    """The stricter comparison: p99 while hanging against the same server with no tips load
+    (the healthy baseline carries the tips load, which keeps the server's core busy)."""
+    lines = []
+    for spec in (ASYNC, PER_REQUEST):
+        for endpoint in (LIVE, ORDER):
+            hanging = medians[key(HANGING, spec, endpoint)].latencies_ms.p99
+            idle = medians[key(IDLE, spec, endpoint)].latencies_ms.p99
+            lines.append(f"hanging: {spec.name} {endpoint} p99 {hanging:.1f} ms = "
+                         f"{hanging / max(idle, 1e-9):.1f}x its p99 with no tips load "
+                         f"({idle:.1f} ms; no target)")  # fmt: skip
+    return "\n".join(lines)
