@@ -1,4 +1,4 @@
-"""Middleware that runs on the event loop under ASGI (and natively under WSGI, for the twin).
+"""Middleware that runs on the event loop under ASGI (and natively under WSGI).
 
 Django's `MiddlewareMixin` classes call `process_request` through `sync_to_async` under ASGI:
 one thread hand-off per middleware per request. These are written in Django's
@@ -235,7 +235,7 @@ def load_shedding_middleware(get_response: Handler | AsyncHandler) -> Handler | 
     """
     limit = settings.MAX_IN_FLIGHT_REQUESTS
     if not iscoroutinefunction(get_response) or limit <= 0:
-        return get_response  # the sync twin keeps its own (gunicorn's) limits
+        return get_response  # a WSGI server keeps its own limits (its worker count)
     requests = Bulkhead("requests", max_concurrent=limit)
     if getattr(settings, "METRICS_ENABLED", True):
         from resilience_async.prometheus import instrument  # noqa: PLC0415
