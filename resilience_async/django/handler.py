@@ -32,7 +32,7 @@ from django.core.exceptions import (
 )
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
-from django.urls import set_script_prefix, set_urlconf
+from django.urls import set_script_prefix
 from django.utils.log import log_response
 
 from resilience_async.django.middleware import KNOWN_METHODS, request_recorder
@@ -151,7 +151,9 @@ class EventLoopASGIHandler(ASGIHandler):
     async def _handle_request(
         self, scope: Scope, body_file: Any, receive: Receive, send: Send
     ) -> None:
-        set_script_prefix(get_script_prefix(scope))
+        prefix = get_script_prefix(scope)
+        if prefix not in ("", "/"):  # "/" is the default: each request's context starts clean
+            set_script_prefix(prefix)
         await self._send_signal(signals.request_started, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
@@ -199,6 +201,25 @@ class EventLoopASGIHandler(ASGIHandler):
             for listener in listening:
                 listener.cancel()
 
+    async def send_response(self, response: HttpResponseBase, send: Send) -> None:
+        """Django's, without its per-header conversions for a plain response: the headers
+        are taken as Django stored them (already checked and converted), the body is sent in
+        one message. Streaming and large responses go Django's way."""
+        store = getattr(response.headers, "_store", None)
+        if response.streaming or type(store) is not dict:
+            await super().send_response(response, send)
+            return
+        body = response.content  # type: ignore[attr-defined]  # not streaming: an HttpResponse
+        if len(body) > self.chunk_size:
+            await super().send_response(response, send)
+            return
+        headers = [(key.encode("ascii"), value.encode("latin-1")) for key, value in store.values()]
+        for cookie in response.cookies.values():
+            headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": headers})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
     async def _finish(self, response: HttpResponseBase | None) -> None:
         if response is not None:
             close_response(response)
@@ -210,7 +231,8 @@ class EventLoopASGIHandler(ASGIHandler):
         )
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        set_urlconf(settings.ROOT_URLCONF)
+        # No set_urlconf(ROOT_URLCONF): Django resets the thread's urlconf a previous request
+        # may have left; here each request runs in a fresh context, where it is the default.
         response = await self._middleware_chain(request)
         resource_closers(response).append(request.close)
         if isinstance(response, HttpResponse) and "Content-Length" not in response:

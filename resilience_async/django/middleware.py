@@ -21,6 +21,7 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
+from resilience_async.django._headers import add_missing, prepare, put
 from resilience_async.django.errors import error_response
 from resilience_async.django.responses import json_error
 from resilience_async.errors import BulkheadFullError
@@ -72,7 +73,8 @@ class _RequestContext:
 
     def finish(self, request: HttpRequest, response: HttpResponseBase, started: float) -> None:
         elapsed = time.perf_counter() - started
-        response[REQUEST_ID_HEADER] = request_id_var.get() or ""
+        # The id matched _VALID_REQUEST_ID or is hex: nothing for Django to check.
+        put(response.headers, REQUEST_ID_HEADER, request_id_var.get() or "")
         match = request.resolver_match
         route = match.route if match is not None else "unmatched"
         method = request.method if request.method in KNOWN_METHODS else "OTHER"
@@ -131,7 +133,7 @@ class _Security:
             headers["Referrer-Policy"] = str(settings.SECURE_REFERRER_POLICY)
         if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
             headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
-        self._headers = headers
+        self._headers = prepare(headers)  # checked once: set on every response
         self._hsts = _hsts_header()
         self._allowed: set[tuple[str | None, str | None]] = set()
         self._refused = 0
@@ -177,11 +179,7 @@ class _Security:
     def decorate(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Add each header the view did not set itself."""
         headers = response.headers
-        # `in` then set: CaseInsensitiveMapping.setdefault raises and catches KeyError inside,
-        # which costs more than the rest of this middleware together.
-        for name, value in self._headers.items():
-            if name not in headers:
-                headers[name] = value
+        add_missing(headers, self._headers)
         if self._hsts and request.is_secure() and "Strict-Transport-Security" not in headers:
             headers["Strict-Transport-Security"] = self._hsts
         return response

@@ -355,3 +355,40 @@ async def test_bodies_are_read_in_memory_up_to_the_limit_never_spooled(
     for refused in (declared, streamed):
         assert (refused.status_code, refused.headers["Connection"]) == (413, "close")
         assert refused.json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: HttpResponse("tea", content_type="text/plain; charset=utf-8"),
+        lambda: HttpResponse(b"", status=204),
+        lambda: _with_cookie(HttpResponse("ok")),
+        lambda: HttpResponse("é" * 70_000),  # over one chunk: sent Django's way, in parts
+        lambda: StreamingHttpResponse(_parts(b"a", b"b")),
+    ],
+)
+async def test_responses_go_out_as_djangos_handler_sends_them(make: Any) -> None:
+    """The lean send_response sends what Django's would, message for message."""
+
+    async def messages(handler: ASGIHandler) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await handler.send_response(make(), send)
+        return [{"more_body": False, **m} if m["type"] == "http.response.body" else m
+                for m in sent]  # fmt: skip
+
+    ours, djangos = await messages(EventLoopASGIHandler()), await messages(ASGIHandler())
+    assert ours == djangos
+
+
+def _with_cookie(response: HttpResponse) -> HttpResponse:
+    response.set_cookie("flavour", "mint", httponly=True)
+    return response
+
+
+async def _parts(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
