@@ -1,7 +1,8 @@
 """`python -m loadtests bench`: run the parts, print their tables, draw, index, judge.
 
-Each part prints its table with its verdicts and writes its JSON. With `check`, a missed
-target makes the exit status 1. A quick run shares one stack among its parts (`bench data` last: its
+Each part prints its table with its verdicts; its JSON gets a chart beside it, and the
+directory an `index.html` over every part found there. With `check`, a missed target makes
+the exit status 1. A quick run shares one stack among its parts (`bench data` last: its
 failover leaves the stack without a primary of its own making).
 """
 
@@ -12,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from loadtests.bench import collateral, data, http, jobs, outbound
+from loadtests.bench import chart, collateral, data, http, index, jobs, outbound
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome
@@ -36,9 +37,12 @@ def run(parts: Sequence[str], plan: Plan, *, check: bool = False,
     with _shared(plan) as stack:
         for part in chosen:
             outcome = PARTS[part](plan, progress, stack)
+            chart.draw(outcome.path)
             progress.clear()
             print(f"{outcome.text}\n", flush=True)
             outcomes.append(outcome)
+    page = index.write(outcomes[0].path.parent, list(PARTS))
+    print(f"charts and tables: {page}")
     print(summary(outcomes))
     return 1 if check and any(outcome.missed for outcome in outcomes) else 0
 

@@ -1,5 +1,5 @@
-"""`bench --quick`, the smoke test: every part runs and leaves its table and JSON. Its windows
-are too short to judge: no target is checked here."""
+"""`bench --quick`, the smoke test: every part runs and leaves its table, JSON and chart, and
+the index shows them all. Its windows are too short to judge: no target is checked here."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _cores() -> Iterator[None]:
 
 
 @pytest.mark.timeout(300)
-def test_every_part_leaves_its_table_and_json(
+def test_every_part_leaves_its_table_json_and_chart_and_the_index_shows_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(report, "REPORT_DIR", tmp_path)
@@ -35,9 +35,12 @@ def test_every_part_leaves_its_table_and_json(
     out, err = capsys.readouterr()
     written = tmp_path / "quick"
     assert status == 0
+    page = (written / "index.html").read_text()
     for part in suite.PARTS:
         document = json.loads((written / f"{part}.json").read_text())
         assert f"bench {part}:" in out
+        assert (written / f"{part}.png").read_bytes().startswith(b"\x89PNG")
+        assert f'<img src="{part}.png"' in page
         assert any(server["is_ceiling"] for server in document["servers"])
         assert all(server["peak_rss_bytes"] for server in document["servers"])
         assert f"bench {part} | " in err  # the progress line

@@ -10,7 +10,7 @@ import pytest
 
 from loadtests import __main__ as cli
 from loadtests import cli_bench
-from loadtests.bench import plan, progress, report, suite
+from loadtests.bench import chart, plan, progress, report, suite
 from loadtests.bench.progress import Progress
 from loadtests.bench.rounds import Rounds
 from loadtests.bench.targets import Verdict
@@ -87,8 +87,9 @@ MISSED = Verdict("fast enough", 1.0, 1.5, "1.00x", ">= 1.5x", met=False)
 
 @pytest.fixture
 def fake_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, suite.PartRun]:
-    """`bench`'s parts replaced by `parts[name]`, reports in tmp_path."""
+    """`bench`'s parts replaced by `parts[name]`, reports in tmp_path, no chart drawn."""
     monkeypatch.setattr(report, "REPORT_DIR", tmp_path)
+    monkeypatch.setattr(chart, "draw", lambda path: path.with_suffix(".png"))
     parts: dict[str, suite.PartRun] = {}
     monkeypatch.setattr(suite, "PARTS", parts)
     return parts
@@ -112,7 +113,7 @@ def test_check_exits_1_only_when_asked_and_a_target_was_missed(
     assert "fake part" in capsys.readouterr().out
 
 
-def test_the_run_ends_with_every_missed_target(
+def test_the_run_ends_with_the_index_and_every_missed_target(
     fake_parts: dict[str, suite.PartRun], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake_parts["fake"] = fake_part(MET, MISSED)
@@ -120,10 +121,12 @@ def test_the_run_ends_with_every_missed_target(
     suite.run([], plan.FULL)
 
     out = capsys.readouterr().out.splitlines()
-    assert out[-2:] == [
+    assert out[-3:] == [
+        f"charts and tables: {tmp_path / 'index.html'}",
         "targets: 1 met, 1 MISSED",
         "  MISSED fake: fast enough 1.00x (target >= 1.5x)",
     ]
+    assert "bench fake" in (tmp_path / "index.html").read_text()
 
 
 def test_quick_takes_the_quick_plan_and_the_figures_given() -> None:
