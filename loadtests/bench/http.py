@@ -4,6 +4,7 @@ The route is `GET /health/live` (touches no dependency): what is measured is the
 request path itself (server, handler, middleware, view, response). Each server is pinned to
 the same core and the load generator to the other; the servers take turns, for several
 rounds, and each one's median round is reported, so a noisy moment cannot decide a ratio.
+A bare ASGI app on the same core takes its turn too: the ceiling every row reads against.
 """
 
 from __future__ import annotations

@@ -75,7 +75,8 @@ TARGETS = [
 
 
 def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> Outcome:
-    """`plan.connections` is unused: each scenario names its own concurrency."""
+    """`plan.connections` is unused: each scenario names its own concurrency. Quick: healthy
+    and down only, on the async service and the guide's sync twin."""
     servers.pin_to(servers.LOAD_CORE)
     scenarios = QUICK_SCENARIOS if plan.quick else SCENARIOS
     specs = {spec.name: spec for scenario in scenarios for spec in scenario.contenders}
