@@ -86,8 +86,10 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
         control_url = where.stack.env["TIPS_UPSTREAM_CONTROL_URL"]
         with servers.serving([*specs.values(), servers.BARE_ASGI], env, where.work) as running, \
                 UpstreamControl(control_url) as control:  # fmt: skip
-            contenders = {server.spec.name: server for server in running}
-            rounds = _rounds(contenders, control, scenarios, plan, progress)
+            *served, ceiling = running
+            contenders = {server.spec.name: server for server in served}
+            rounds = _rounds(contenders, ceiling, control, scenarios=scenarios, plan=plan,
+                             progress=progress)  # fmt: skip
     return _report(rounds, plan)
 
 
@@ -103,11 +105,13 @@ def _service_env(where: Stage) -> dict[str, str]:
     }
 
 
-def _rounds(contenders: dict[str, servers.RunningServer], control: UpstreamControl,
-            scenarios: tuple[Scenario, ...], plan: Plan, progress: Progress) -> Rounds:  # fmt: skip
+def _rounds(contenders: dict[str, servers.RunningServer], ceiling: servers.RunningServer,
+            control: UpstreamControl, *, scenarios: tuple[Scenario, ...], plan: Plan,
+            progress: Progress) -> Rounds:  # fmt: skip
+    """`contenders` by name: the servers of the scenarios (the ceiling is no tips server)."""
     rounds = Rounds("outbound", plan.rounds, progress)
     load = {"connections": 64, "duration": plan.duration, "warmup": plan.warmup}
-    service, ceiling = contenders[ASYNC.name], contenders[servers.BARE_ASGI.name]
+    service = contenders[ASYNC.name]
     for number in rounds:
         with rounds.turn(BARE_ROUTE, service) as turn:
             turn.add(BARE_ROUTE, run_load_sync(f"{service.url}/health/live", **load))
