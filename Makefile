@@ -50,8 +50,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every part, or some: make bench [PARTS="http data"] [QUICK=1: the smoke test] [CHECK=1: exit 1
+# on a missed target]. Tables on stdout; reports/bench/: JSON, a chart per part, index.html.
 bench: install
-	$(BIN)/python -m loadtests bench
+	$(BIN)/python -m loadtests bench $(PARTS) $(if $(filter 1 yes true,$(QUICK)),--quick) \
+		$(if $(filter 1 yes true,$(CHECK)),--check)
 
 # One load-plus-fault scenario: make scenario NAME=upstream-outage [SCALE=0.3]
 scenario: install

@@ -5,7 +5,8 @@
 
 One process, one event loop, `concurrency` tasks each running the query in a loop on an
 `AsyncConnectionPool` (no HTTP, no Django, no routing): what the data path could do at most
-on one core. Prints one JSON object: requests, duration, statuses, errors, latencies_ms.
+on one core. Prints one JSON object: requests, duration, statuses, errors, latencies_ms and
+peak_rss_bytes (this process's peak RSS: the pool's, as the servers' is theirs).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import time
 from collections.abc import Awaitable, Callable
 
@@ -102,7 +104,8 @@ def main() -> None:
             warmup=args.warmup,
         )
     )
-    print(json.dumps(result.to_dict()))
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    print(json.dumps({**result.to_dict(), "peak_rss_bytes": peak_rss}))
 
 
 if __name__ == "__main__":

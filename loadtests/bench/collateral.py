@@ -35,19 +35,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import tempfile
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import uvloop
 
 from loadtests.bench import servers
-from loadtests.bench.report import LatencyTarget, Row, median_round, render, write
-from loadtests.bench.seed import migrate_and_seed
+from loadtests.bench.plan import Plan
+from loadtests.bench.progress import SILENT, Progress
+from loadtests.bench.report import Outcome, finish
+from loadtests.bench.rounds import Measured, Rounds, Turn
+from loadtests.bench.stage import Stage, stage
+from loadtests.bench.targets import LatencyTarget, verdicts
 from loadtests.loadgen import LoadResult, run_load
 from loadtests.stack import Stack, StackError
 from loadtests.upstream import UpstreamControl
@@ -63,6 +65,9 @@ OUT_OF_REACH = str(10**6)
 LIVE, ORDER, TIPS = "/health/live", "/api/orders/<id>", "/api/tips"
 ASYNC, PER_REQUEST = servers.ASYNC_SERVICE, servers.ASYNC_PER_REQUEST
 CONTENDERS = (ASYNC, PER_REQUEST, servers.SYNC_DJANGO, servers.SYNC_TUNED)
+QUICK_CONTENDERS = (ASYNC, servers.SYNC_DJANGO)
+# The floor under every p99 (the ceiling of every req/s): the side load on a bare ASGI app.
+CEILING = f"ceiling: {servers.BARE_ASGI.name}, {SIDE_CONNECTIONS} connections"
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ HEALTHY = Condition("healthy", {"mode": "normal"})
 HANGING = Condition("hanging", {"mode": "hang"})
 SLOW = Condition("slow 2 s", {"mode": "slow", "delay_ms": SLOW_MS})
 CONDITIONS = (IDLE, HEALTHY, HANGING, SLOW)
+QUICK_CONDITIONS = (IDLE, HANGING)
 
 
 def key(condition: Condition, spec: servers.ServerSpec, endpoint: str) -> str:
@@ -94,35 +100,26 @@ LIMITS = [
 ]  # fmt: skip
 
 
-def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str:
-    """`connections` is unused: the tips load is 200 connections, the side loads 4 each."""
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
+def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> Outcome:
+    """`plan.connections` is unused: the tips load is 200 connections, the side loads 4 each.
+    Quick: no tips load and hanging only, on the async service and the guide's sync twin."""
     servers.pin_to(servers.LOAD_CORE)
-    with tempfile.TemporaryDirectory(prefix="bench-collateral-") as scratch:
-        work = Path(scratch)
-        (work / "metrics").mkdir()
-        with Stack(state_dir=work / "stack") as stack:
-            migrate_and_seed(stack, SEED_ORDERS)
-            servers.pin_stack(stack)
-            env = _service_env(stack, work)
-            running: dict[str, servers.RunningServer] = {}
-            control = UpstreamControl(stack.env["TIPS_UPSTREAM_CONTROL_URL"])
-            try:
-                for spec in CONTENDERS:
-                    running[spec.name] = servers.start(spec, env, work)
-                results = _rounds(running, control, rounds, duration, warmup)
-            finally:
-                control.close()
-                for server in running.values():
-                    server.child.stop(timeout=10)
-    return _report(results, duration, warmup, rounds)
+    contenders = QUICK_CONTENDERS if plan.quick else CONTENDERS
+    conditions = QUICK_CONDITIONS if plan.quick else CONDITIONS
+    with stage("collateral", stack, orders=SEED_ORDERS) as where:
+        servers.pin_stack(where.stack)
+        env = _service_env(where)
+        control_url = where.stack.env["TIPS_UPSTREAM_CONTROL_URL"]
+        with servers.serving([*contenders, servers.BARE_ASGI], env, where.work) as running, \
+                UpstreamControl(control_url) as control:  # fmt: skip
+            rounds = _rounds(running, control, conditions, plan, progress)
+    return _report(rounds, plan)
 
 
-def _service_env(stack: Stack, work: Path) -> dict[str, str]:
+def _service_env(where: Stage) -> dict[str, str]:
     return {
-        **stack.env,
-        "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"),
+        **where.stack.env,
+        "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
         "LOG_LEVEL": "error",
         "CACHE_TTL": "0",
         "CACHE_STALE_BUDGET": "off",
@@ -134,35 +131,40 @@ def _service_env(stack: Stack, work: Path) -> dict[str, str]:
     }
 
 
-def _rounds(running: dict[str, servers.RunningServer], control: UpstreamControl, rounds: int,
-            duration: float, warmup: float) -> dict[str, list[LoadResult]]:  # fmt: skip
-    results: dict[str, list[LoadResult]] = {}
-    for _ in range(rounds):
-        for condition in CONDITIONS:
-            for spec in CONTENDERS:
-                measured = _turn(running[spec.name], control, condition, duration, warmup)
-                for endpoint, result in measured.items():
-                    results.setdefault(key(condition, spec, endpoint), []).append(result)
-    return results
+def _rounds(running: list[servers.RunningServer], control: UpstreamControl,
+            conditions: tuple[Condition, ...], plan: Plan,
+            progress: Progress) -> Rounds:  # fmt: skip
+    rounds = Rounds("collateral", plan.rounds, progress)
+    *contenders, ceiling = running
+    for _ in rounds:
+        with rounds.turn(CEILING, ceiling) as turn:
+            _measure(turn, ceiling, IDLE, plan, names={LIVE: CEILING})
+        for condition in conditions:
+            for server in contenders:
+                with rounds.turn(f"{condition.name}: {server.spec.name}", server) as turn:
+                    _turn(turn, server, control, condition, plan)
+    return rounds
 
 
-def _turn(server: servers.RunningServer, control: UpstreamControl, condition: Condition,
-          duration: float, warmup: float) -> dict[str, LoadResult]:  # fmt: skip
+def _turn(turn: Turn, server: servers.RunningServer, control: UpstreamControl,
+          condition: Condition, plan: Plan) -> None:  # fmt: skip
     """One server's turn, then the upstream healthy again until the server answers: a sync
     server still works through the tips requests its clients gave up on (each one a stuck
     call while the upstream fails), and none of that may fall into the next server's turn."""
     control.set_mode(**condition.mode)
     try:
-        return _measure(server, condition, duration, warmup)
+        names = {end: key(condition, server.spec, end) for end in (LIVE, ORDER, TIPS)}
+        _measure(turn, server, condition, plan, names)
     finally:
         control.set_mode("normal")
         _settle(server)
 
 
-def _measure(server: servers.RunningServer, condition: Condition, duration: float,
-             warmup: float) -> dict[str, LoadResult]:  # fmt: skip
-    """The side loads and (unless idle) the tips load, on one loop, over the same window."""
-    window = functools.partial(run_load, duration=duration, warmup=warmup)
+def _measure(turn: Turn, server: servers.RunningServer, condition: Condition, plan: Plan,
+             names: dict[str, str]) -> None:  # fmt: skip
+    """The side loads and (unless idle) the tips load, on one loop, over the same window;
+    each endpoint named in `names` is recorded under its name."""
+    window = functools.partial(run_load, duration=plan.duration, warmup=plan.warmup)
     loads = {
         LIVE: window(f"{server.url}/health/live", connections=SIDE_CONNECTIONS,
                      timeout=SIDE_TIMEOUT),
@@ -173,7 +175,9 @@ def _measure(server: servers.RunningServer, condition: Condition, duration: floa
         # Generous: a tips request that gives up and reconnects would lighten the load.
         loads[TIPS] = window(f"{server.url}/api/tips", connections=TIPS_CONNECTIONS,
                              timeout=UPSTREAM_TIMEOUT * 3)  # fmt: skip
-    return dict(zip(loads, _run(_gather(*loads.values())), strict=True))
+    for endpoint, result in zip(loads, _run(_gather(*loads.values())), strict=True):
+        if endpoint in names:
+            turn.add(names[endpoint], result)
 
 
 async def _gather(*loads: Coroutine[Any, Any, LoadResult]) -> list[LoadResult]:
@@ -196,53 +200,58 @@ def _settle(server: servers.RunningServer, within: float = 30.0) -> None:
     raise StackError(f"{server.spec.name} did not answer again within {within:g} s")
 
 
-def _report(results: dict[str, list[LoadResult]], duration: float, warmup: float,
-            rounds: int) -> str:  # fmt: skip
-    medians = {name: median_round(runs) for name, runs in results.items()}
+def _report(rounds: Rounds, plan: Plan) -> Outcome:
+    medians = rounds.medians()
     rows = [
-        Row(name, _describe(name, result, medians), result)
-        for name, result in medians.items()
+        m.row(name, _describe(name, m.result, medians), "" if name == CEILING else CEILING)
+        for name, m in medians.items()
         if not name.endswith(TIPS)
     ]
     settings = {
-        "duration_s": duration, "warmup_s": warmup, "rounds": rounds,
-        "tips_connections": TIPS_CONNECTIONS, "side_connections": SIDE_CONNECTIONS,
-        "side_timeout_s": SIDE_TIMEOUT, "upstream_timeout_s": UPSTREAM_TIMEOUT,
-        "slow_ms": SLOW_MS, "cache_ttl_s": 0, "stale_budget": "off", "breakers": "closed",
-        "order_id": ORDER_ID,
-        "tips_load": {n: r.to_dict() for n, r in medians.items() if n.endswith(TIPS)},
-        "rps_by_round": {n: [round(r.rps) for r in rs] for n, rs in results.items()},
+        "tips_connections": TIPS_CONNECTIONS,
+        "side_connections": SIDE_CONNECTIONS, "side_timeout_s": SIDE_TIMEOUT,
+        "upstream_timeout_s": UPSTREAM_TIMEOUT, "slow_ms": SLOW_MS, "cache_ttl_s": 0,
+        "stale_budget": "off", "breakers": "closed", "order_id": ORDER_ID,
+        "tips_load": {n: m.result.to_dict() for n, m in medians.items() if n.endswith(TIPS)},
+        "rps_by_round": rounds.rps_by_round(),
     }  # fmt: skip
-    path = write("collateral", rows, [], settings, LIMITS)
     title = (
         f"bench collateral: {LIVE} and GET /api/orders/{ORDER_ID} ({SIDE_CONNECTIONS} "
         f"connections each, {SIDE_TIMEOUT:g} s timeout) while {TIPS_CONNECTIONS} connections "
         f"load {TIPS}\n(CACHE_TTL=0, CACHE_STALE_BUDGET=off, UPSTREAM_TIMEOUT="
-        f"{UPSTREAM_TIMEOUT:g} s, breakers kept closed), {rounds} rounds of {duration:g} s, "
-        "median round, each server on 1 core"
+        f"{UPSTREAM_TIMEOUT:g} s, breakers kept closed), {plan.rounds} rounds of "
+        f"{plan.duration:g} s, median round, each server on 1 core"
     )
-    table = render(title, rows, [], LIMITS)
-    return f"{table}\n{_against_idle(medians)}\n\nwritten to {path}"
+    found = verdicts(LIMITS, medians)
+    return finish(
+        "collateral", title, rows, found, plan=plan, settings=settings, notes=_against_idle(medians)
+    )
 
 
-def _describe(name: str, result: LoadResult, medians: dict[str, LoadResult]) -> str:
+def _describe(name: str, result: LoadResult, medians: dict[str, Measured]) -> str:
+    if name == CEILING:
+        return f"{servers.BARE_ASGI.description}; the side load alone, no tips load"
     text = f"timeouts {result.errors['timeout']}"
     tips = medians.get(name.removesuffix(LIVE) + TIPS) if name.endswith(LIVE) else None
     if tips is not None:
-        text += (f"; the tips load: {tips.rps:.0f} req/s, p50 {tips.latencies_ms.p50:.0f} ms, "
-                 f"{tips.error_count} errors")  # fmt: skip
+        load = tips.result
+        text += (f"; the tips load: {load.rps:.0f} req/s, p50 {load.latencies_ms.p50:.0f} ms, "
+                 f"{load.error_count} errors")  # fmt: skip
     return text
 
 
-def _against_idle(medians: dict[str, LoadResult]) -> str:
+def _against_idle(medians: dict[str, Measured]) -> list[str]:
     """The stricter comparison: p99 while hanging against the same server with no tips load
     (the healthy baseline carries the tips load, which keeps the server's core busy)."""
     lines = []
     for spec in (ASYNC, PER_REQUEST):
         for endpoint in (LIVE, ORDER):
-            hanging = medians[key(HANGING, spec, endpoint)].latencies_ms.p99
-            idle = medians[key(IDLE, spec, endpoint)].latencies_ms.p99
-            lines.append(f"hanging: {spec.name} {endpoint} p99 {hanging:.1f} ms = "
-                         f"{hanging / max(idle, 1e-9):.1f}x its p99 with no tips load "
-                         f"({idle:.1f} ms; no target)")  # fmt: skip
-    return "\n".join(lines)
+            hanging = medians.get(key(HANGING, spec, endpoint))
+            idle = medians.get(key(IDLE, spec, endpoint))
+            if hanging is None or idle is None:
+                continue
+            p99, idle_p99 = hanging.result.latencies_ms.p99, idle.result.latencies_ms.p99
+            lines.append(f"hanging: {spec.name} {endpoint} p99 {p99:.1f} ms = "
+                         f"{p99 / max(idle_p99, 1e-9):.1f}x its p99 with no tips load "
+                         f"({idle_p99:.1f} ms; no target)")  # fmt: skip
+    return lines

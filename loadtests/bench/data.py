@@ -19,16 +19,18 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
 from loadtests.bench import servers
-from loadtests.bench.report import Row, Target, median_round, render, write
-from loadtests.bench.seed import migrate_and_seed
+from loadtests.bench.plan import Plan
+from loadtests.bench.progress import SILENT, Progress
+from loadtests.bench.report import Outcome, finish
+from loadtests.bench.rounds import Measured, Rounds, Turn
+from loadtests.bench.stage import stage
+from loadtests.bench.targets import Target, Verdict, verdicts
 from loadtests.loadgen import LoadResult, run_load_sync
 from loadtests.loadgen.result import Latencies
 from loadtests.stack import Stack
@@ -40,76 +42,79 @@ ORDER_BODY = b'{"item":"bench","quantity":1}'
 KILL_TO_PROMOTE = 1.5  # seconds without a primary before the replica is promoted
 GAP_TARGET = 2.0
 READERS = 8
-TARGETS = [
-    Target("reads: service / bare pool (1 core each)", "reads: async service",
-           "reads: bare psycopg pool", 0.6),
-]  # fmt: skip
+BARE_ROUTE, CEILING = "bare route: async service", f"ceiling: {servers.BARE_ASGI.name}"
+READS, BARE_READS = "reads: async service", "reads: bare psycopg pool"
+WRITES, BARE_WRITES = "writes: async service", "writes: bare psycopg pool"
+CEILINGS = {BARE_ROUTE: CEILING, READS: BARE_READS, WRITES: BARE_WRITES}
+TARGETS = [Target("reads: service / bare pool (1 core each)", READS, BARE_READS, 0.6)]
 
 
-def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str:
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
+def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> Outcome:
+    """Quick: every measurement once, and the failover with shorter calm before and after.
+    A stack it is given leaves with its replica promoted and its primary dead."""
     servers.pin_to(servers.LOAD_CORE)
-    with tempfile.TemporaryDirectory(prefix="bench-data-") as scratch:
-        work = Path(scratch)
-        (work / "metrics").mkdir()
-        with Stack(state_dir=work / "stack") as stack:
-            migrate_and_seed(stack, SEED_ORDERS)
-            servers.pin_stack(stack)
-            env = {
-                **stack.env,
-                "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"),
-                "LOG_LEVEL": "error",
-                "DATABASE_POOL_MAX_SIZE": str(POOL_SIZE),
-            }
-            service = servers.start(servers.ASYNC_SERVICE, env, work)
-            try:
-                load = {"connections": connections, "duration": duration, "warmup": warmup}
-                results = _rounds(service, stack, rounds, load)
-                failover = asyncio.run(_failover(service.url, stack))
-            finally:
-                service.child.stop(timeout=10)
-    return _report(results, failover, load, rounds)
+    with stage("data", stack, orders=SEED_ORDERS) as where:
+        servers.pin_stack(where.stack)
+        env = {
+            **where.stack.env,
+            "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
+            "LOG_LEVEL": "error",
+            "DATABASE_POOL_MAX_SIZE": str(POOL_SIZE),
+        }
+        specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI]
+        with servers.serving(specs, env, where.work) as (service, ceiling):
+            rounds = _rounds(service, ceiling, where.stack, plan, progress)
+            failover = _watch_failover(service, where.stack, plan, progress)
+    return _report(rounds, failover, plan)
 
 
-def _rounds(
-    service: servers.RunningServer, stack: Stack, rounds: int, load: dict[str, float]
-) -> dict[str, list[LoadResult]]:
-    """Each round: the bare route, reads and writes through the service, then the ceilings."""
-    results: dict[str, list[LoadResult]] = {}
+def _rounds(service: servers.RunningServer, ceiling: servers.RunningServer, stack: Stack,
+            plan: Plan, progress: Progress) -> Rounds:  # fmt: skip
+    """Each round: the bare route and its ceiling, reads and writes through the service and
+    on the bare pool."""
+    rounds = Rounds("data", plan.rounds, progress)
     post = {"method": "POST", "headers": {"Content-Type": "application/json"}, "body": ORDER_BODY}
-    duration, warmup = load["duration"], load["warmup"]
-    for _ in range(rounds):
-        measured = {
-            "bare route: async service": run_load_sync(f"{service.url}/health/live", **load),  # type: ignore[arg-type]
-            "reads: async service": run_load_sync(f"{service.url}/api/orders/{READ_ID}", **load),  # type: ignore[arg-type]
-            "reads: bare psycopg pool": _bare("read", stack.services["replica"]["url"],
-                                              duration, warmup),
-            "writes: async service": run_load_sync(f"{service.url}/api/orders", **load, **post),  # type: ignore[arg-type]
-            "writes: bare psycopg pool": _bare("write", stack.env["DATABASE_URL"],
-                                               duration, warmup),
-        }  # fmt: skip
-        for name, result in measured.items():
-            results.setdefault(name, []).append(result)
-    return results
+    gets = {BARE_ROUTE: (service, "/health/live"), CEILING: (ceiling, "/health/live"),
+            READS: (service, f"/api/orders/{READ_ID}")}  # fmt: skip
+    for _ in rounds:
+        for name, (server, path) in gets.items():
+            with rounds.turn(name, server) as turn:
+                turn.add(name, run_load_sync(f"{server.url}{path}", **plan.load()))
+        with rounds.turn(BARE_READS) as turn:
+            _bare(turn, BARE_READS, "read", stack.services["replica"]["url"], plan)
+        with rounds.turn(WRITES, service) as turn:
+            turn.add(WRITES, run_load_sync(f"{service.url}/api/orders", **plan.load(), **post))
+        with rounds.turn(BARE_WRITES) as turn:
+            _bare(turn, BARE_WRITES, "write", stack.env["DATABASE_URL"], plan)
+    return rounds
 
 
-def _bare(kind: str, url: str, duration: float, warmup: float) -> LoadResult:
-    """The ceiling, measured in its own process on the servers' core."""
+def _bare(turn: Turn, name: str, kind: str, url: str, plan: Plan) -> None:
+    """The ceiling, measured in its own process on the servers' core (its own peak RSS)."""
     argv = [sys.executable, "-m", "loadtests.bench.bare_pool", kind, "--url", url,
-            "--id", str(READ_ID), "--concurrency", str(POOL_SIZE), "--duration", str(duration),
-            "--warmup", str(warmup)]  # fmt: skip
+            "--id", str(READ_ID), "--concurrency", str(POOL_SIZE),
+            "--duration", str(plan.duration), "--warmup", str(plan.warmup)]  # fmt: skip
     if (os.cpu_count() or 1) > servers.SERVER_CORE:
         argv = ["taskset", "-c", str(servers.SERVER_CORE), *argv]
     out = subprocess.run(argv, cwd=servers.ROOT, check=True, capture_output=True, text=True)
     data = json.loads(out.stdout)
-    return LoadResult(
+    result = LoadResult(
         requests=data["requests"],
         duration=data["duration"],
         statuses={int(code): count for code, count in data["statuses"].items()},
         errors=data["errors"],
         latencies_ms=Latencies(**data["latencies_ms"]),
     )
+    turn.add(name, result, peak_rss=data["peak_rss_bytes"])
+
+
+def _watch_failover(service: servers.RunningServer, stack: Stack, plan: Plan,
+                    progress: Progress) -> Failover:  # fmt: skip
+    progress.show("data", service.spec.name, "failover")
+    failover = asyncio.run(_failover(service.url, stack, calm=min(1.0, plan.duration)))
+    done = f"{sum(failover.reads.values())} reads, {failover.read_errors} failed"
+    progress.show("data", service.spec.name, "failover", done)
+    return failover
 
 
 @dataclass
@@ -142,7 +147,8 @@ class Failover:
         return self.first_write_after - self.killed_at
 
 
-async def _failover(url: str, stack: Stack) -> Failover:
+async def _failover(url: str, stack: Stack, calm: float) -> Failover:
+    """`calm`: seconds of load before the kill and after the first write accepted again."""
     seen = Failover()
     stop, resumed = asyncio.Event(), asyncio.Event()
     json_header = {"Content-Type": "application/json"}
@@ -166,7 +172,7 @@ async def _failover(url: str, stack: Stack) -> Failover:
 
         tasks = [asyncio.create_task(reader()) for _ in range(READERS)]
         tasks.append(asyncio.create_task(writer()))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(calm)
         seen.killed_at = time.monotonic()
         os.killpg(stack.children["primary"].pid, signal.SIGKILL)
         await asyncio.sleep(KILL_TO_PROMOTE)
@@ -175,7 +181,7 @@ async def _failover(url: str, stack: Stack) -> Failover:
         seen.promoted_at = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(resumed.wait(), timeout=30)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(calm)
         stop.set()
         await asyncio.gather(*tasks)
     return seen
@@ -189,52 +195,61 @@ async def _status(request: object) -> int:
     return int(response.status_code)
 
 
-def _report(
-    results: dict[str, list[LoadResult]], failover: Failover, load: dict[str, float], rounds: int
-) -> str:
-    duration, warmup, connections = load["duration"], load["warmup"], int(load["connections"])
-    medians = {name: median_round(runs) for name, runs in results.items()}
+def _report(rounds: Rounds, failover: Failover, plan: Plan) -> Outcome:
+    medians = rounds.medians()
     setups = {
-        "bare route: async service": "GET /health/live: the request path alone",
-        "reads: async service": f"GET /api/orders/{READ_ID}, replica, pool {POOL_SIZE}",
-        "reads: bare psycopg pool": f"same SELECT, one process, {POOL_SIZE} tasks and connections",
-        "writes: async service": f"POST /api/orders + token, primary, pool {POOL_SIZE}",
-        "writes: bare psycopg pool": "same INSERT + token SELECT, one process",
+        BARE_ROUTE: "GET /health/live: the request path alone",
+        CEILING: f"{servers.BARE_ASGI.description}",
+        READS: f"GET /api/orders/{READ_ID}, replica, pool {POOL_SIZE}",
+        BARE_READS: f"same SELECT, one process, {POOL_SIZE} tasks and connections",
+        WRITES: f"POST /api/orders + token, primary, pool {POOL_SIZE}",
+        BARE_WRITES: "same INSERT + token SELECT, one process",
+    }
+    rows = [m.row(name, setups[name], CEILINGS.get(name, "")) for name, m in medians.items()]
+    settings = {
+        "pool_size": POOL_SIZE,
+        "rps_by_round": rounds.rps_by_round(),
+        "failover": {"gap_s": failover.gap, "outage_s": failover.outage,
+                     "read_errors": failover.read_errors, "reads": failover.reads,
+                     "writes": failover.writes, "kill_to_promote_s": KILL_TO_PROMOTE},
     }  # fmt: skip
-    rows = [Row(name, setups[name], result) for name, result in medians.items()]
-    path_cost = 1 / medians["bare route: async service"].rps
-    composite = 1 / (1 / medians["reads: bare psycopg pool"].rps + path_cost)
-    reads = medians["reads: async service"].rps
-    writes_ratio = medians["writes: async service"].rps / medians["writes: bare psycopg pool"].rps
-    gap = failover.gap
-    gap_text = "none within 30 s" if gap is None else f"{gap:.2f} s"
-    gap_verdict = "met" if gap is not None and gap < GAP_TARGET else "MISSED"
-    reads_verdict = "met" if failover.read_errors == 0 else "MISSED"
+    title = (
+        f"bench data: orders through the async service (1 core) against a bare psycopg pool "
+        f"(1 core), {plan.connections} connections, {plan.rounds} rounds of {plan.duration:g} "
+        "s, median round"
+    )
+    found = [*verdicts(TARGETS, medians), *_failover_verdicts(failover)]
+    return finish(
+        "data", title, rows, found, plan=plan, settings=settings, notes=_notes(medians, failover)
+    )
+
+
+def _notes(medians: dict[str, Measured], failover: Failover) -> list[str]:
+    path_cost = 1 / medians[BARE_ROUTE].result.rps
+    composite = 1 / (1 / medians[BARE_READS].result.rps + path_cost)
+    reads = medians[READS].result.rps
+    writes_ratio = medians[WRITES].result.rps / medians[BARE_WRITES].result.rps
     outage = "n/a" if failover.outage is None else f"{failover.outage:.2f} s"
-    extra = [
+    return [
         f"writes: service / bare pool {writes_ratio:.2f}x (no target)",
         f"reads: service / (bare pool + bare route) {reads / composite:.2f} of "
         f"{composite:.0f} req/s: what is left once the request path's own cost is counted",
         "",
         f"failover (kill primary, promote replica {KILL_TO_PROMOTE:g} s later, "
         f"{READERS} readers + 1 writer):",
-        f"  write gap after promotion {gap_text} (target < {GAP_TARGET:g} s: {gap_verdict})",
         f"  write outage from the kill {outage}; promotion itself took "
         f"{failover.promoted_at - failover.promote_at:.2f} s",
-        f"  reads {sum(failover.reads.values())}, errors {failover.read_errors} "
-        f"(target 0: {reads_verdict}); writes by status {dict(sorted(failover.writes.items()))}",
+        f"  reads {sum(failover.reads.values())}; writes by status "
+        f"{dict(sorted(failover.writes.items()))}",
     ]
-    settings = {
-        "duration_s": duration, "warmup_s": warmup, "connections": connections,
-        "rounds": rounds, "pool_size": POOL_SIZE,
-        "rps_by_round": {n: [round(r.rps) for r in rs] for n, rs in results.items()},
-        "failover": {"gap_s": gap, "outage_s": failover.outage,
-                     "read_errors": failover.read_errors, "reads": failover.reads,
-                     "writes": failover.writes, "kill_to_promote_s": KILL_TO_PROMOTE},
-    }  # fmt: skip
-    path = write("data", rows, TARGETS, settings)
-    title = (
-        f"bench data: orders through the async service (1 core) against a bare psycopg pool "
-        f"(1 core), {connections} connections, {rounds} rounds of {duration:g} s, median round"
-    )
-    return f"{render(title, rows, TARGETS)}\n" + "\n".join(extra) + f"\n\nwritten to {path}"
+
+
+def _failover_verdicts(failover: Failover) -> list[Verdict]:
+    gap = failover.gap
+    return [
+        Verdict("failover: write gap after the promotion", gap, GAP_TARGET,
+                "none in 30 s" if gap is None else f"{gap:.2f} s", f"< {GAP_TARGET:g} s",
+                gap is not None and gap < GAP_TARGET),
+        Verdict("failover: reads failed", failover.read_errors, 0, str(failover.read_errors),
+                "0", failover.read_errors == 0),
+    ]  # fmt: skip

@@ -4,20 +4,25 @@ The route is `GET /health/live` (touches no dependency): what is measured is the
 request path itself (server, handler, middleware, view, response). Each server is pinned to
 the same core and the load generator to the other; the servers take turns, for several
 rounds, and each one's median round is reported, so a noisy moment cannot decide a ratio.
+A bare ASGI app on the same core takes its turn too: the ceiling every row reads against.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from loadtests.bench import servers
-from loadtests.bench.report import Row, Target, median_round, render, write
+from loadtests.bench.plan import Plan
+from loadtests.bench.progress import SILENT, Progress
+from loadtests.bench.report import Outcome, finish
+from loadtests.bench.rounds import Rounds
 from loadtests.bench.slowloris import SlowClients
-from loadtests.loadgen import LoadResult, run_load_sync
+from loadtests.bench.stage import stage
+from loadtests.bench.targets import Target, verdicts
+from loadtests.loadgen import run_load_sync
 from loadtests.stack import Stack
 
-CONTENDERS = (servers.ASYNC_SERVICE, servers.STOCK_ASGI, servers.SYNC_DJANGO)
+CEILING = servers.BARE_ASGI
+CONTENDERS = (servers.ASYNC_SERVICE, servers.STOCK_ASGI, servers.SYNC_DJANGO, CEILING)
+QUICK_CONTENDERS = (servers.ASYNC_SERVICE, servers.SYNC_DJANGO, CEILING)
 SLOW_CLIENTS = 1000
 BESIEGED = f"async service, {SLOW_CLIENTS} slow clients"
 TARGETS = [
@@ -27,73 +32,54 @@ TARGETS = [
 ]
 
 
-def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str:
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
+def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> Outcome:
+    """Quick: no stock Django and no slow clients."""
     servers.pin_to(servers.LOAD_CORE)
-    with tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
-        work = Path(scratch)
-        (work / "metrics").mkdir()
-        # The async service opens its pools at start-up: give it real dependencies.
-        with Stack(state_dir=work / "stack") as stack:
-            env = {
-                **stack.env,
-                "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"),
-                "LOG_LEVEL": "warning",
-            }
-            running = [servers.start(spec, env, work) for spec in CONTENDERS]
-            try:
-                results = _rounds(running, rounds, duration, warmup, connections)
-            finally:
-                for server in running:
-                    server.child.stop(timeout=10)
-    rows = [
-        Row(s.spec.name, s.spec.description, median_round(results[s.spec.name])) for s in running
-    ]
-    rows.append(Row(BESIEGED, "the async service while slowloris clients hold connections",
-                    median_round(results[BESIEGED])))  # fmt: skip
-    by_round = {name: [round(r.rps) for r in rs] for name, rs in results.items()}
+    specs = QUICK_CONTENDERS if plan.quick else CONTENDERS
+    # The async service opens its pools at start-up: give it real dependencies.
+    with stage("http", stack) as where:
+        env = {
+            **where.stack.env,
+            "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
+            "LOG_LEVEL": "warning",
+        }
+        with servers.serving(specs, env, where.work) as running:
+            rounds = _rounds(running, plan, progress)
+    return _report(rounds, plan)
+
+
+def _rounds(running: list[servers.RunningServer], plan: Plan, progress: Progress) -> Rounds:
+    rounds = Rounds("http", plan.rounds, progress)
+    service = next(s for s in running if s.spec is servers.ASYNC_SERVICE)
+    for _ in rounds:
+        for server in running:
+            with rounds.turn(server.spec.name, server) as turn:
+                turn.add(server.spec.name,
+                         run_load_sync(f"{server.url}/health/live", **plan.load()))  # fmt: skip
+        if plan.quick:
+            continue
+        # The same load while slow clients hold connections, their headers never finished.
+        with SlowClients(service.url, SLOW_CLIENTS), rounds.turn(BESIEGED, service) as turn:
+            turn.add(BESIEGED, run_load_sync(f"{service.url}/health/live", **plan.load()))
+    return rounds
+
+
+def _report(rounds: Rounds, plan: Plan) -> Outcome:
+    medians = rounds.medians()
+    setups = {spec.name: spec.description for spec in CONTENDERS}
+    setups[BESIEGED] = "the async service while slowloris clients hold connections"
+    rows = [m.row(name, setups[name], "" if name == CEILING.name else CEILING.name)
+            for name, m in medians.items()]  # fmt: skip
+    by_round = rounds.rps_by_round()
     settings = {
         "route": "/health/live",
-        "duration_s": duration,
-        "warmup_s": warmup,
-        "connections": connections,
-        "rounds": rounds,
         "rps_by_round": by_round,
     }
-    path = write("http", rows, TARGETS, settings)
     title = (
-        f"bench http: GET /health/live, {connections} connections, {rounds} rounds of "
-        f"{duration:g} s per server (median round shown), server on 1 core"
+        f"bench http: GET /health/live, {plan.connections} connections, {plan.rounds} rounds of "
+        f"{plan.duration:g} s per server (median round shown), server on 1 core"
     )
-    spread = "\n".join(
-        f"  {name:<34}rounds: {', '.join(map(str, rps))} req/s" for name, rps in by_round.items()
-    )
-    return f"{render(title, rows, TARGETS)}\n\n{spread}\n\nwritten to {path}"
-
-
-def _rounds(
-    running: list[servers.RunningServer],
-    rounds: int,
-    duration: float,
-    warmup: float,
-    connections: int,
-) -> dict[str, list[LoadResult]]:
-    results: dict[str, list[LoadResult]] = {server.spec.name: [] for server in running}
-    results[BESIEGED] = []
-    service = next(s for s in running if s.spec is servers.ASYNC_SERVICE)
-    for _ in range(rounds):
-        for server in running:
-            result = run_load_sync(
-                f"{server.url}/health/live",
-                connections=connections,
-                duration=duration,
-                warmup=warmup,
-            )
-            results[server.spec.name].append(result)
-        # The same load while slow clients hold connections, their headers never finished.
-        with SlowClients(service.url, SLOW_CLIENTS):
-            besieged = run_load_sync(f"{service.url}/health/live", connections=connections,
-                                     duration=duration, warmup=warmup)  # fmt: skip
-        results[BESIEGED].append(besieged)
-    return results
+    spread = [f"  {name:<34}rounds: {', '.join(map(str, rps))} req/s"
+              for name, rps in by_round.items()]  # fmt: skip
+    found = verdicts(TARGETS, medians)
+    return finish("http", title, rows, found, plan=plan, settings=settings, notes=["", *spread])

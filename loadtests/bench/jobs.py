@@ -12,65 +12,69 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import tempfile
 import time
-from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 
 from loadtests.bench import servers
-from loadtests.bench.report import Row, median_round, render, write
-from loadtests.bench.seed import migrate_and_seed
-from loadtests.loadgen import LoadResult, run_load_sync
+from loadtests.bench.plan import Plan
+from loadtests.bench.progress import SILENT, Progress
+from loadtests.bench.report import Outcome, finish
+from loadtests.bench.rounds import Rounds
+from loadtests.bench.stage import stage
+from loadtests.loadgen import run_load_sync
 from loadtests.stack import Stack
 from loadtests.stack.serve import relay_child, worker_child
 from loadtests.stack.waits import StackError
 
 SEED_ORDERS = 1000
-JOBS = 500
-WORKER_COUNTS = (1, 2)
+JOBS, QUICK_JOBS = 500, 20
+WORKER_COUNTS, QUICK_WORKER_COUNTS = (1, 2), (1,)
 THREADS = 4
+ACCEPTED, CEILING = "accepted: POST /api/reports", f"ceiling: {servers.BARE_ASGI.name}"
+POST = {"method": "POST", "headers": {"Content-Type": "application/json"}, "body": b"{}"}
 
 
-def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str:
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
+def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> Outcome:
+    """Quick: 20 jobs end to end, with one worker process only."""
     servers.pin_to(servers.LOAD_CORE)
-    with tempfile.TemporaryDirectory(prefix="bench-jobs-") as scratch:
-        work = Path(scratch)
-        (work / "metrics").mkdir()
-        with Stack(state_dir=work / "stack") as stack:
-            migrate_and_seed(stack, SEED_ORDERS)
-            env = {
-                **os.environ,
-                **stack.env,
-                "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"),
-                "LOG_LEVEL": "warning",
-                "REPORT_WORK_SECONDS": "0",
-                "WORKER_THREADS": str(THREADS),
-                "RELAY_INTERVAL": "0.2",
-            }
-            service = servers.start(servers.ASYNC_SERVICE, env, work)
-            try:
-                accepted = [_accepted(service.url, connections, duration, warmup)
-                            for _ in range(rounds)]  # fmt: skip
-                end_to_end = {n: _end_to_end(stack, env, service.url, n) for n in WORKER_COUNTS}
-            finally:
-                service.child.stop(timeout=10)
-    return _report(median_round(accepted), accepted, end_to_end, connections=connections,
-                   duration=duration, rounds=rounds)  # fmt: skip
+    counts = QUICK_WORKER_COUNTS if plan.quick else WORKER_COUNTS
+    jobs = QUICK_JOBS if plan.quick else JOBS
+    with stage("jobs", stack, orders=SEED_ORDERS) as where:
+        env = {
+            **os.environ,
+            **where.stack.env,
+            "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
+            "LOG_LEVEL": "warning",
+            "REPORT_WORK_SECONDS": "0",
+            "WORKER_THREADS": str(THREADS),
+            "RELAY_INTERVAL": "0.2",
+        }
+        specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI]
+        with servers.serving(specs, env, where.work) as (service, ceiling):
+            rounds = _accepted(service, ceiling, plan, progress)
+            end_to_end = {n: _end_to_end(where.stack, env, service.url, n, jobs=jobs,
+                                         progress=progress) for n in counts}  # fmt: skip
+    return _report(rounds, end_to_end, plan)
 
 
-def _accepted(url: str, connections: int, duration: float, warmup: float) -> LoadResult:
-    return run_load_sync(
-        f"{url}/api/reports", connections=connections, duration=duration, warmup=warmup,
-        method="POST", headers={"Content-Type": "application/json"}, body=b"{}",
-    )  # fmt: skip
+def _accepted(service: servers.RunningServer, ceiling: servers.RunningServer, plan: Plan,
+              progress: Progress) -> Rounds:  # fmt: skip
+    rounds = Rounds("jobs", plan.rounds, progress)
+    for _ in rounds:
+        for name, server in ((ACCEPTED, service), (CEILING, ceiling)):
+            with rounds.turn(name, server) as turn:
+                turn.add(name, run_load_sync(f"{server.url}/api/reports", **plan.load(), **POST))
+    return rounds
 
 
-def _end_to_end(stack: Stack, env: dict[str, str], url: str, workers: int) -> dict[str, float]:
-    """Post JOBS reports with the relay and `workers` worker processes running; time them."""
+def _end_to_end(stack: Stack, env: dict[str, str], url: str, workers: int, *, jobs: int,
+                progress: Progress) -> dict[str, float]:  # fmt: skip
+    """Post `jobs` reports with the relay and `workers` worker processes running; time them."""
+    label = f"{workers} worker process(es) x {THREADS} threads"
+    progress.show("jobs", label, "end to end")
     _clear(stack)
     children = [relay_child(stack, env, "bench-relay")]
     children += [worker_child(stack, {**env, "WORKER_PROCESSES": str(workers)}, "bench-worker")]
@@ -84,7 +88,7 @@ def _end_to_end(stack: Stack, env: dict[str, str], url: str, workers: int) -> di
             _wait_done(stack, [warmup], time.monotonic() + 60)
             started = time.monotonic()
             responses = list(pool.map(lambda _: client.post("/api/reports", json={}),
-                                      range(JOBS)))  # fmt: skip
+                                      range(jobs)))  # fmt: skip
         posted = time.monotonic()
         statuses = {response.status_code for response in responses}
         if statuses != {202}:
@@ -95,7 +99,8 @@ def _end_to_end(stack: Stack, env: dict[str, str], url: str, workers: int) -> di
         for child in children:
             child.stop(timeout=10)
     elapsed = finished - started
-    return {"jobs": JOBS, "seconds": elapsed, "jobs_per_s": JOBS / elapsed,
+    progress.show("jobs", label, "end to end", f"{jobs / elapsed:,.0f} jobs/s")
+    return {"jobs": jobs, "seconds": elapsed, "jobs_per_s": jobs / elapsed,
             "posting_s": posted - started}  # fmt: skip
 
 
@@ -116,24 +121,24 @@ def _wait_done(stack: Stack, ids: list[str], deadline: float) -> None:
     raise StackError(f"not every job finished within the deadline ({row} done)")
 
 
-def _report(accepted: LoadResult, rounds_run: list[LoadResult],
-            end_to_end: dict[int, dict[str, float]], *, connections: int, duration: float,
-            rounds: int) -> str:  # fmt: skip
-    rows = [Row("accepted: POST /api/reports", "report + outbox row, one statement", accepted)]
-    settings = {
-        "connections": connections, "duration_s": duration, "rounds": rounds,
-        "accepted_rps_by_round": [round(r.rps) for r in rounds_run],
+def _report(rounds: Rounds, end_to_end: dict[int, dict[str, float]], plan: Plan) -> Outcome:
+    medians = rounds.medians()
+    setups = {ACCEPTED: "report + outbox row, one statement",
+              CEILING: servers.BARE_ASGI.description}  # fmt: skip
+    rows = [m.row(name, setups[name], "" if name == CEILING else CEILING)
+            for name, m in medians.items()]  # fmt: skip
+    settings: dict[str, Any] = {
+        "rps_by_round": rounds.rps_by_round(),
         "end_to_end": {str(n): figures for n, figures in end_to_end.items()},
         "worker_threads": THREADS, "report_work_seconds": 0,
     }  # fmt: skip
-    path = write("jobs", rows, [], settings)
-    title = (f"bench jobs: async service on 1 core, {connections} connections, {rounds} rounds "
-             f"of {duration:g} s (median round)")  # fmt: skip
-    lines = [render(title, rows, []), "end to end (post, relay, broker, worker, result):"]
+    title = (f"bench jobs: async service on 1 core, {plan.connections} connections, "
+             f"{plan.rounds} rounds of {plan.duration:g} s (median round)")  # fmt: skip
+    notes = ["", "end to end (post, relay, broker, worker, result; no ceiling):"]
     for workers, figures in end_to_end.items():
-        lines.append(
+        notes.append(
             f"  {workers} worker process(es) x {THREADS} threads: {figures['jobs']:.0f} jobs in "
             f"{figures['seconds']:.2f} s = {figures['jobs_per_s']:.0f} jobs/s "
             f"(posting took {figures['posting_s']:.2f} s)"
         )
-    return "\n".join(lines) + f"\n\nwritten to {path}"
+    return finish("jobs", title, rows, [], plan=plan, settings=settings, notes=notes)

@@ -8,16 +8,19 @@ outbound path. Each server runs pinned to one core; the load generator and the d
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
 from loadtests.bench import servers
-from loadtests.bench.report import Row, Target, render, write
-from loadtests.loadgen import LoadResult, run_load_sync
+from loadtests.bench.plan import Plan
+from loadtests.bench.progress import SILENT, Progress
+from loadtests.bench.report import Outcome, finish
+from loadtests.bench.rounds import Measured, Rounds, Turn
+from loadtests.bench.stage import Stage, stage
+from loadtests.bench.targets import Target, Verdict, verdicts
+from loadtests.loadgen import run_load_sync
 from loadtests.stack import Stack
 from loadtests.upstream import UpstreamControl
 
@@ -52,6 +55,13 @@ SCENARIOS = (
     Scenario("hanging", {"mode": "hang"}, 64, (ASYNC, WAITING)),
     Scenario("down (breaker open)", {"mode": "refuse"}, 64, (ASYNC, GUIDE)),
 )
+# The smoke test's: one async and one sync server, no scenario that waits for a timeout.
+QUICK_SCENARIOS = (
+    Scenario("healthy", {"mode": "normal"}, 64, (ASYNC, GUIDE)),
+    Scenario("down (breaker open)", {"mode": "refuse"}, 64, (ASYNC, GUIDE)),
+)
+BARE_ROUTE = "bare route: async service"
+CEILING = f"ceiling: {servers.BARE_ASGI.name}"
 # Against the per-request variant: the same work as the sync twin, one upstream call each.
 TARGETS = [
     Target("healthy: async (call per request) / sync guide",
@@ -60,34 +70,33 @@ TARGETS = [
            "slow 100 ms, 200: async, call per request", "slow 100 ms, 200: sync Django tuned",
            5.0),
     Target("down: async /api/tips / async bare route", "down (breaker open): async service",
-           "bare route: async service", 0.9),
+           BARE_ROUTE, 0.9),
 ]  # fmt: skip
 
 
-def run(*, duration: float, warmup: float, connections: int, rounds: int) -> str:
-    """`connections` is unused: each scenario names its own concurrency."""
+def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> Outcome:
+    """`plan.connections` is unused: each scenario names its own concurrency. Quick: healthy
+    and down only, on the async service and the guide's sync twin."""
     servers.pin_to(servers.LOAD_CORE)
-    with tempfile.TemporaryDirectory(prefix="bench-outbound-") as scratch:
-        work = Path(scratch)
-        (work / "metrics").mkdir()
-        with Stack(state_dir=work / "stack") as stack:
-            servers.pin_stack(stack)
-            env = _service_env(stack, work)
-            contenders = {spec.name: servers.start(spec, env, work) for spec in (*ALL, WAITING)}
-            control = UpstreamControl(stack.env["TIPS_UPSTREAM_CONTROL_URL"])
-            try:
-                results = _rounds(contenders, control, rounds, duration, warmup)
-            finally:
-                control.close()
-                for server in contenders.values():
-                    server.child.stop(timeout=10)
-    return _report(results, duration, warmup, rounds)
+    scenarios = QUICK_SCENARIOS if plan.quick else SCENARIOS
+    specs = {spec.name: spec for scenario in scenarios for spec in scenario.contenders}
+    with stage("outbound", stack) as where:
+        servers.pin_stack(where.stack)
+        env = _service_env(where)
+        control_url = where.stack.env["TIPS_UPSTREAM_CONTROL_URL"]
+        with servers.serving([*specs.values(), servers.BARE_ASGI], env, where.work) as running, \
+                UpstreamControl(control_url) as control:  # fmt: skip
+            *served, ceiling = running
+            contenders = {server.spec.name: server for server in served}
+            rounds = _rounds(contenders, ceiling, control, scenarios=scenarios, plan=plan,
+                             progress=progress)  # fmt: skip
+    return _report(rounds, plan)
 
 
-def _service_env(stack: Stack, work: Path) -> dict[str, str]:
+def _service_env(where: Stage) -> dict[str, str]:
     return {
-        **stack.env,
-        "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"),
+        **where.stack.env,
+        "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
         "LOG_LEVEL": "error",
         "CACHE_TTL": "0",
         "UPSTREAM_TIMEOUT": str(UPSTREAM_TIMEOUT),
@@ -96,41 +105,42 @@ def _service_env(stack: Stack, work: Path) -> dict[str, str]:
     }
 
 
-@dataclass(frozen=True)
-class Measured:
-    """One server's turn: what the load generator saw, and what reached the upstream."""
-
-    result: LoadResult
-    upstream_rps: float
-
-
-def _rounds(contenders: dict[str, servers.RunningServer], control: UpstreamControl, rounds: int,
-            duration: float, warmup: float) -> dict[str, list[Measured]]:  # fmt: skip
-    results: dict[str, list[Measured]] = {}
-    async_url = contenders[ASYNC.name].url
-    for _ in range(rounds):
-        bare = run_load_sync(f"{async_url}/health/live", connections=64, duration=duration,
-                             warmup=warmup)  # fmt: skip
-        results.setdefault("bare route: async service", []).append(Measured(bare, 0.0))
+def _rounds(contenders: dict[str, servers.RunningServer], ceiling: servers.RunningServer,
+            control: UpstreamControl, *, scenarios: tuple[Scenario, ...], plan: Plan,
+            progress: Progress) -> Rounds:  # fmt: skip
+    """`contenders` by name: the servers of the scenarios (the ceiling is no tips server)."""
+    rounds = Rounds("outbound", plan.rounds, progress)
+    load = {"connections": 64, "duration": plan.duration, "warmup": plan.warmup}
+    service = contenders[ASYNC.name]
+    for number in rounds:
+        with rounds.turn(BARE_ROUTE, service) as turn:
+            turn.add(BARE_ROUTE, run_load_sync(f"{service.url}/health/live", **load))
+        with rounds.turn(CEILING, ceiling) as turn:
+            turn.add(CEILING, run_load_sync(f"{ceiling.url}/api/tips", **load))
         _warm(contenders)
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             control.set_mode(**scenario.mode)  # type: ignore[arg-type]
             for spec in scenario.contenders:
-                measured = _measure(contenders[spec.name], control, scenario, duration, warmup)
-                results.setdefault(f"{scenario.name}: {spec.name}", []).append(measured)
+                name = f"{scenario.name}: {spec.name}"
+                with rounds.turn(name, contenders[spec.name]) as turn:
+                    _measure(
+                        turn, name, contenders[spec.name], control, scenario=scenario, plan=plan
+                    )
         control.set_mode("normal")
-        _await_closed_breakers(contenders)
-    return results
+        if number < rounds.count:
+            _await_closed_breakers(contenders)
+    return rounds
 
 
-def _measure(server: servers.RunningServer, control: UpstreamControl, scenario: Scenario,
-             duration: float, warmup: float) -> Measured:  # fmt: skip
+def _measure(turn: Turn, name: str, server: servers.RunningServer, control: UpstreamControl, *,
+             scenario: Scenario, plan: Plan) -> None:  # fmt: skip
     # Hanging: the first wave, the one that waits for the timeout, is what is measured.
-    pre = 0.0 if scenario.name == "hanging" else warmup
+    pre = 0.0 if scenario.name == "hanging" else plan.warmup
     control.reset_stats()
     result = run_load_sync(f"{server.url}/api/tips", connections=scenario.connections,
-                           duration=duration, warmup=pre, timeout=UPSTREAM_TIMEOUT * 3)  # fmt: skip
-    return Measured(result, control.stats()["requests"] / (duration + pre))
+                           duration=plan.duration, warmup=pre,
+                           timeout=UPSTREAM_TIMEOUT * 3)  # fmt: skip
+    turn.add(name, result, upstream_rps=control.stats()["requests"] / (plan.duration + pre))
 
 
 def _warm(contenders: dict[str, servers.RunningServer]) -> None:
@@ -151,34 +161,50 @@ def _await_closed_breakers(contenders: dict[str, servers.RunningServer]) -> None
             time.sleep(0.2)
 
 
-def _report(results: dict[str, list[Measured]], duration: float, warmup: float,
-            rounds: int) -> str:  # fmt: skip
-    rows = []
-    for key, measured in results.items():
-        median = sorted(measured, key=lambda m: m.result.rps)[len(measured) // 2]
-        note = f"upstream calls {median.upstream_rps:.0f}/s" if "bare" not in key else "reference"
-        rows.append(Row(key, note, median.result))
-
-    def p99(name: str) -> float:
-        return next(row.result for row in rows if row.name == name).latencies_ms.p99
-
-    # The budget, plus what the server's own queueing costs at p99: its bare route's.
-    hanging, waiting = p99("hanging: async service"), p99(f"hanging: {WAITING.name}")
-    limit_ms = STALE_BUDGET * 1000 + p99("bare route: async service")
-    verdict = "met" if hanging <= limit_ms else "MISSED"
-    extra = (f"hanging, stale tips at hand: async p99 {hanging:.0f} ms (target <= "
-             f"CACHE_STALE_BUDGET + the bare route's p99 = {limit_ms:.0f} ms: {verdict}); "
-             f"waiting for the refresh instead: p99 {waiting:.0f} ms")  # fmt: skip
-    by_round = {key: [round(m.result.rps) for m in ms] for key, ms in results.items()}
-    settings = {"duration_s": duration, "warmup_s": warmup, "rounds": rounds,
-                "upstream_timeout_s": UPSTREAM_TIMEOUT, "cache_ttl_s": 0,
-                "stale_budget_s": STALE_BUDGET,
-                "rps_by_round": by_round}  # fmt: skip
-    path = write("outbound", rows, TARGETS, settings)
+def _report(rounds: Rounds, plan: Plan) -> Outcome:
+    medians = rounds.medians()
+    rows = [m.row(name, _describe(name, m), "" if name == CEILING else CEILING)
+            for name, m in medians.items()]  # fmt: skip
+    found = [*verdicts(TARGETS, medians), *_stale_verdict(medians)]
+    waiting = medians.get(f"hanging: {WAITING.name}")
+    notes = [] if waiting is None else [
+        f"hanging, waiting for the refresh instead (CACHE_STALE_BUDGET=off): "
+        f"p99 {waiting.result.latencies_ms.p99:.0f} ms"]  # fmt: skip
+    settings = {"upstream_timeout_s": UPSTREAM_TIMEOUT, "cache_ttl_s": 0,
+                "stale_budget_s": STALE_BUDGET, "ceiling_connections": 64,
+                "rps_by_round": rounds.rps_by_round()}  # fmt: skip
     title = (
         "bench outbound: GET /api/tips, CACHE_TTL=0 (no answer from cache while the upstream "
         "answers; the async service\nshares one upstream call among concurrent requests, its "
-        f"per-request variant does not), {rounds} rounds of {duration:g} s, median round, "
-        "each server on 1 core"
+        f"per-request variant does not), {plan.rounds} rounds of {plan.duration:g} s, median "
+        "round, each server on 1 core"
     )
-    return f"{render(title, rows, TARGETS)}\n{extra}\n\nwritten to {path}"
+    return finish("outbound", title, rows, found, plan=plan, settings=settings, notes=notes)
+
+
+def _describe(name: str, measured: Measured) -> str:
+    if name == CEILING:
+        return f"{servers.BARE_ASGI.description}; 64 connections"
+    if name == BARE_ROUTE:
+        return "GET /health/live, 64 connections: the request path alone"
+    return f"upstream calls {measured.extra.get('upstream_rps', 0):.0f}/s"
+
+
+def _stale_verdict(medians: dict[str, Measured]) -> list[Verdict]:
+    """Hanging with stale tips at hand: answered within the budget plus the server's own
+    queueing at p99 (its bare route's)."""
+    hanging = medians.get("hanging: async service")
+    if hanging is None:
+        return []
+    p99 = hanging.result.latencies_ms.p99
+    limit = STALE_BUDGET * 1000 + medians[BARE_ROUTE].result.latencies_ms.p99
+    return [
+        Verdict(
+            "hanging, stale tips at hand: async p99",
+            p99,
+            limit,
+            f"{p99:.0f} ms",
+            f"<= {limit:.0f} ms (CACHE_STALE_BUDGET + bare route p99)",
+            p99 <= limit,
+        )
+    ]

@@ -1,134 +1,129 @@
-"""Bench output: a table on stdout, ratios against targets, and a JSON file per part."""
+"""Bench output: a table on stdout with its verdicts, and a JSON file per part.
+
+Each row reads against its ceiling (the same load on a bare ASGI app on the same core, or
+for `bench data`'s queries the bare pool) and carries its server's peak RSS under that load.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.bench import machine
+from loadtests.bench.plan import Plan
+from loadtests.bench.targets import Verdict, non_2xx
 from loadtests.loadgen import LoadResult
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "reports" / "bench"
+MIB = 2**20
 
 
 @dataclass(frozen=True)
 class Row:
+    """One line of a part's table.
+
+    Args:
+        peak_rss: bytes, the server's whole process tree at its peak under this load.
+        ceiling: the name of the row this one reads as a fraction of (by req/s).
+    """
+
     name: str
     description: str
     result: LoadResult
+    peak_rss: int | None = None
+    ceiling: str = ""
 
 
 @dataclass(frozen=True)
-class Target:
-    """`numerator / denominator` (by rows' req/s) must reach `minimum`."""
+class Outcome:
+    """What a part returns: the text it prints, its verdicts, and its JSON file."""
 
-    label: str
-    numerator: str
-    denominator: str
-    minimum: float
+    part: str
+    text: str
+    verdicts: tuple[Verdict, ...]
+    path: Path
 
-    def ratio(self, rows: dict[str, Row]) -> float:
-        return rows[self.numerator].result.rps / max(rows[self.denominator].result.rps, 1e-9)
-
-
-@dataclass(frozen=True)
-class LatencyTarget:
-    """`row`'s p99 must stay at or under `limit_ms`, or under `factor` x `baseline`'s p99.
-
-    A row that got no good answer to more than 1 % of its requests (timeouts, errors, non-2xx)
-    misses it whatever its p99: the answered requests alone would hide the slowest ones.
-    """
-
-    label: str
-    row: str
-    limit_ms: float = 0.0
-    baseline: str = ""  # a row name: then the limit is `factor` x its p99
-    factor: float = 1.0
-
-    def limit(self, rows: dict[str, Row]) -> float:
-        if not self.baseline:
-            return self.limit_ms
-        return self.factor * rows[self.baseline].result.latencies_ms.p99
-
-    def p99(self, rows: dict[str, Row]) -> float:
-        """The row's p99 in ms; infinite when over 1 % of its requests failed."""
-        result = rows[self.row].result
-        failed = result.error_count + _non_2xx(result)
-        if result.requests == 0 or failed > 0.01 * (result.requests + result.error_count):
-            return math.inf
-        return result.latencies_ms.p99
-
-    def met(self, rows: dict[str, Row]) -> bool:
-        return self.p99(rows) <= self.limit(rows)
+    @property
+    def missed(self) -> list[Verdict]:
+        return [verdict for verdict in self.verdicts if not verdict.met]
 
 
-def render(
-    title: str, rows: list[Row], targets: list[Target], limits: Sequence[LatencyTarget] = ()
-) -> str:
-    by_name = {row.name: row for row in rows}
+def finish(part: str, title: str, rows: list[Row], verdicts: Sequence[Verdict], *, plan: Plan,
+           settings: dict[str, Any], notes: Sequence[str] = ()) -> Outcome:  # fmt: skip
+    """Render the table (and any notes after it), write the JSON, return the outcome."""
+    text = "\n".join([render(title, rows, verdicts), *notes])
+    settings = {"plan": dataclasses.asdict(plan), **settings}
+    path = write(part, rows, verdicts, settings, text, directory=report_dir(plan))
+    return Outcome(part, f"{text}\n\nwritten to {path}", tuple(verdicts), path)
+
+
+def report_dir(plan: Plan) -> Path:
+    """`reports/bench/`; a quick run's in `reports/bench/quick/`, the figures left alone."""
+    return REPORT_DIR / "quick" if plan.quick else REPORT_DIR
+
+
+def render(title: str, rows: Sequence[Row], verdicts: Sequence[Verdict]) -> str:
     width = max(len(row.name) for row in rows) + 2
-    header = f"{'':<{width}}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}  setup"
+    header = (f"{'':<{width}}{'req/s':>9}{'of ceiling':>12}{'p50 ms':>9}{'p99 ms':>9}"
+              f"{'errors':>8}{'RSS MiB':>9}  setup")  # fmt: skip
     lines = [title, "", header]
     for row in rows:
         r = row.result
         lines.append(
-            f"{row.name:<{width}}{r.rps:>10.0f}{r.latencies_ms.p50:>9.2f}"
-            f"{r.latencies_ms.p99:>9.2f}{r.error_count + _non_2xx(r):>8}  {row.description}"
+            f"{row.name:<{width}}{r.rps:>9.0f}{of_ceiling_text(row, rows):>12}"
+            f"{r.latencies_ms.p50:>9.2f}{r.latencies_ms.p99:>9.2f}"
+            f"{r.error_count + non_2xx(r):>8}{_mib(row.peak_rss):>9}  {row.description}"
         )
     lines.append("")
-    for target in targets:
-        ratio = target.ratio(by_name)
-        verdict = "met" if ratio >= target.minimum else "MISSED"
-        lines.append(
-            f"{target.label:<46}{ratio:>6.2f}x  (target >= {target.minimum:g}x: {verdict})"
-        )
-    lines.extend(_limit_line(limit, by_name) for limit in limits)
+    lines.append("targets:" if verdicts else "targets: none for this part")
+    lines.extend(f"  {verdict.line()}" for verdict in verdicts)
     return "\n".join(lines)
 
 
-def _limit_line(target: LatencyTarget, rows: dict[str, Row]) -> str:
-    p99 = target.p99(rows)
-    shown = f"{p99:.1f} ms" if math.isfinite(p99) else "failed"
-    verdict = "met" if target.met(rows) else "MISSED"
-    return f"{target.label:<46}  p99 {shown}  (target <= {target.limit(rows):.1f} ms: {verdict})"
+def of_ceiling(row: Row, rows: Sequence[Row]) -> float | None:
+    """`row`'s req/s as a fraction of its ceiling row's; None without one."""
+    ceiling = next((r for r in rows if r.name == row.ceiling), None)
+    if ceiling is None:
+        return None
+    return row.result.rps / max(ceiling.result.rps, 1e-9)
 
 
-def write(
-    part: str,
-    rows: list[Row],
-    targets: list[Target],
-    settings: dict[str, Any],
-    limits: Sequence[LatencyTarget] = (),
-) -> Path:
-    by_name = {row.name: row for row in rows}
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    path = REPORT_DIR / f"{part}.json"
+def of_ceiling_text(row: Row, rows: Sequence[Row]) -> str:
+    if any(other.ceiling == row.name for other in rows):
+        return "ceiling"
+    fraction = of_ceiling(row, rows)
+    return "" if fraction is None else f"{fraction:.2f}"
+
+
+def write(part: str, rows: Sequence[Row], verdicts: Sequence[Verdict], settings: dict[str, Any],
+          text: str = "", *, directory: Path | None = None) -> Path:  # fmt: skip
+    directory = directory or REPORT_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{part}.json"
     document = {
         "part": part,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpus": _cpus()},
+        "machine": machine.facts(),
         "settings": settings,
-        "servers": [{"name": r.name, "setup": r.description, **r.result.to_dict()} for r in rows],
-        "ratios": [
-            {"label": t.label, "ratio": round(t.ratio(by_name), 3), "target": t.minimum}
-            for t in targets
-        ],
+        "servers": [_row_json(row, rows) for row in rows],
+        "verdicts": [verdict.to_dict() for verdict in verdicts],
+        "text": text,
     }
-    if limits:
-        document["latency_targets"] = [_limit_json(t, by_name) for t in limits]
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
 
 
-def _limit_json(target: LatencyTarget, rows: dict[str, Row]) -> dict[str, Any]:
-    p99 = target.p99(rows)
-    return {"label": target.label, "p99_ms": round(p99, 3) if math.isfinite(p99) else None,
-            "limit_ms": round(target.limit(rows), 3), "met": target.met(rows)}  # fmt: skip
+def _row_json(row: Row, rows: Sequence[Row]) -> dict[str, Any]:
+    fraction = of_ceiling(row, rows)
+    return {"name": row.name, "setup": row.description, **row.result.to_dict(),
+            "peak_rss_bytes": row.peak_rss, "ceiling": row.ceiling or None,
+            "of_ceiling": None if fraction is None else round(fraction, 4),
+            "is_ceiling": any(other.ceiling == row.name for other in rows)}  # fmt: skip
 
 
 def median_round(results: list[LoadResult]) -> LoadResult:
@@ -136,11 +131,5 @@ def median_round(results: list[LoadResult]) -> LoadResult:
     return sorted(results, key=lambda result: result.rps)[len(results) // 2]
 
 
-def _non_2xx(result: LoadResult) -> int:
-    return sum(count for status, count in result.statuses.items() if not 200 <= status < 300)
-
-
-def _cpus() -> int:
-    import os  # noqa: PLC0415 - only for the report header
-
-    return os.cpu_count() or 1
+def _mib(size: int | None) -> str:
+    return "" if size is None else f"{size / MIB:.0f}"

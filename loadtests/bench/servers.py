@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +88,13 @@ SYNC_DJANGO = ServerSpec(
 )
 
 
+# The ceiling: uvicorn with httptools (as the service has it) and nothing else in the path.
+BARE_ASGI = ServerSpec(
+    "bare ASGI app",
+    "the ceiling: uvicorn + httptools, a 10-line ASGI app: no Django, no routing",
+    (*UVICORN, "--http", "httptools", "loadtests.bench.bare_asgi:application"),
+)
+
 SYNC_TUNED = ServerSpec(
     "sync Django tuned",
     "gunicorn gthread, 1 worker x 64 threads, lock-free pybreaker, pooled requests",
@@ -116,6 +125,47 @@ def pin_stack(stack: Stack, core: int = LOAD_CORE) -> None:
 
 
 def start(spec: ServerSpec, env: Mapping[str, str], log_dir: Path) -> RunningServer:
+    return start_all([spec], env, log_dir)[0]
+
+
+def start_all(
+    specs: Sequence[ServerSpec], env: Mapping[str, str], log_dir: Path
+) -> list[RunningServer]:
+    """Start every server at once, then wait until each answers (their start-ups overlap)."""
+    running: list[RunningServer] = []
+    try:
+        # Spawned from this thread: each child dies with the thread that started it.
+        running.extend(_spawn(spec, env, log_dir) for spec in specs)
+        for server in running:
+            wait_until(server.child, http_ok(f"{server.url}/health/live"), what=server.url)
+    except BaseException:
+        for server in running:
+            server.child.stop(timeout=10)
+        raise
+    return running
+
+
+@contextlib.contextmanager
+def serving(
+    specs: Sequence[ServerSpec], env: Mapping[str, str], log_dir: Path
+) -> Iterator[list[RunningServer]]:
+    """`start_all`, then every server stopped on the way out."""
+    running = start_all(specs, env, log_dir)
+    try:
+        yield running
+    finally:
+        stop_all(running)
+
+
+def stop_all(running: Sequence[RunningServer]) -> None:
+    for server in running:
+        server.child.begin_stop()
+    deadline = time.monotonic() + 10
+    for server in running:
+        server.child.finish_stop(deadline)
+
+
+def _spawn(spec: ServerSpec, env: Mapping[str, str], log_dir: Path) -> RunningServer:
     port = free_port()
     argv = spec.argv(port)
     if (os.cpu_count() or 1) > SERVER_CORE:
@@ -128,6 +178,4 @@ def start(spec: ServerSpec, env: Mapping[str, str], log_dir: Path) -> RunningSer
         cwd=ROOT,
     )
     child.start()
-    server = RunningServer(spec, child, port)
-    wait_until(child, http_ok(f"{server.url}/health/live"), what=server.url)
-    return server
+    return RunningServer(spec, child, port)
