@@ -17,7 +17,7 @@ STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 13px; }
 th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: right; }
-th:first-child, td:first-child, td.setup { text-align: left; }
+th:first-child, td:first-child, th:last-child, td:last-child { text-align: left; }
 tr.ceiling td { color: #666; font-style: italic; }
 .met { color: #1a7f37; font-weight: 600; } .missed { color: #c62828; font-weight: 700; }
 img { max-width: 100%; border: 1px solid #eee; }
@@ -108,21 +108,21 @@ def _row(server: dict[str, Any]) -> str:
         count for status, count in server["statuses"].items() if not 200 <= int(status) < 300
     )
     rss = server.get("peak_rss_bytes")
-    cells = [f"{server['rps']:.0f}", _fraction(server), f"{latencies['p50']:.2f}",
-             f"{latencies['p99']:.2f}", str(errors),
-             "" if rss is None else f"{rss / MIB:.0f}"]  # fmt: skip
+    cells = [f"{latencies['p50']:.2f}", f"{latencies['p99']:.2f}", str(errors),
+             "" if rss is None else f"{rss / MIB:.0f}", server["setup"]]  # fmt: skip
     tds = "".join(f"<td>{escape(cell)}</td>" for cell in cells)
     kind = ' class="ceiling"' if server.get("is_ceiling") else ""
-    return (f"<tr{kind}><td>{escape(server['name'])}</td>{tds}"
-            f'<td class="setup">{escape(server["setup"])}</td></tr>')  # fmt: skip
+    return (f"<tr{kind}><td>{escape(server['name'])}</td><td>{server['rps']:.0f}</td>"
+            f"{_fraction(server)}{tds}</tr>")  # fmt: skip
 
 
 def _fraction(server: dict[str, Any]) -> str:
+    """The "of ceiling" cell, naming the ceiling on hover."""
     if server.get("is_ceiling"):
-        return "ceiling"
+        return "<td>ceiling</td>"
     if server.get("of_ceiling") is None:
-        return ""
-    return f"{server['of_ceiling']:.2f} of {server['ceiling']}"
+        return "<td></td>"
+    return f'<td title="of {escape(server["ceiling"])}">{server["of_ceiling"]:.2f}</td>'
 
 
 def _verdicts(verdicts: Sequence[dict[str, Any]]) -> str:

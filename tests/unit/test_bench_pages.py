@@ -49,7 +49,7 @@ def test_the_page_shows_versions_machine_charts_tables_and_verdicts() -> None:
         assert shown in page
     assert '<img src="http.png"' in page
     assert '<img src="data.png"' in page
-    assert "<td>async service</td><td>2500</td><td>0.25 of bare ASGI app</td>" in page
+    assert '<td>async service</td><td>2500</td><td title="of bare ASGI app">0.25</td>' in page
     assert '<tr class="ceiling"><td>bare ASGI app</td><td>10000</td><td>ceiling</td>' in page
     assert "<td>3</td><td>80</td>" in page  # errors (timeouts + non-2xx), peak RSS MiB
     assert '<span class="met">met</span>' in page
