@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from loadtests.faults import process
 from loadtests.faults.toxiproxy import ToxiproxyClient
 from loadtests.stack import Stack
-from loadtests.stack.serve import Supervisor
 from loadtests.upstream import UpstreamControl
 
 logger = logging.getLogger(__name__)
@@ -41,12 +40,10 @@ class Injector:
 
     Args:
         stack: the started stack (dependencies, fault proxy, recorded app processes).
-        supervisor: restarts app processes that die (web, worker, relay).
     """
 
-    def __init__(self, stack: Stack, supervisor: Supervisor) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.supervisor = supervisor
         self.promoted = False
         self._proxy = ToxiproxyClient(stack.env["TOXIPROXY_URL"])
 

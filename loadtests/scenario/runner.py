@@ -122,7 +122,7 @@ class ScenarioRun:
                          workers=self.scenario.system.web_workers)  # fmt: skip
         self._watcher = _thread("supervisor", lambda: self.supervisor.watch(self._watching))
         _wait_ready(url, self.stop)
-        self.injector = Injector(self.stack, self.supervisor)
+        self.injector = Injector(self.stack)
         return url
 
     def _run_load(self, url: str) -> float:
@@ -237,8 +237,9 @@ def _locust(
 def _load_started(records_dir: Path, locust: Child, stop: threading.Event) -> float:
     """The load's clock: the earliest intended send time, once the first records are in."""
     deadline = time.monotonic() + 30
+    tail = RecordTail(records_dir)  # reads only what was appended since the last look
     while time.monotonic() < deadline and not stop.is_set():
-        firsts = [r["intended"] for r in read_records(records_dir)]
+        firsts = [r["intended"] for r in tail.new()]
         if firsts:
             return float(min(firsts))
         if not locust.alive():
