@@ -17,6 +17,7 @@ from django.conf import settings  # noqa: E402 - needs django.setup() first
 
 from project.resources import for_process  # noqa: E402
 from resilience_async import LifespanApp  # noqa: E402
+from resilience_async.collector import tune_for_serving  # noqa: E402
 from resilience_async.django.handler import EventLoopASGIHandler  # noqa: E402
 
 resources = for_process()
@@ -29,3 +30,6 @@ application = LifespanApp(
     shutdown_timeout=settings.SHUTDOWN_TIMEOUT,
     drain_delay=settings.SHUTDOWN_DRAIN_DELAY,
 )
+
+# Last: everything built above is start-up's, frozen out of every later collection.
+tune_for_serving(settings.GC_GEN0_THRESHOLD)

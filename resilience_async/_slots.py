@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+from collections.abc import Callable
 
 
 class Slots:
@@ -56,6 +57,14 @@ class Slots:
         with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
         return False
+
+    def fail_waiters(self, error: Callable[[], BaseException]) -> None:
+        """Wake every queued caller with a new `error()` (raised by its `take`): what they
+        wait for will not come, say its server died. Holders keep their slots."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error())
 
     def give_back(self) -> None:
         """Release a slot: straight to the longest waiter if any, else to the pool."""

@@ -15,6 +15,11 @@ Pools open on the running loop (`open()`), never in the constructor, and keep re
 in the background, so a database that is down at start-up or dies later makes requests
 fail fast instead of the service refusing to start. `max_waiting` and `timeout` bound the
 queue for a connection, so a sick database produces quick errors, not a pile-up.
+
+Callers queue for a pool at a gate of our own (`Slots`, one slot per connection), not in
+psycopg_pool's queue: a waiter there costs a lock, a condition and a task, and one that
+gives up a slice of its wait rejoins at the back. At the gate a waiter is one future, keeps
+its place for its whole timeout, and is woken at once when the monitor loses its server.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRe
 
 from resilience_async._deadline import firm_timeout
 from resilience_async._hooks import Hooked
+from resilience_async._slots import Slots
 from resilience_async.breaker import CircuitBreaker
 from resilience_async.errors import (
     CircuitOpenError,
@@ -52,6 +58,7 @@ T = TypeVar("T")
 # Past its query timeout, the seconds a query's server-side cancel may take before the
 # connection is dropped instead (a server behind a black hole never answers the cancel).
 CANCEL_GRACE = 0.5
+MIN_CHECKOUT_WAIT = 0.01  # seconds: a slot taken at its deadline still gets a ready connection
 Connection = psycopg.AsyncConnection[TupleRow]
 Query = Callable[[Connection], Awaitable[T]]
 Route = tuple[ServerState, AsyncConnectionPool[Connection]]
@@ -200,7 +207,7 @@ class Database(Hooked[DatabaseHook]):
         self._pool_options: dict[str, Any] = {
             "min_size": min_size,
             "max_size": max_size,
-            "max_waiting": max_waiting,
+            "max_waiting": 0,  # unbounded there: the gates (below) bound the queue
             "reconnect_timeout": reconnect_timeout,
             "check": check_idle_connection,
             "open": False,
@@ -212,6 +219,8 @@ class Database(Hooked[DatabaseHook]):
             self._pool(url, state.name, replica_timeout)
             for url, state in zip(self.replica_urls, self.monitor.replicas, strict=True)
         ]
+        self._max_waiting = max_waiting
+        self._gates = {pool.name: Slots(max_size) for pool in (self.primary, *self.replicas)}
         self._turn = itertools.count()
         self._refills: set[asyncio.Task[None]] = set()
         self._queries: dict[tuple[str, QueryKind, QueryOutcome], int] = {}
@@ -231,14 +240,19 @@ class Database(Hooked[DatabaseHook]):
 
         Keys: `queries` ("primary.read.ok" -> count, by server, kind and outcome),
         `servers` (name -> up, lag and latency in seconds, from the monitor's last sample)
-        and `pools` (name -> psycopg_pool's own `get_stats()`).
+        and `pools` (name -> psycopg_pool's own `get_stats()`, with the gate's `gate_in_use`
+        and `gate_waiting`: the callers holding a connection and those queued for one).
         """
         states = (self.monitor.primary, *self.monitor.replicas)
         return {
             "queries": {".".join(key): count for key, count in sorted(self._queries.items())},
             "servers": {s.name: {"up": s.up, "lag": s.lag, "latency": s.latency} for s in states},
-            "pools": {pool.name: pool.get_stats() for pool in (self.primary, *self.replicas)},
+            "pools": {pool.name: self._pool_stats(pool) for pool in (self.primary, *self.replicas)},
         }
+
+    def _pool_stats(self, pool: AsyncConnectionPool[Connection]) -> dict[str, int]:
+        gate = self._gates[pool.name]
+        return {**pool.get_stats(), "gate_in_use": gate.taken, "gate_waiting": gate.waiting}
 
     def _record(self, server: str, kind: QueryKind, outcome: QueryOutcome) -> None:
         key = (server, kind, outcome)
@@ -269,8 +283,13 @@ class Database(Hooked[DatabaseHook]):
         """A server came up or went down: move the primary's guard, refill a revived pool."""
         if state is self.monitor.primary:
             self._primary_changed(state.up)
-        if state.up:
-            pool = self.primary if state is self.monitor.primary else self._replica_pool(state)
+        pool = self.primary if state is self.monitor.primary else self._replica_pool(state)
+        if not state.up:
+            primary = pool is self.primary
+            self._gates[pool.name].fail_waiters(
+                lambda: _unavailable(state, primary, str(state.error))
+            )
+        else:
             refill = asyncio.create_task(pool.check(), name=f"refill-{pool.name}")
             self._refills.add(refill)
             refill.add_done_callback(self._refills.discard)
@@ -423,7 +442,15 @@ class Database(Hooked[DatabaseHook]):
         A failure to get the connection means nothing was sent. A failure once it was held
         means a write's outcome is unknown (`outcome_unknown`), or a read may be retried.
         """
-        conn = await self._checkout(pool, state)
+        gate = self._gates[pool.name]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + pool.timeout
+        await self._enter(gate, pool, state)
+        try:
+            conn = await self._checkout(pool, state, deadline)
+        except BaseException:
+            gate.give_back()
+            raise
         try:
             async with firm_timeout(self._query_timeout, CANCEL_GRACE):
                 yield conn
@@ -433,21 +460,36 @@ class Database(Hooked[DatabaseHook]):
                 raise WriteOutcomeUnknownError(state.name, detail) from exc
             raise DatabaseUnavailableError(state.name, detail) from exc
         finally:
-            await pool.putconn(conn)
+            try:
+                await pool.putconn(conn)
+            finally:
+                gate.give_back()
 
-    async def _checkout(
-        self, pool: AsyncConnectionPool[Connection], state: ServerState
-    ) -> Connection:
-        """A connection within the pool's timeout, waited for in slices of one monitor
-        interval: a caller queued for a server that dies meanwhile learns it from the
-        monitor's next sample, not at the end of the whole timeout."""
+    async def _enter(self, gate: Slots, pool: AsyncConnectionPool[Connection],
+                     state: ServerState) -> None:  # fmt: skip
+        """A slot at the pool's gate: at once, or after queueing (at most `max_waiting`
+        callers, each at most the pool's timeout, unless the monitor loses the server)."""
+        if gate.try_take():
+            return
+        if self._max_waiting and gate.waiting >= self._max_waiting:
+            raise PoolExhaustedError(state.name, pool.timeout)
+        if state.sampled and not state.up:
+            raise _unavailable(state, pool is self.primary, str(state.error))
+        if not await gate.take(pool.timeout):
+            raise PoolExhaustedError(state.name, pool.timeout)
+
+    async def _checkout(self, pool: AsyncConnectionPool[Connection], state: ServerState,
+                        deadline: float) -> Connection:  # fmt: skip
+        """A connection by `deadline`, waited for in slices of one monitor interval (with a
+        slot at the gate the pool rarely makes anyone wait: only while it grows or
+        reconnects), so that a dead server is noticed at the monitor's next sample."""
         primary = pool is self.primary
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + pool.timeout
         while True:
-            remaining = deadline - loop.time()
+            # Never 0: psycopg times out at once then, even with a connection ready.
+            wait = max(min(deadline - loop.time(), self.monitor.interval), MIN_CHECKOUT_WAIT)
             try:
-                return await pool.getconn(min(remaining, self.monitor.interval))
+                return await pool.getconn(wait)
             except TooManyRequests as exc:
                 raise PoolExhaustedError(state.name, pool.timeout) from exc
             except PoolTimeout as exc:

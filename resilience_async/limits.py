@@ -75,6 +75,17 @@ class Bulkhead(Hooked[BulkheadHook]):
     async def __aexit__(self, *exc_info: object) -> None:
         self._slots.give_back()
 
+    def try_enter(self) -> bool:
+        """Take a place without waiting (no queue is used): False, counted as a rejection,
+        when none is free. Pair each True with `leave()`."""
+        if self._slots.try_take():
+            return True
+        self._reject()
+        return False
+
+    def leave(self) -> None:
+        self._slots.give_back()
+
     def _reject(self) -> BulkheadFullError:
         self._rejected += 1
         for hook in self._hooks:

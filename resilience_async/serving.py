@@ -27,6 +27,8 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from resilience_async._corked import CorkedTransport
+
 # Deadlines are checked this often: a slow client is cut off within this of its deadline.
 SWEEP_INTERVAL = 1.0
 _REFUSALS = {
@@ -57,7 +59,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # --- deadlines ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        corked = CorkedTransport(transport, asyncio.get_running_loop())
+        super().connection_made(corked)  # type: ignore[arg-type]  # a transport in all it does
         self._deadline = self.loop.time() + self.header_timeout
         _Sweeper.watch(self)
 

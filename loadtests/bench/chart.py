@@ -23,6 +23,8 @@ def draw(report: Path) -> Path:
     from matplotlib.patches import Patch  # noqa: PLC0415
 
     document = json.loads(report.read_text())
+    if document["part"] == "scale":
+        return _curves(document, report.with_suffix(".png"), pyplot)
     rows = list(reversed(document["servers"]))  # the table's first row on top
     names = [row["name"] for row in rows]
     colours = [colour(row) for row in rows]
@@ -87,3 +89,47 @@ def _rps_labels(rows: list[dict[str, Any]]) -> list[str]:
 def _p99_labels(rows: list[dict[str, Any]]) -> list[str]:
     return [f"{row['latencies_ms']['p99']:.1f}" if row["requests"] else "no answer"
             for row in rows]  # fmt: skip
+
+
+def _curves(document: dict[str, Any], path: Path, pyplot: Any) -> Path:
+    """`bench scale`: goodput by connections per route, and as a fraction of its peak with
+    the targets; the read route with other settings dashed. The ceiling
+    (ten times the service's rates) is left to the table."""
+    settings = document["settings"]
+    curves: dict[str, dict[str, int]] = settings["goodput_by_level"]
+    levels = settings["levels"]
+    chosen = settings["defaults"]
+    figure, (rates, kept) = pyplot.subplots(1, 2, figsize=(14, 5))
+    for name, curve in curves.items():
+        values = [curve[str(level)] for level in levels]
+        variant = name.startswith(settings["read_route"] + ", ")
+        style = {"linestyle": "--", "alpha": 0.7} if variant else {"linewidth": 2}
+        if name == "ceiling":
+            continue  # an order of magnitude above: the table has it
+        label = f"{name} (defaults)" if name == settings["read_route"] else name
+        rates.plot(levels, values, marker="o", label=label, **style)
+        peak = max(values) or 1
+        kept.plot(levels, [v / peak for v in values], marker="o", label=label, **style)
+    for axis in (rates, kept):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(levels, [str(level) for level in levels])
+        axis.set_xlabel("connections")
+        axis.grid(alpha=0.3)
+    rates.set_ylabel("goodput (2xx/s)")
+    rates.set_ylim(bottom=0)
+    kept.set_ylabel("goodput / the route's peak")
+    kept.set_ylim(0, 1.1)
+    kept.axhline(0.9, color="#1a7f37", linewidth=0.8)
+    kept.axhline(0.8, color="#c62828", linewidth=0.8)
+    kept.text(levels[0], 0.91, "target at 256: 0.9", fontsize=7, color="#1a7f37")
+    kept.text(levels[0], 0.81, "target at 1024: 0.8", fontsize=7, color="#c62828")
+    kept.legend(fontsize=7, loc="lower left")
+    figure.suptitle(
+        f"bench scale ({document['at']}): defaults pool {chosen['pool_size']}, "
+        f"{chosen['pool_waiters']} waiters, {chosen['in_flight']} in flight",
+        x=0.01, ha="left",
+    )  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    pyplot.close(figure)
+    return path

@@ -3,7 +3,10 @@
 Throughput: `GET /api/orders/<id>` (served by the replica) and `POST /api/orders` (primary,
 with its consistency token) through the async service on one core, against the same SQL on
 a bare `AsyncConnectionPool` in one process on that same core (`loadtests.bench.bare_pool`):
-the ceiling, with no HTTP, Django or routing. Both use the same pool size.
+the ceiling, with no HTTP, Django or routing. Both use the same pool size. The target
+adds the request path's own cost (`/health/live` on the service, the bare route): the
+service must reach 0.8 of 1 / (1/bare route + 1/bare pool), so what it adds besides the
+path and the query (routing, checkout, timeouts, JSON) costs at most a quarter of them.
 
 Failover: readers and a writer run against the service while the primary is killed and,
 `KILL_TO_PROMOTE` seconds later, the replica promoted; measured are the writes' gap after
@@ -30,7 +33,7 @@ from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Measured, Rounds, Turn
 from loadtests.bench.stage import stage
-from loadtests.bench.targets import Target, Verdict, verdicts
+from loadtests.bench.targets import Verdict
 from loadtests.loadgen import LoadResult, run_load_sync
 from loadtests.loadgen.result import Latencies
 from loadtests.stack import Stack
@@ -46,7 +49,7 @@ BARE_ROUTE, CEILING = "bare route: async service", f"ceiling: {servers.BARE_ASGI
 READS, BARE_READS = "reads: async service", "reads: bare psycopg pool"
 WRITES, BARE_WRITES = "writes: async service", "writes: bare psycopg pool"
 CEILINGS = {BARE_ROUTE: CEILING, READS: BARE_READS, WRITES: BARE_WRITES}
-TARGETS = [Target("reads: service / bare pool (1 core each)", READS, BARE_READS, 0.6)]
+COMPOSITE_TARGET = 0.8  # of 1 / (1/bare route + 1/bare pool): what the two costs add up to
 
 
 def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> Outcome:
@@ -218,22 +221,40 @@ def _report(rounds: Rounds, failover: Failover, plan: Plan) -> Outcome:
         f"(1 core), {plan.connections} connections, {plan.rounds} rounds of {plan.duration:g} "
         "s, median round"
     )
-    found = [*verdicts(TARGETS, medians), *_failover_verdicts(failover)]
+    found = [*_composite_verdicts(medians), *_failover_verdicts(failover)]
     return finish(
         "data", title, rows, found, plan=plan, settings=settings, notes=_notes(medians, failover)
     )
 
 
+def composite(medians: dict[str, Measured], bare_pool: str) -> float | None:
+    """The ceiling of a route that runs the request path and then a query: 1 / (1/bare
+    route + 1/bare pool), both measured on the same core in the same run (None if not)."""
+    route, pool = medians.get(BARE_ROUTE), medians.get(bare_pool)
+    if route is None or pool is None or not route.result.rps or not pool.result.rps:
+        return None
+    return 1 / (1 / route.result.rps + 1 / pool.result.rps)
+
+
+def _composite_verdicts(medians: dict[str, Measured]) -> list[Verdict]:
+    found = []
+    for row, bare_pool, what in ((READS, BARE_READS, "reads"), (WRITES, BARE_WRITES, "writes")):
+        ceiling = composite(medians, bare_pool)
+        if ceiling is None or row not in medians:
+            continue
+        share = medians[row].result.goodput / ceiling
+        found.append(Verdict(f"{what}: service / (bare route + bare pool)", share,
+                             COMPOSITE_TARGET, f"{share:.2f} of {ceiling:.0f}",
+                             f">= {COMPOSITE_TARGET:g}", share >= COMPOSITE_TARGET))  # fmt: skip
+    return found
+
+
 def _notes(medians: dict[str, Measured], failover: Failover) -> list[str]:
-    path_cost = 1 / medians[BARE_ROUTE].result.rps
-    composite = 1 / (1 / medians[BARE_READS].result.rps + path_cost)
-    reads = medians[READS].result.rps
-    writes_ratio = medians[WRITES].result.rps / medians[BARE_WRITES].result.rps
+    reads = medians[READS].result.rps / medians[BARE_READS].result.rps
+    writes = medians[WRITES].result.rps / medians[BARE_WRITES].result.rps
     outage = "n/a" if failover.outage is None else f"{failover.outage:.2f} s"
     return [
-        f"writes: service / bare pool {writes_ratio:.2f}x (no target)",
-        f"reads: service / (bare pool + bare route) {reads / composite:.2f} of "
-        f"{composite:.0f} req/s: what is left once the request path's own cost is counted",
+        f"service / bare pool alone (no target): reads {reads:.2f}x, writes {writes:.2f}x",
         "",
         f"failover (kill primary, promote replica {KILL_TO_PROMOTE:g} s later, "
         f"{READERS} readers + 1 writer):",

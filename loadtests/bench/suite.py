@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from loadtests.bench import chart, collateral, data, http, index, jobs, outbound
+from loadtests.bench import chart, collateral, data, http, index, jobs, outbound, scale
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome
@@ -25,6 +25,7 @@ PARTS: dict[str, PartRun] = {
     "outbound": outbound.run,
     "jobs": jobs.run,
     "collateral": collateral.run,
+    "scale": scale.run,
     "data": data.run,  # last: see above
 }
 

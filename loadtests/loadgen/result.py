@@ -28,11 +28,20 @@ class LoadResult:
     duration: float  # measured seconds
     statuses: dict[int, int]  # responses by status code
     errors: dict[str, int]  # failures without a response, every kind in ERROR_KINDS present
-    latencies_ms: Latencies
+    latencies_ms: Latencies  # of every response, whatever its status
+    # Apart, when some responses were not 2xx (else both None): the 2xx and the others.
+    ok_latencies_ms: Latencies | None = None
+    non_2xx_latencies_ms: Latencies | None = None
 
     @property
     def rps(self) -> float:
         return self.requests / self.duration if self.duration > 0 else 0.0
+
+    @property
+    def goodput(self) -> float:
+        """2xx responses per second: what the clients got done."""
+        good = sum(count for status, count in self.statuses.items() if 200 <= status < 300)
+        return good / self.duration if self.duration > 0 else 0.0
 
     @property
     def error_count(self) -> int:
@@ -46,8 +55,15 @@ class LoadResult:
             "rps": round(self.rps, 3),
             "statuses": {str(code): count for code, count in self.statuses.items()},
             "errors": dict(self.errors),
-            "latencies_ms": {k: round(v, 4) for k, v in asdict(self.latencies_ms).items()},
-        }
+            "latencies_ms": _rounded(self.latencies_ms),
+            **({"ok_latencies_ms": _rounded(self.ok_latencies_ms),
+                "non_2xx_latencies_ms": _rounded(self.non_2xx_latencies_ms)}
+               if self.ok_latencies_ms and self.non_2xx_latencies_ms else {}),
+        }  # fmt: skip
+
+
+def _rounded(latencies: Latencies) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in asdict(latencies).items()}
 
 
 def summarize(latencies_s: Sequence[float]) -> Latencies:

@@ -47,7 +47,10 @@ class RunState:
         self.stopped = False
         self.counted = 0
         self.in_flight = 0
-        self.latencies = array("d")  # seconds; 8 bytes each, so long runs stay small
+        # Seconds, 8 bytes each so long runs stay small: 2xx answers, and the others apart
+        # (is a refusal faster than an answer?).
+        self.latencies = array("d")
+        self.failed_latencies = array("d")
         self.statuses: dict[int, int] = {}
         self.errors = dict.fromkeys(ERROR_KINDS, 0)
         self.conns: set[Socket] = set()
@@ -66,7 +69,10 @@ class RunState:
         if self.stopped or not self.window_start <= now < self.window_end:
             return
         self.counted += 1
-        self.latencies.append(latency)
+        if 200 <= status < 300:
+            self.latencies.append(latency)
+        else:
+            self.failed_latencies.append(latency)
         statuses = self.statuses
         statuses[status] = statuses.get(status, 0) + 1
         if self.counted == self.max_requests:
@@ -104,10 +110,13 @@ class RunState:
         await self._drained
 
     def result(self) -> LoadResult:
+        apart = bool(self.failed_latencies)  # else every answer was 2xx: one summary is all
         return LoadResult(
             requests=self.counted,
             duration=max(0.0, self.window_end - self.window_start),
             statuses=dict(sorted(self.statuses.items())),
             errors=dict(self.errors),
-            latencies_ms=summarize(self.latencies),
+            latencies_ms=summarize(self.latencies + self.failed_latencies),
+            ok_latencies_ms=summarize(self.latencies) if apart else None,
+            non_2xx_latencies_ms=summarize(self.failed_latencies) if apart else None,
         )

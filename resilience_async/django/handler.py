@@ -35,7 +35,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix
 from django.utils.log import log_response
 
-from resilience_async.django.middleware import KNOWN_METHODS, request_recorder
+from resilience_async.django.admission import Admission
+from resilience_async.django.middleware import (
+    KNOWN_METHODS,
+    request_recorder,
+    security_headers,
+    valid_request_id,
+)
 from resilience_async.django.responses import json_error
 from resilience_async.django.signals import send_request_signal
 
@@ -74,6 +80,20 @@ def close_response(response: HttpResponseBase) -> None:
     response.closed = True
 
 
+def _admission() -> Admission | None:
+    """The in-flight limit, `MAX_IN_FLIGHT_REQUESTS` (0 or unset: none), counted in
+    Prometheus when `METRICS_ENABLED`."""
+    limit = getattr(settings, "MAX_IN_FLIGHT_REQUESTS", 0)
+    if limit <= 0:
+        return None
+    admission = Admission(limit, headers=security_headers(), valid_id=valid_request_id)
+    if getattr(settings, "METRICS_ENABLED", True):
+        from resilience_async.prometheus import instrument  # noqa: PLC0415
+
+        instrument(admission.requests)
+    return admission
+
+
 # A request that answers sooner than this never starts watching for the client's disconnect
 # (a task that would then have to be cancelled, the most expensive part of a quick request).
 DISCONNECT_WATCH_AFTER = 0.05
@@ -91,6 +111,7 @@ class EventLoopASGIHandler(ASGIHandler):
         self._recorder = request_recorder()
         # Bodies over this many bytes are refused unread (None: Django's own reading).
         self._body_limit: int | None = getattr(settings, "MAX_REQUEST_BODY", None)
+        self.admission = _admission()
         super().__init__()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,8 +120,19 @@ class EventLoopASGIHandler(ASGIHandler):
             return
         if scope["type"] != "http":
             raise ValueError(f"Django serves only ASGI/HTTP connections, not {scope['type']}")
-        async with ThreadSensitiveContext():
-            await self.handle(scope, receive, send)
+        admission = self.admission
+        if admission is None or admission.exempt(scope):
+            async with ThreadSensitiveContext():
+                await self.handle(scope, receive, send)
+        elif admission.enter():
+            try:
+                async with ThreadSensitiveContext():
+                    await self.handle(scope, receive, send)
+            finally:
+                admission.leave()
+        else:
+            await admission.refuse(scope, send)
+            self._record(scope.get("method", "OTHER"), "unmatched", 503)
 
     async def _refuse_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket handshake is refused: the service speaks HTTP only.

@@ -22,10 +22,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
 from resilience_async.django._headers import add_missing, prepare, put
-from resilience_async.django.errors import error_response
 from resilience_async.django.responses import json_error
-from resilience_async.errors import BulkheadFullError
-from resilience_async.limits import Bulkhead
 from resilience_async.logs import request_id_var
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
@@ -66,7 +63,7 @@ class _RequestContext:
 
     def begin(self, request: HttpRequest) -> tuple[Token[str | None], float]:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        if not _VALID_REQUEST_ID.fullmatch(incoming):
+        if not valid_request_id(incoming):
             # An id correlates log lines; it guards nothing, so no need for os.urandom.
             incoming = f"{random.getrandbits(64):016x}"
         return request_id_var.set(incoming), time.perf_counter()
@@ -122,18 +119,28 @@ def request_context_middleware(get_response: Handler | AsyncHandler) -> Handler 
     return sync_middleware
 
 
+def security_headers() -> dict[str, str]:
+    """The headers of Django's SecurityMiddleware an API answer gets, from the settings."""
+    headers = {"X-Frame-Options": "DENY"}
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers["X-Content-Type-Options"] = "nosniff"
+    if settings.SECURE_REFERRER_POLICY:
+        headers["Referrer-Policy"] = str(settings.SECURE_REFERRER_POLICY)
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+    return headers
+
+
+def valid_request_id(value: str) -> bool:
+    """Whether a client's X-Request-ID can be kept (else the service makes one up)."""
+    return _VALID_REQUEST_ID.fullmatch(value) is not None
+
+
 class _Security:
     """Host validation and the security headers of Django's SecurityMiddleware for an API."""
 
     def __init__(self) -> None:
-        headers = {"X-Frame-Options": "DENY"}
-        if settings.SECURE_CONTENT_TYPE_NOSNIFF:
-            headers["X-Content-Type-Options"] = "nosniff"
-        if settings.SECURE_REFERRER_POLICY:
-            headers["Referrer-Policy"] = str(settings.SECURE_REFERRER_POLICY)
-        if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
-            headers["Cross-Origin-Opener-Policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
-        self._headers = prepare(headers)  # checked once: set on every response
+        self._headers = prepare(security_headers())  # checked once: set on every response
         self._hsts = _hsts_header()
         self._allowed: set[tuple[str | None, str | None]] = set()
         self._refused = 0
@@ -221,34 +228,3 @@ def security_middleware(get_response: Handler | AsyncHandler) -> Handler | Async
         return security.decorate(request, next_sync(request))
 
     return sync_middleware
-
-
-@sync_and_async_middleware
-def load_shedding_middleware(get_response: Handler | AsyncHandler) -> Handler | AsyncHandler:
-    """Past `MAX_IN_FLIGHT_REQUESTS` requests in flight in this process, answer 503 at once.
-
-    When every dependency is slow, requests pile up until all of them time out together;
-    refusing the excess at once (with `Retry-After`) keeps the admitted ones fast. Health
-    endpoints are never refused: a probe must see the process, busy or not. 0 disables it.
-    """
-    limit = settings.MAX_IN_FLIGHT_REQUESTS
-    if not iscoroutinefunction(get_response) or limit <= 0:
-        return get_response  # a WSGI server keeps its own limits (its worker count)
-    requests = Bulkhead("requests", max_concurrent=limit)
-    if getattr(settings, "METRICS_ENABLED", True):
-        from resilience_async.prometheus import instrument  # noqa: PLC0415
-
-        instrument(requests)
-
-    next_async = cast(AsyncHandler, get_response)
-
-    async def middleware(request: HttpRequest) -> HttpResponseBase:
-        if request.path.startswith("/health/"):
-            return await next_async(request)
-        try:
-            async with requests:
-                return await next_async(request)
-        except BulkheadFullError as exc:
-            return error_response(exc)
-
-    return middleware

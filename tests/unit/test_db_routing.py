@@ -8,6 +8,7 @@ translated into ours) is the real code.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import socket
 from collections.abc import Callable
@@ -552,6 +553,95 @@ async def test_writes_refused_for_want_of_a_primary_open_the_guard(
     assert caught.value.breaker == guard.name
     assert caught.value.retry_after > 0
     assert db.primary.checkouts == 0  # type: ignore[attr-defined]
+
+
+# --- the gate: callers queue for a pool's connections at our own FIFO -------------------
+
+
+async def held(db: Database, release: asyncio.Event, order: list[str], name: str) -> Any:
+    """A write that holds its connection until `release`, noting when it got it."""
+
+    async def hold(conn: Any) -> str:
+        order.append(name)
+        await release.wait()
+        return name
+
+    return (await db.write(hold)).value
+
+
+async def queued(db: Database, count: int = 1) -> None:
+    """Wait (bounded) until `count` callers queue at the primary's gate."""
+    for _ in range(1000):
+        if db.stats()["pools"]["primary"]["gate_waiting"] >= count:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{count} callers never queued")
+
+
+async def test_callers_past_the_pool_size_queue_in_order_and_past_max_waiting_are_refused(
+    make_db: Callable[..., Database],
+) -> None:
+    """One connection, two waiters allowed: the third caller is refused at once (nothing was
+    sent), and the two queued get the connection in the order they came."""
+    db = make_db(max_size=1, max_waiting=2, timeout=60.0)
+    mark_up(db.monitor.primary, replica=False)
+    await open_pools(db)
+    release, order = asyncio.Event(), []
+    first = asyncio.create_task(held(db, release, order, "first"))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(held(db, release, order, name)) for name in ("a", "b")]
+    await queued(db, 2)
+
+    with pytest.raises(PoolExhaustedError):
+        await db.write(lambda conn: asyncio.sleep(0))
+    release.set()
+    await asyncio.gather(first, *waiting)
+
+    assert order == ["first", "a", "b"]
+    assert pool(db, "primary").checkouts == 3  # the refused caller never reached the pool
+    assert db.stats()["pools"]["primary"]["gate_in_use"] == 0
+
+
+async def test_a_caller_queued_past_the_pool_timeout_is_refused_as_saturated(
+    make_db: Callable[..., Database],
+) -> None:
+    db = make_db(max_size=1, timeout=0.05)
+    mark_up(db.monitor.primary, replica=False)
+    await open_pools(db)
+    release, order = asyncio.Event(), []
+    holder = asyncio.create_task(held(db, release, order, "holder"))
+    await asyncio.sleep(0)
+
+    with pytest.raises(PoolExhaustedError):
+        await db.write(lambda conn: asyncio.sleep(0))
+    release.set()
+    await holder
+    assert db.stats()["pools"]["primary"]["gate_waiting"] == 0
+
+
+async def test_callers_queued_for_a_server_the_monitor_loses_are_told_at_once(
+    make_db: Callable[..., Database],
+) -> None:
+    """The monitor's verdict wakes every caller queued for the lost server (a pool timeout
+    of a minute is not waited out); the holder keeps its connection."""
+    db = make_db(max_size=1, timeout=60.0)
+    mark_up(db.monitor.primary, replica=False)
+    await open_pools(db)
+    release, order = asyncio.Event(), []
+    holder = asyncio.create_task(held(db, release, order, "holder"))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(held(db, release, order, n)) for n in ("a", "b")]
+    await queued(db, 2)
+
+    mark_down(db.monitor.primary, "connection refused")
+    db._server_changed(db.monitor.primary)  # what the monitor calls after such a sample
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    release.set()
+
+    assert [type(outcome) for outcome in outcomes] == [NoPrimaryError, NoPrimaryError]
+    assert all("connection refused" in str(outcome) for outcome in outcomes)
+    assert outcomes[0] is not outcomes[1]  # each caller its own exception
+    assert await holder == "holder"
 
 
 def test_counts_against_database_only_counts_unreachable_servers() -> None:

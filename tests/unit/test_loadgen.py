@@ -122,6 +122,32 @@ async def test_keep_alive_counts_requests_and_statuses() -> None:
     assert result.rps == pytest.approx(30 / result.duration)
 
 
+async def test_refusals_are_timed_apart_from_the_answers_and_goodput_counts_only_2xx() -> None:
+    """A server that refuses every other request at once and answers the rest after 20 ms:
+    the refusals' latencies are apart from the 2xx ones, and goodput counts the 2xx alone."""
+
+    async def slow_or_refused(
+        server: TinyServer, _: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        if server.served % 2:
+            writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\nno")
+        else:
+            await asyncio.sleep(0.02)
+            writer.write(OK)
+        return True
+
+    async with serve(slow_or_refused) as server:
+        result = await run_load(server.url, connections=2, duration=10, max_requests=40)
+
+    assert result.statuses == {200: 20, 503: 20}
+    assert result.ok_latencies_ms is not None
+    assert result.non_2xx_latencies_ms is not None
+    assert result.ok_latencies_ms.p50 >= 20 > result.non_2xx_latencies_ms.p99
+    assert result.latencies_ms.max == result.ok_latencies_ms.max
+    assert result.goodput == pytest.approx(20 / result.duration)
+    assert set(result.to_dict()) >= {"ok_latencies_ms", "non_2xx_latencies_ms"}
+
+
 async def test_connection_close_on_every_response_reconnects_without_errors() -> None:
     """`Connection: close` (gunicorn's sync worker) means a new socket per request, not an error."""
 

@@ -28,6 +28,7 @@ _SETTINGS_PREFIXES = (
     "HEALTH_",
     "SHUTDOWN_",
     "LOG_",
+    "GC_",
 )
 _SETTINGS_NAMES = {
     "ACCESS_LOG",
@@ -36,6 +37,7 @@ _SETTINGS_NAMES = {
     "CACHE_STALE_BUDGET",
     "MAX_REQUEST_BODY",
     "METRICS_ENABLED",
+    "MAX_IN_FLIGHT_REQUESTS",
 }
 
 DEPLOYMENT = {
@@ -88,6 +90,19 @@ def test_local_defaults_start() -> None:
     """With no settings variables at all the loopback defaults start Django."""
     result = setup_django()
     assert result.returncode == 0, result.stderr
+
+
+def test_the_web_process_collects_with_its_threshold_and_start_up_frozen() -> None:
+    """`project.asgi` (what uvicorn imports) tunes the collector last: GC_GEN0_THRESHOLD, or
+    10,000 by default, and everything built at start-up out of later collections."""
+    code = "import gc, project.asgi; print(gc.get_threshold()[0], gc.get_freeze_count() > 0)"
+    default = run_settings(code)
+    chosen = run_settings(code, GC_GEN0_THRESHOLD="2500")
+    refused = run_settings(code, GC_GEN0_THRESHOLD="0")
+
+    assert (default.returncode, default.stdout.split()) == (0, ["10000", "True"]), default.stderr
+    assert chosen.stdout.split() == ["2500", "True"], chosen.stderr
+    assert last_line(refused.stderr).endswith("GC_GEN0_THRESHOLD must be >= 1, got 0")
 
 
 def test_non_loopback_host_requires_deployment_variables() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from typing import Any
 
 import httpx
@@ -56,3 +58,46 @@ async def test_requests_past_the_limit_are_refused_at_once_and_health_still_answ
     assert probe.status_code == 200
     assert [answer.status_code for answer in answers] == [200, 200]
     assert after.status_code == 200
+
+
+async def test_a_refusal_is_the_service_s_error_with_its_headers_and_no_log_line_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Refused at the door: the error body and security headers a view's 503 would carry,
+    the client's request id kept (a bad one replaced), each refusal counted, and one
+    warning for a burst of them, not an error line each."""
+    global release, both_inside
+    release, both_inside = asyncio.Event(), asyncio.Event()
+    handler = EventLoopASGIHandler()
+    transport = httpx.ASGITransport(app=handler)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        admitted = [asyncio.create_task(client.get("/waits")) for _ in range(2)]
+        await both_inside.wait()
+        with caplog.at_level(logging.INFO):
+            kept = await client.get("/waits", headers={"X-Request-ID": "client-id.1"})
+            replaced = await client.get("/waits", headers={"X-Request-ID": "bad id!"})
+            others = [await client.get("/waits") for _ in range(5)]
+        release.set()
+        await asyncio.gather(*admitted)
+
+    assert kept.status_code == replaced.status_code == 503
+    message = "bulkhead 'requests' is full (2 calls in flight)"
+    assert kept.json() == {"error": {"code": "overloaded", "message": message}}
+    assert kept.headers["Content-Type"] == "application/json"
+    assert kept.headers["Retry-After"] == "1"
+    assert kept.headers["X-Frame-Options"] == "DENY"
+    assert kept.headers["X-Content-Type-Options"] == "nosniff"
+    assert kept.headers["X-Request-ID"] == "client-id.1"
+    assert re.fullmatch(r"[0-9a-f]{16}", replaced.headers["X-Request-ID"])
+    assert len({r.headers["X-Request-ID"] for r in others}) == 5
+    assert handler.admission is not None
+    assert handler.admission.requests.stats()["rejected"] == 7
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "overloaded: 1 requests refused (503) since the last warning, 2 in flight"
+    ]
+
+
+def test_no_limit_when_max_in_flight_requests_is_0(settings: Any) -> None:
+    settings.MAX_IN_FLIGHT_REQUESTS = 0
+    assert EventLoopASGIHandler().admission is None

@@ -1,0 +1,97 @@
+"""Load shedding at the door: past the in-flight limit, a 503 before Django sees the request.
+
+A refusal must cost far less than a request served, or shedding feeds the overload it is
+meant to end: a client refused at once asks again at once, and every refusal that builds a
+request, runs the middleware and logs an error takes the time of the requests admitted. So
+the refusal is sent here, as ready-made bytes (the service's error body, its security
+headers, `Retry-After`), with the request's id echoed or made up, no request object and no
+log line per refusal: a warning at most once per `LOG_INTERVAL` says how many there were,
+and `bulkhead_rejections_total{bulkhead="requests"}` counts each one.
+
+Health endpoints are never refused: a probe must see the process, busy or not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from resilience_async.errors import BulkheadFullError
+from resilience_async.limits import Bulkhead
+
+logger = logging.getLogger(__name__)
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+EXEMPT_PREFIX = "/health/"
+LOG_INTERVAL = 10.0  # seconds between two warnings about refusals
+RETRY_AFTER = 1  # seconds: the refused client's next try
+
+
+class Admission:
+    """At most `limit` requests in flight (health endpoints not counted).
+
+    Args:
+        limit: requests in flight beyond which new ones are refused.
+        headers: added to every refusal (the service's security headers).
+        request_id_header: echoed from the request when valid (`valid_id`), else made up.
+    """
+
+    def __init__(self, limit: int, *, headers: Mapping[str, str],
+                 request_id_header: str = "X-Request-ID",
+                 valid_id: Callable[[str], object] = bool) -> None:  # fmt: skip
+        self.requests = Bulkhead("requests", max_concurrent=limit)
+        error = BulkheadFullError("requests", limit)
+        body = json.dumps({"error": {"code": "overloaded", "message": str(error)}},
+                          separators=(",", ":")).encode()  # fmt: skip
+        fixed = {"Content-Type": "application/json", "Content-Length": str(len(body)),
+                 "Retry-After": str(RETRY_AFTER), **headers}  # fmt: skip
+        self._headers = [(name.lower().encode(), value.encode("latin-1"))
+                         for name, value in fixed.items()]  # fmt: skip
+        self._body = body
+        self._id_name = request_id_header.lower().encode()
+        self._valid_id = valid_id
+        self._refused = 0
+        self._next_log = 0.0
+
+    @staticmethod
+    def exempt(scope: dict[str, Any]) -> bool:
+        return str(scope["path"]).startswith(EXEMPT_PREFIX)
+
+    def enter(self) -> bool:
+        """Admit one request (pair with `leave()`), or False: refuse it."""
+        return self.requests.try_enter()
+
+    def leave(self) -> None:
+        self.requests.leave()
+
+    async def refuse(self, scope: dict[str, Any], send: Send) -> None:
+        """Send the ready-made 503."""
+        headers = [*self._headers, (self._id_name, self._request_id(scope).encode())]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": self._body})
+        self._note_refusal()
+
+    def _request_id(self, scope: dict[str, Any]) -> str:
+        for name, value in scope["headers"]:
+            if name == self._id_name:
+                given: str = value.decode("latin-1")
+                if self._valid_id(given):
+                    return given
+                break
+        return f"{random.getrandbits(64):016x}"
+
+    def _note_refusal(self) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now < self._next_log:
+            return
+        self._next_log = now + LOG_INTERVAL
+        refused, self._refused = self._refused, 0
+        logger.warning(
+            "overloaded: %d requests refused (503) since the last warning, %d in flight",
+            refused, self.requests.in_flight, extra={"refused": refused},
+        )  # fmt: skip
