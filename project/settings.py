@@ -134,8 +134,11 @@ HTTP_MAX_HEADER_BYTES = env.int("HTTP_MAX_HEADER_BYTES", 16 * 1024, min_value=1)
 HTTP_MAX_HEADERS = env.int("HTTP_MAX_HEADERS", 100, min_value=1)
 
 # --- Load shedding ---------------------------------------------------------------------------
-# Requests in flight per server process beyond which new ones are answered 503 at once.
+# Requests in flight per server process beyond which new ones are answered 503.
 MAX_IN_FLIGHT_REQUESTS = env.int("MAX_IN_FLIGHT_REQUESTS", 1000)
+# Past it, a request first waits this long for a place (in order; at most as many wait),
+# so a client that asks again at once after a 503 cannot spin the process on refusals.
+MAX_IN_FLIGHT_WAIT = env.seconds("MAX_IN_FLIGHT_WAIT", 0.1)
 # The web process collects its youngest GC generation every this many net allocations
 # (CPython's default: 700), and freezes what start-up built (resilience_async/collector.py).
 GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", 10_000, min_value=1)

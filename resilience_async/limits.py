@@ -65,29 +65,29 @@ class Bulkhead(Hooked[BulkheadHook]):
         }
 
     async def __aenter__(self) -> None:
-        if self._slots.try_take():
-            return
-        if self._slots.waiting >= self._max_queue or self._queue_timeout <= 0:
-            raise self._reject()
-        if not await self._slots.take(self._queue_timeout):
-            raise self._reject()
+        if not await self.enter():
+            raise BulkheadFullError(self.name, self.max_concurrent)
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._slots.give_back()
 
     def try_enter(self) -> bool:
-        """Take a place without waiting (no queue is used): False, counted as a rejection,
-        when none is free. Pair each True with `leave()`."""
+        """Take a free place without waiting or counting anything: pair a True with
+        `leave()`; after a False, `enter()` queues (or refuses)."""
+        return self._slots.try_take()
+
+    async def enter(self) -> bool:
+        """Take a place, queueing if the queue has room: False (counted as a rejection)
+        when it has none or the wait ran out. Pair a True with `leave()`."""
         if self._slots.try_take():
             return True
-        self._reject()
+        if self._slots.waiting < self._max_queue and self._queue_timeout > 0:
+            if await self._slots.take(self._queue_timeout):
+                return True
+        self._rejected += 1
+        for hook in self._hooks:
+            hook.record_rejection()
         return False
 
     def leave(self) -> None:
         self._slots.give_back()
-
-    def _reject(self) -> BulkheadFullError:
-        self._rejected += 1
-        for hook in self._hooks:
-            hook.record_rejection()
-        return BulkheadFullError(self.name, self.max_concurrent)

@@ -27,7 +27,7 @@ SLOW_CLIENTS = 1000
 BESIEGED = f"async service, {SLOW_CLIENTS} slow clients"
 TARGETS = [
     Target("async service / stock Django ASGI", "async service", "stock Django ASGI", 5.0),
-    Target("async service / sync Django (gunicorn)", "async service", "sync Django", 1.5),
+    Target("async service / sync Django (gunicorn)", "async service", "sync Django", 2.5),
     Target(f"with {SLOW_CLIENTS} slow clients / without", BESIEGED, "async service", 0.9),
 ]
 

@@ -8,6 +8,12 @@ headers, `Retry-After`), with the request's id echoed or made up, no request obj
 log line per refusal: a warning at most once per `LOG_INTERVAL` says how many there were,
 and `bulkhead_rejections_total{bulkhead="requests"}` counts each one.
 
+A request past the limit may first wait `wait` seconds for a place, in order (at most
+`limit` of them wait; more are refused at once): a burst just over the limit is served a
+moment later instead of refused, and a client refused has waited that long, so one that
+asks again at once (ignoring `Retry-After`) cannot spin the process on refusals. Waiting,
+a request holds its connection and scope, not a Django request.
+
 Health endpoints are never refused: a probe must see the process, busy or not.
 """
 
@@ -35,15 +41,17 @@ class Admission:
     """At most `limit` requests in flight (health endpoints not counted).
 
     Args:
-        limit: requests in flight beyond which new ones are refused.
+        limit: requests in flight beyond which new ones wait, then are refused.
+        wait: seconds a request past the limit may wait for a place (0: refused at once).
         headers: added to every refusal (the service's security headers).
         request_id_header: echoed from the request when valid (`valid_id`), else made up.
     """
 
-    def __init__(self, limit: int, *, headers: Mapping[str, str],
+    def __init__(self, limit: int, *, wait: float = 0.0, headers: Mapping[str, str],
                  request_id_header: str = "X-Request-ID",
                  valid_id: Callable[[str], object] = bool) -> None:  # fmt: skip
-        self.requests = Bulkhead("requests", max_concurrent=limit)
+        self.requests = Bulkhead("requests", max_concurrent=limit, max_queue=limit,
+                                 queue_timeout=wait)  # fmt: skip
         error = BulkheadFullError("requests", limit)
         body = json.dumps({"error": {"code": "overloaded", "message": str(error)}},
                           separators=(",", ":")).encode()  # fmt: skip
@@ -61,9 +69,13 @@ class Admission:
     def exempt(scope: dict[str, Any]) -> bool:
         return str(scope["path"]).startswith(EXEMPT_PREFIX)
 
-    def enter(self) -> bool:
-        """Admit one request (pair with `leave()`), or False: refuse it."""
+    def try_enter(self) -> bool:
+        """Admit one request at once (pair with `leave()`), or False: then `enter()`."""
         return self.requests.try_enter()
+
+    async def enter(self) -> bool:
+        """Admit one request, after waiting for a place if need be; False: refuse it."""
+        return await self.requests.enter()
 
     def leave(self) -> None:
         self.requests.leave()

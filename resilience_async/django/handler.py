@@ -81,12 +81,13 @@ def close_response(response: HttpResponseBase) -> None:
 
 
 def _admission() -> Admission | None:
-    """The in-flight limit, `MAX_IN_FLIGHT_REQUESTS` (0 or unset: none), counted in
-    Prometheus when `METRICS_ENABLED`."""
+    """The in-flight limit, `MAX_IN_FLIGHT_REQUESTS` (0 or unset: none) with its wait,
+    `MAX_IN_FLIGHT_WAIT`, counted in Prometheus when `METRICS_ENABLED`."""
     limit = getattr(settings, "MAX_IN_FLIGHT_REQUESTS", 0)
     if limit <= 0:
         return None
-    admission = Admission(limit, headers=security_headers(), valid_id=valid_request_id)
+    wait = getattr(settings, "MAX_IN_FLIGHT_WAIT", 0.0)
+    admission = Admission(limit, wait=wait, headers=security_headers(), valid_id=valid_request_id)
     if getattr(settings, "METRICS_ENABLED", True):
         from resilience_async.prometheus import instrument  # noqa: PLC0415
 
@@ -124,7 +125,7 @@ class EventLoopASGIHandler(ASGIHandler):
         if admission is None or admission.exempt(scope):
             async with ThreadSensitiveContext():
                 await self.handle(scope, receive, send)
-        elif admission.enter():
+        elif admission.try_enter() or await admission.enter():
             try:
                 async with ThreadSensitiveContext():
                     await self.handle(scope, receive, send)

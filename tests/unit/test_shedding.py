@@ -101,3 +101,30 @@ async def test_a_refusal_is_the_service_s_error_with_its_headers_and_no_log_line
 def test_no_limit_when_max_in_flight_requests_is_0(settings: Any) -> None:
     settings.MAX_IN_FLIGHT_REQUESTS = 0
     assert EventLoopASGIHandler().admission is None
+
+
+async def test_a_request_past_the_limit_waits_for_a_place_before_it_is_refused(
+    settings: Any,
+) -> None:
+    """With MAX_IN_FLIGHT_WAIT, a request past the limit that gets a place within the wait
+    is served (a burst just over the limit is not refused); one that does not is refused
+    only once the wait is over."""
+    global release, both_inside
+    release, both_inside = asyncio.Event(), asyncio.Event()
+    settings.MAX_IN_FLIGHT_WAIT = 0.2
+    loop = asyncio.get_running_loop()
+    transport = httpx.ASGITransport(app=EventLoopASGIHandler())
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        admitted = [asyncio.create_task(client.get("/waits")) for _ in range(2)]
+        await both_inside.wait()
+        started = loop.time()
+        refused = await client.get("/waits")
+        waited = loop.time() - started
+        late = asyncio.create_task(client.get("/waits"))
+        await asyncio.sleep(0.05)
+        release.set()  # places free up within the late request's wait
+        answers = await asyncio.gather(*admitted, late)
+
+    assert refused.status_code == 503
+    assert 0.2 <= waited < 1.0
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
