@@ -81,9 +81,9 @@ class Bulkhead(Hooked[BulkheadHook]):
         when it has none or the wait ran out. Pair a True with `leave()`."""
         if self._slots.try_take():
             return True
-        if self._slots.waiting < self._max_queue and self._queue_timeout > 0:
-            if await self._slots.take(self._queue_timeout):
-                return True
+        queue_has_room = self._slots.waiting < self._max_queue and self._queue_timeout > 0
+        if queue_has_room and await self._slots.take(self._queue_timeout):
+            return True
         self._rejected += 1
         for hook in self._hooks:
             hook.record_rejection()
