@@ -13,6 +13,27 @@ from contextvars import ContextVar
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
+
+class Throttle:
+    """Counts events and lets one log line through per `interval` seconds, with the count:
+    junk input or an overload can't flood the log."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._counted = 0
+        self._next = 0.0
+
+    def count(self) -> int:
+        """Count one event: the events since the last line if one is due now, else 0."""
+        self._counted += 1
+        now = time.monotonic()
+        if now < self._next:
+            return 0
+        self._next = now + self.interval
+        counted, self._counted = self._counted, 0
+        return counted
+
+
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged as a field.
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",

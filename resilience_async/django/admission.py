@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from resilience_async.errors import BulkheadFullError
 from resilience_async.limits import Bulkhead
+from resilience_async.logs import Throttle
 
 logger = logging.getLogger(__name__)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -62,8 +62,7 @@ class Admission:
         self._body = body
         self._id_name = request_id_header.lower().encode()
         self._valid_id = valid_id
-        self._refused = 0
-        self._next_log = 0.0
+        self._refusals = Throttle(LOG_INTERVAL)
 
     @staticmethod
     def exempt(scope: dict[str, Any]) -> bool:
@@ -97,12 +96,9 @@ class Admission:
         return f"{random.getrandbits(64):016x}"
 
     def _note_refusal(self) -> None:
-        self._refused += 1
-        now = time.monotonic()
-        if now < self._next_log:
+        refused = self._refusals.count()
+        if not refused:
             return
-        self._next_log = now + LOG_INTERVAL
-        refused, self._refused = self._refused, 0
         logger.warning(
             "overloaded: %d requests refused (503) since the last warning, %d in flight",
             refused, self.requests.in_flight, extra={"refused": refused},

@@ -23,7 +23,7 @@ from django.utils.decorators import sync_and_async_middleware
 
 from resilience_async.django._headers import add_missing, prepare, put
 from resilience_async.django.responses import json_error
-from resilience_async.logs import request_id_var
+from resilience_async.logs import Throttle, request_id_var
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
 AsyncHandler = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -143,8 +143,7 @@ class _Security:
         self._headers = prepare(security_headers())  # checked once: set on every response
         self._hsts = _hsts_header()
         self._allowed: set[tuple[str | None, str | None]] = set()
-        self._refused = 0
-        self._next_log = 0.0
+        self._refusals = Throttle(HOST_LOG_INTERVAL)
 
     def reject(self, request: HttpRequest) -> HttpResponseBase | None:
         """A 400 when the Host header is not allowed (Django would raise DisallowedHost).
@@ -171,12 +170,9 @@ class _Security:
     def _log_refusal(self, host: str | None) -> None:
         """A warning with the first refused host of each interval, cut short, and how many
         were refused since the last one: junk Host headers can't flood the log."""
-        self._refused += 1
-        now = time.monotonic()
-        if now < self._next_log:
+        refused = self._refusals.count()
+        if not refused:
             return
-        self._next_log = now + HOST_LOG_INTERVAL
-        refused, self._refused = self._refused, 0
         shown = (host or "")[:_MAX_LOGGED_HOST]
         security_logger.warning(
             "refused Host header %r (%d refused since the last warning)", shown, refused,

@@ -569,6 +569,13 @@ async def held(db: Database, release: asyncio.Event, order: list[str], name: str
     return (await db.write(hold)).value
 
 
+async def one_connection(make_db: Callable[..., Database], **settings: Any) -> Database:
+    """A database whose primary (up) has one connection."""
+    db = make_db(max_size=1, **settings)
+    mark_up(db.monitor.primary, replica=False)
+    return await open_pools(db)
+
+
 async def queued(db: Database, count: int = 1) -> None:
     """Wait (bounded) until `count` callers queue at the primary's gate."""
     for _ in range(1000):
@@ -583,9 +590,7 @@ async def test_callers_past_the_pool_size_queue_in_order_and_past_max_waiting_ar
 ) -> None:
     """One connection, two waiters allowed: the third caller is refused at once (nothing was
     sent), and the two queued get the connection in the order they came."""
-    db = make_db(max_size=1, max_waiting=2, timeout=60.0)
-    mark_up(db.monitor.primary, replica=False)
-    await open_pools(db)
+    db = await one_connection(make_db, max_waiting=2, timeout=60.0)
     release, order = asyncio.Event(), []
     first = asyncio.create_task(held(db, release, order, "first"))
     await asyncio.sleep(0)
@@ -605,9 +610,7 @@ async def test_callers_past_the_pool_size_queue_in_order_and_past_max_waiting_ar
 async def test_a_caller_queued_past_the_pool_timeout_is_refused_as_saturated(
     make_db: Callable[..., Database],
 ) -> None:
-    db = make_db(max_size=1, timeout=0.05)
-    mark_up(db.monitor.primary, replica=False)
-    await open_pools(db)
+    db = await one_connection(make_db, timeout=0.05)
     release, order = asyncio.Event(), []
     holder = asyncio.create_task(held(db, release, order, "holder"))
     await asyncio.sleep(0)
@@ -624,9 +627,7 @@ async def test_callers_queued_for_a_server_the_monitor_loses_are_told_at_once(
 ) -> None:
     """The monitor's verdict wakes every caller queued for the lost server (a pool timeout
     of a minute is not waited out); the holder keeps its connection."""
-    db = make_db(max_size=1, timeout=60.0)
-    mark_up(db.monitor.primary, replica=False)
-    await open_pools(db)
+    db = await one_connection(make_db, timeout=60.0)
     release, order = asyncio.Event(), []
     holder = asyncio.create_task(held(db, release, order, "holder"))
     await asyncio.sleep(0)
