@@ -117,18 +117,15 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
 
 
 def _service_env(where: Stage) -> dict[str, str]:
-    return {
-        **where.stack.env,
-        "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
-        "LOG_LEVEL": "error",
-        "CACHE_TTL": "0",
-        "CACHE_STALE_BUDGET": "off",
-        "UPSTREAM_TIMEOUT": str(UPSTREAM_TIMEOUT),
-        "BREAKER_FAIL_MAX": OUT_OF_REACH,
-        "BREAKER_WINDOW": OUT_OF_REACH,
-        "BREAKER_MIN_CALLS": OUT_OF_REACH,
-        "UPSTREAM_MAX_CONNECTIONS": "256",
-    }
+    return where.env(
+        CACHE_TTL="0",
+        CACHE_STALE_BUDGET="off",
+        UPSTREAM_TIMEOUT=str(UPSTREAM_TIMEOUT),
+        BREAKER_FAIL_MAX=OUT_OF_REACH,
+        BREAKER_WINDOW=OUT_OF_REACH,
+        BREAKER_MIN_CALLS=OUT_OF_REACH,
+        UPSTREAM_MAX_CONNECTIONS="256",
+    )
 
 
 def _rounds(running: list[servers.RunningServer], control: UpstreamControl,

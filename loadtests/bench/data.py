@@ -58,12 +58,7 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
     servers.pin_to(servers.LOAD_CORE)
     with stage("data", stack, orders=SEED_ORDERS) as where:
         servers.pin_stack(where.stack)
-        env = {
-            **where.stack.env,
-            "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
-            "LOG_LEVEL": "error",
-            "DATABASE_POOL_MAX_SIZE": str(POOL_SIZE),
-        }
+        env = where.env(DATABASE_POOL_MAX_SIZE=str(POOL_SIZE))
         specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI]
         with servers.serving(specs, env, where.work) as (service, ceiling):
             rounds = _rounds(service, ceiling, where.stack, plan, progress)

@@ -37,14 +37,9 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
     servers.pin_to(servers.LOAD_CORE)
     specs = QUICK_CONTENDERS if plan.quick else CONTENDERS
     # The async service opens its pools at start-up: give it real dependencies.
-    with stage("http", stack) as where:
-        env = {
-            **where.stack.env,
-            "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
-            "LOG_LEVEL": "warning",
-        }
-        with servers.serving(specs, env, where.work) as running:
-            rounds = _rounds(running, plan, progress)
+    with stage("http", stack) as where, \
+            servers.serving(specs, where.env("warning"), where.work) as running:  # fmt: skip
+        rounds = _rounds(running, plan, progress)
     return _report(rounds, plan)
 
 

@@ -43,15 +43,9 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
     counts = QUICK_WORKER_COUNTS if plan.quick else WORKER_COUNTS
     jobs = QUICK_JOBS if plan.quick else JOBS
     with stage("jobs", stack, orders=SEED_ORDERS) as where:
-        env = {
-            **os.environ,
-            **where.stack.env,
-            "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
-            "LOG_LEVEL": "warning",
-            "REPORT_WORK_SECONDS": "0",
-            "WORKER_THREADS": str(THREADS),
-            "RELAY_INTERVAL": "0.2",
-        }
+        settings = {"REPORT_WORK_SECONDS": "0", "WORKER_THREADS": str(THREADS),
+                    "RELAY_INTERVAL": "0.2"}  # fmt: skip
+        env = {**os.environ, **where.env("warning", **settings)}
         specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI]
         with servers.serving(specs, env, where.work) as (service, ceiling):
             rounds = _accepted(service, ceiling, plan, progress)

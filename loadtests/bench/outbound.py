@@ -94,15 +94,12 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
 
 
 def _service_env(where: Stage) -> dict[str, str]:
-    return {
-        **where.stack.env,
-        "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
-        "LOG_LEVEL": "error",
-        "CACHE_TTL": "0",
-        "UPSTREAM_TIMEOUT": str(UPSTREAM_TIMEOUT),
-        "BREAKER_RESET_TIMEOUT": str(RESET_TIMEOUT),
-        "UPSTREAM_MAX_CONNECTIONS": "256",
-    }
+    return where.env(
+        CACHE_TTL="0",
+        UPSTREAM_TIMEOUT=str(UPSTREAM_TIMEOUT),
+        BREAKER_RESET_TIMEOUT=str(RESET_TIMEOUT),
+        UPSTREAM_MAX_CONNECTIONS="256",
+    )
 
 
 def _rounds(contenders: dict[str, servers.RunningServer], ceiling: servers.RunningServer,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from loadtests.bench import servers
 from loadtests.bench.plan import Plan
@@ -49,7 +50,7 @@ class Route:
     method: str = "GET"
     body: bytes | None = None
 
-    def load(self) -> dict[str, object]:
+    def load(self) -> dict[str, Any]:
         if self.method == "GET":
             return {}
         return {"method": self.method, "body": self.body,
@@ -105,8 +106,7 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
     levels = QUICK_LEVELS if plan.quick else LEVELS
     with stage("scale", stack, orders=SEED_ORDERS) as where:
         servers.pin_stack(where.stack)
-        env = {**where.stack.env, "PROMETHEUS_MULTIPROC_DIR": str(where.metrics),
-               "LOG_LEVEL": "error"}  # fmt: skip
+        env = where.env()
         chosen = variants_to_measure(plan.quick)
         specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI, *(variant(*v) for v in chosen)]
         with servers.serving(specs, env, where.work) as (service, ceiling, *others):
@@ -129,7 +129,7 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
 
 def _load(url: str, route: Route, level: int, plan: Plan) -> LoadResult:
     return run_load_sync(f"{url}{route.path}", connections=level, duration=plan.duration,
-                         warmup=plan.warmup, timeout=TIMEOUT, **route.load())  # type: ignore[arg-type]  # fmt: skip
+                         warmup=plan.warmup, timeout=TIMEOUT, **route.load())  # fmt: skip
 
 
 def _report(rounds: Rounds, routes: tuple[Route, ...], levels: tuple[int, ...],

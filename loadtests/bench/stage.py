@@ -27,6 +27,12 @@ class Stage:
         """An empty PROMETHEUS_MULTIPROC_DIR for the part's servers."""
         return self.work / "metrics"
 
+    def env(self, log_level: str = "error", **settings: str) -> dict[str, str]:
+        """The servers' environment: the stack's, the metrics directory, `log_level`, and
+        the part's own `settings` on top."""
+        return {**self.stack.env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics),
+                "LOG_LEVEL": log_level, **settings}  # fmt: skip
+
 
 @contextlib.contextmanager
 def stage(part: str, shared: Stack | None = None, *, orders: int = 0) -> Iterator[Stage]:

@@ -113,7 +113,8 @@ async def test_a_request_past_the_limit_waits_for_a_place_before_it_is_refused(
     release, both_inside = asyncio.Event(), asyncio.Event()
     settings.MAX_IN_FLIGHT_WAIT = 0.2
     loop = asyncio.get_running_loop()
-    transport = httpx.ASGITransport(app=EventLoopASGIHandler())
+    handler = EventLoopASGIHandler()
+    transport = httpx.ASGITransport(app=handler)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         admitted = [asyncio.create_task(client.get("/waits")) for _ in range(2)]
         await both_inside.wait()
@@ -121,7 +122,11 @@ async def test_a_request_past_the_limit_waits_for_a_place_before_it_is_refused(
         refused = await client.get("/waits")
         waited = loop.time() - started
         late = asyncio.create_task(client.get("/waits"))
-        await asyncio.sleep(0.05)
+        assert handler.admission is not None
+        for _ in range(1000):  # bounded: until the late request waits at the door
+            if handler.admission.requests.stats()["waiting"] == 1:
+                break
+            await asyncio.sleep(0)
         release.set()  # places free up within the late request's wait
         answers = await asyncio.gather(*admitted, late)
 
