@@ -1,7 +1,9 @@
 # The service image: uvicorn serving project.asgi:application. compose.yaml also runs the
-# one-shot migrations and the demo tips upstream (python -m loadtests.upstream) from it.
+# one-shot migrations from it. A second target, `devstack`, adds the development equipment
+# compose.yaml runs beside the service (the demo tips upstream): never in the service image.
 #
-#   docker build -t resilient-django .
+#   docker build -t resilient-django .                  # the service (the last stage)
+#   docker build --target devstack -t resilient-django-devstack .
 #   docker run -p 8000:8000 -e DJANGO_ALLOWED_HOSTS=... -e DATABASE_URL=... resilient-django
 
 # Same Python in both stages: the venv's interpreter is a symlink to /usr/local/bin/python3.
@@ -19,21 +21,18 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
 # Dependencies first, in their own layer, so a source change does not download them again.
-# They are read from pyproject.toml itself: the runtime dependencies only, never an extra (the
-# sync twin's, the scenarios', dev); every one of them ships wheels for CPython on Linux
-# (x86-64 and arm64), so no compiler is needed.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
+# They are read from pyproject.toml itself: the library's and the `service` extra, never
+# another extra (the sync twin's, the scenarios', dev); every one of them ships wheels for
+# CPython on Linux (x86-64 and arm64), so no compiler is needed.
+COPY pyproject.toml docker/requirements.py ./
+RUN python requirements.py service > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
-# Then the project itself (the context is already trimmed by .dockerignore).
+# Then the service's source alone (the context is already trimmed by .dockerignore): not the
+# project's wheel, which also carries the development equipment (devstack/, loadtests/).
 COPY . .
-# The runtime source tree, assembled here so that the runtime stage copies one directory.
 RUN mkdir /runtime \
-    && cp -a project app resilience_async workers loadtests manage.py /runtime/
-# A regular (not editable) install, built into a wheel by pip, without any extra.
-RUN pip install .
+    && cp -a project app resilience_async workers manage.py /runtime/
 
 
 # --- runtime: slim, no build tools, non-root --------------------------------------------
@@ -56,10 +55,9 @@ RUN groupadd --system --gid 10001 app \
 COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /srv
-# The source (project/, app/, resilience_async/, workers/, loadtests/ but its sync twin,
-# manage.py), owned by root and read-only to the app user. manage.py runs from here, and
-# uvicorn and `python -m` put /srv first on sys.path: the same code as the package installed
-# in the venv.
+# The service's source (project/, app/, resilience_async/, workers/, manage.py), owned by
+# root and read-only to the app user. manage.py runs from here, and uvicorn and `python -m`
+# put /srv first on sys.path.
 COPY --from=builder /runtime/ /srv/
 COPY docker/entrypoint.sh /usr/local/bin/entrypoint.sh
 
@@ -88,5 +86,21 @@ ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
 # Worker processes come from WEB_CONCURRENCY, which uvicorn reads itself (default 1).
 # --http: httptools with the service's request limits (header and body deadlines, header
 # bounds: project/serving.py); behind a proxy, give it the same limits (docs/operations.md).
+# --ws none: the service speaks HTTP only; a WebSocket handshake is answered 403.
 CMD ["uvicorn", "project.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--http", "project.serving:HttpProtocol", "--no-access-log", "--timeout-graceful-shutdown", "5"]
+     "--http", "project.serving:HttpProtocol", "--ws", "none", "--no-access-log", \
+     "--timeout-graceful-shutdown", "5"]
+
+
+# --- devstack: the service image plus the local environment's demo upstream -------------
+# Development equipment for compose.yaml (its `upstream` service); never the default target.
+FROM runtime AS devstack
+USER root
+COPY --from=builder /src/devstack /srv/devstack
+RUN chmod -R a+rX,go-w /srv/devstack && python -m compileall -q /srv/devstack
+USER app:app
+CMD ["python", "-m", "devstack.upstream", "--host", "0.0.0.0", "--port", "8001", "--control-port", "8002"]
+
+
+# --- service: the default target (the last stage), the runtime stage as it is -----------
+FROM runtime AS service

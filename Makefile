@@ -36,7 +36,7 @@ system-packages:
 	status=$$?; [ -z "$$guard" ] || rm -f $$guard; exit $$status
 
 run: install
-	$(BIN)/python -m loadtests serve
+	$(BIN)/python -m devstack serve
 
 test: install
 	$(BIN)/python -m pytest

@@ -14,7 +14,7 @@ from loadtests.scenario import runner, spec
 def add_parser(commands: Any) -> None:
     scenario = commands.add_parser("scenario", help="load-plus-fault scenarios: list, run")
     actions = scenario.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="the scenarios in loadtests/scenarios/")
+    actions.add_parser("list", help="the scenarios in loadtests/scenario/shipped/")
     run = actions.add_parser("run", help="run one scenario; exit 1 when an SLO or invariant fails")
     run.add_argument("scenario", help="a name from `scenario list`, or a path to a .toml file")
     run.add_argument("--scale", type=float, default=1.0,
@@ -25,13 +25,11 @@ def add_parser(commands: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if args.action == "list":
-        for name, description in spec.list_scenarios(runner.SCENARIOS):
+        for name, description in spec.list_scenarios(spec.SHIPPED):
             print(f"{name:<22} {description}")
         return 0
     try:
-        scenario = spec.load_scenario(
-            spec.resolve(args.scenario, runner.SCENARIOS), scale=args.scale
-        )
+        scenario = spec.load_scenario(spec.resolve(args.scenario, spec.SHIPPED), scale=args.scale)
     except spec.SpecError as exc:
         print(f"error: {exc}")
         return 2

@@ -6,7 +6,7 @@ ceiling). Either way it is paced without coordinated omission: a late user sends
 latency (in locust's stats too) runs from each request's intended send time. Distributed runs
 (--master / --worker) take the options given to the master.
 
-Options (locust's --help does not list a locustfile's own; logic in loadtests/load/):
+Options (locust's --help does not list a locustfile's own; logic in loadtests/locust_load/):
   --records-dir DIR      one JSON line per request, DIR/<host>-<pid>.jsonl (default: none)
   --mix W                endpoint weights (default tips=5,order_create=2,order_read=3,
                          report_create=1,report_poll=1)
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from locust import events
 
-from loadtests.load import hooks
-from loadtests.load.user import ServiceUser
+from loadtests.locust_load import hooks
+from loadtests.locust_load.user import ServiceUser
 
 __all__ = ["ServiceUser"]  # locust runs the User classes it finds in this module
 

@@ -16,8 +16,7 @@ django.setup(set_prefix=False)
 from django.conf import settings  # noqa: E402 - needs django.setup() first
 
 from project.resources import for_process  # noqa: E402
-from resilience_async import LifespanApp  # noqa: E402
-from resilience_async.collector import tune_for_serving  # noqa: E402
+from resilience_async import LifespanApp, tune_gc_for_serving  # noqa: E402
 from resilience_async.django.handler import EventLoopASGIHandler  # noqa: E402
 
 resources = for_process()
@@ -32,4 +31,4 @@ application = LifespanApp(
 )
 
 # Last: everything built above is start-up's, frozen out of every later collection.
-tune_for_serving(settings.GC_GEN0_THRESHOLD)
+tune_gc_for_serving(settings.GC_GEN0_THRESHOLD)

@@ -15,9 +15,9 @@ from typing import Any
 import dramatiq
 
 from project import builders
-from workers.relay import Relay
+from workers.outbox_relay import Relay
 
-logger = logging.getLogger("workers.relay")
+logger = logging.getLogger("workers.outbox_relay")
 
 
 class RelayRoot:

@@ -1,6 +1,6 @@
 """How uvicorn serves the web process: its HTTP protocol with this service's limits.
 
-    uvicorn project.asgi:application --http project.serving:HttpProtocol
+    uvicorn project.asgi:application --http project.serving:HttpProtocol --ws none
 
 The limits come from the settings (HTTP_HEADER_TIMEOUT, HTTP_BODY_TIMEOUT,
 HTTP_MAX_HEADER_BYTES, HTTP_MAX_HEADERS); `make run`, the tests, the bench and the
@@ -10,7 +10,7 @@ container image all serve with it.
 from __future__ import annotations
 
 from project import settings
-from resilience_async.serving import guarded_protocol
+from resilience_async.uvicorn import guarded_protocol
 
 HttpProtocol = guarded_protocol(
     header_timeout=settings.HTTP_HEADER_TIMEOUT,

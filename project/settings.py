@@ -140,7 +140,7 @@ MAX_IN_FLIGHT_REQUESTS = env.int("MAX_IN_FLIGHT_REQUESTS", 1000)
 # so a client that asks again at once after a 503 cannot spin the process on refusals.
 MAX_IN_FLIGHT_WAIT = env.seconds("MAX_IN_FLIGHT_WAIT", 0.1)
 # The web process collects its youngest GC generation every this many net allocations
-# (CPython's default: 700), and freezes what start-up built (resilience_async/collector.py).
+# (CPython's default: 700), and freezes what start-up built (resilience_async/_gc.py).
 GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", 10_000, min_value=1)
 
 # --- Background jobs: Dramatiq workers fed by the outbox relay -----------------------------

@@ -21,7 +21,7 @@ from dramatiq.middleware import AgeLimit, Retries, ShutdownNotifications, TimeLi
 from project import builders
 from workers.actors import Actors, declare
 from workers.failures import RecordFailures
-from workers.lifecycle import DaemonAsyncIO, OpenResources
+from workers.middleware import DaemonAsyncIO, OpenResources
 from workers.reports import ReportJob
 
 

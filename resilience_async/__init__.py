@@ -11,6 +11,7 @@ optional `resilience_async.prometheus` hook set (importing it needs prometheus-c
 
 from __future__ import annotations
 
+from resilience_async._gc import tune_gc_for_serving
 from resilience_async.breaker import (
     BreakerListener,
     BreakerSnapshot,
@@ -131,6 +132,7 @@ __all__ = [
     "parse_lsn",
     "request_id_var",
     "threshold",
+    "tune_gc_for_serving",
 ]
 
 # As httpx does: reprs and tracebacks name the namespace people import, not the module a

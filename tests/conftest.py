@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fix_stack"]
+pytest_plugins = ["tests.fix_stack", "tests.fix_tree"]

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from loadtests.stack import Stack
-from loadtests.upstream import UpstreamControl
+from devstack.stack import Stack
+from devstack.upstream import UpstreamControl
 from tests.servers import migrate
 
 

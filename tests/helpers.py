@@ -19,8 +19,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.errors import InvalidInput
-from loadtests.stack import Stack
-from loadtests.stack.process import Child
+from devstack.stack import Stack
+from devstack.stack.child import Child
 
 T = TypeVar("T")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import psycopg
 
-from loadtests.stack import Stack
-from loadtests.stack.process import Child
-from loadtests.stack.serve import relay_child, worker_child
+from devstack.stack import Stack
+from devstack.stack.child import Child
+from devstack.stack.supervisor import relay_child, worker_child
 from tests.helpers import wait_for
 from tests.servers import WebServer, run_web
 

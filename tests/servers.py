@@ -15,11 +15,11 @@ from pathlib import Path
 
 import httpx
 
-from loadtests.stack import Stack
-from loadtests.stack.ports import free_port
-from loadtests.stack.process import Child
-from loadtests.stack.serve import uvicorn_argv
-from loadtests.stack.waits import http_ok, wait_until
+from devstack.stack import Stack
+from devstack.stack.child import Child
+from devstack.stack.ports import free_port
+from devstack.stack.supervisor import uvicorn_argv
+from devstack.stack.waits import http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 HEALTH_TOKEN = "test-health-token"

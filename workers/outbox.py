@@ -1,7 +1,7 @@
 """The outbox table as the relay and readiness see it: its SQL and its backlog probe.
 
 A request writes its domain row and an outbox row in one transaction (`app/reports.py`);
-the relay (`workers/relay.py`) publishes unsent rows to the broker and marks them sent.
+the relay (`workers/outbox_relay.py`) publishes unsent rows to the broker and marks them sent.
 Readiness reports the backlog of unsent rows, and how long the oldest has waited.
 """
 

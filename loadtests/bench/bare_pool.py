@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import uvloop
 from psycopg_pool import AsyncConnectionPool
 
-from loadtests.loadgen.result import ERROR_KINDS, LoadResult, summarize
+from loadtests.bench.generator.result import ERROR_KINDS, LoadResult, summarize
 
 READ_SQL = "SELECT id, item, quantity, created_at FROM orders WHERE id = %s"
 WRITE_SQL = (

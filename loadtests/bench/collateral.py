@@ -43,16 +43,16 @@ from typing import Any
 import httpx
 import uvloop
 
+from devstack.stack import Stack, StackError
+from devstack.upstream import UpstreamControl
 from loadtests.bench import servers
+from loadtests.bench.generator import LoadResult, run_load
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Measured, Rounds, Turn
 from loadtests.bench.stage import Stage, stage
 from loadtests.bench.targets import LatencyTarget, verdicts
-from loadtests.loadgen import LoadResult, run_load
-from loadtests.stack import Stack, StackError
-from loadtests.upstream import UpstreamControl
 
 TIPS_CONNECTIONS = 200
 SIDE_CONNECTIONS = 4  # per side endpoint: light, so what is measured is latency

@@ -27,16 +27,16 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from devstack.stack import Stack
 from loadtests.bench import servers
+from loadtests.bench.generator import LoadResult, run_load_sync
+from loadtests.bench.generator.result import Latencies
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Measured, Rounds, Turn
 from loadtests.bench.stage import stage
 from loadtests.bench.targets import Verdict
-from loadtests.loadgen import LoadResult, run_load_sync
-from loadtests.loadgen.result import Latencies
-from loadtests.stack import Stack
 
 SEED_ORDERS = 1000
 READ_ID = SEED_ORDERS // 2

@@ -9,7 +9,9 @@ A bare ASGI app on the same core takes its turn too: the ceiling every row reads
 
 from __future__ import annotations
 
+from devstack.stack import Stack
 from loadtests.bench import servers
+from loadtests.bench.generator import run_load_sync
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
@@ -17,8 +19,6 @@ from loadtests.bench.rounds import Rounds
 from loadtests.bench.slowloris import SlowClients
 from loadtests.bench.stage import stage
 from loadtests.bench.targets import Target, verdicts
-from loadtests.loadgen import run_load_sync
-from loadtests.stack import Stack
 
 CEILING = servers.BARE_ASGI
 CONTENDERS = (servers.ASYNC_SERVICE, servers.STOCK_ASGI, servers.SYNC_DJANGO, CEILING)

@@ -18,16 +18,16 @@ from typing import Any
 import httpx
 import psycopg
 
+from devstack.stack import Stack
+from devstack.stack.supervisor import relay_child, worker_child
+from devstack.stack.waits import StackError
 from loadtests.bench import servers
+from loadtests.bench.generator import run_load_sync
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Rounds
 from loadtests.bench.stage import stage
-from loadtests.loadgen import run_load_sync
-from loadtests.stack import Stack
-from loadtests.stack.serve import relay_child, worker_child
-from loadtests.stack.waits import StackError
 
 SEED_ORDERS = 1000
 JOBS, QUICK_JOBS = 500, 20

@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from loadtests.stack import postgres
-from loadtests.stack.waits import StackError
+from devstack.stack import postgres
+from devstack.stack.waits import StackError
 
 UNKNOWN = "unknown"
 

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 
 import httpx
 
+from devstack.stack import Stack
+from devstack.upstream import UpstreamControl
 from loadtests.bench import servers
+from loadtests.bench.generator import run_load_sync
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Measured, Rounds, Turn
 from loadtests.bench.stage import Stage, stage
 from loadtests.bench.targets import Target, Verdict, verdicts
-from loadtests.loadgen import run_load_sync
-from loadtests.stack import Stack
-from loadtests.upstream import UpstreamControl
 
 UPSTREAM_TIMEOUT = 2.0
 RESET_TIMEOUT = 2.0

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.bench import machine
+from loadtests.bench.generator import LoadResult
 from loadtests.bench.plan import Plan
 from loadtests.bench.targets import Verdict, non_2xx
-from loadtests.loadgen import LoadResult
 
 REPORT_DIR = Path(__file__).resolve().parents[2] / "reports" / "bench"
 MIB = 2**20

@@ -19,11 +19,11 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from loadtests.bench.generator import LoadResult
 from loadtests.bench.progress import SILENT, Progress, rate
 from loadtests.bench.report import Row
 from loadtests.bench.rss import PeakRss
 from loadtests.bench.servers import RunningServer
-from loadtests.loadgen import LoadResult
 
 
 @dataclass(frozen=True)

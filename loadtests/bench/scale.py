@@ -23,15 +23,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from devstack.stack import Stack
 from loadtests.bench import servers
+from loadtests.bench.generator import LoadResult, run_load_sync
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Measured, Rounds
 from loadtests.bench.stage import stage
 from loadtests.bench.targets import Verdict, non_2xx
-from loadtests.loadgen import LoadResult, run_load_sync
-from loadtests.stack import Stack
 from project import settings as service_settings
 
 LEVELS = (16, 64, 256, 1024)

@@ -9,9 +9,9 @@ import time
 
 import psycopg
 
+from devstack.stack import Stack
+from devstack.stack.waits import StackError
 from loadtests.bench.servers import ROOT
-from loadtests.stack import Stack
-from loadtests.stack.waits import StackError
 
 
 def migrate_and_seed(stack: Stack, orders: int) -> None:

@@ -10,10 +10,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.stack import Stack
-from loadtests.stack.ports import free_port
-from loadtests.stack.process import Child
-from loadtests.stack.waits import http_ok, wait_until
+from devstack.stack import Stack
+from devstack.stack.child import Child
+from devstack.stack.ports import free_port
+from devstack.stack.waits import http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_CORE = 1
@@ -49,8 +49,9 @@ UVICORN = (
     "--log-level",
     "warning",
 )
-# This service as deployed: httptools with its request limits (project/serving.py).
-SERVICE_HTTP = ("--http", "project.serving:HttpProtocol")
+# This service as deployed: httptools with its request limits (project/serving.py), no
+# WebSocket protocol.
+SERVICE_HTTP = ("--http", "project.serving:HttpProtocol", "--ws", "none")
 
 ASYNC_SERVICE = ServerSpec(
     "async service",

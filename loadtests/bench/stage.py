@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.stack import Stack
 from loadtests.bench.seed import migrate_and_seed
-from loadtests.stack import Stack
 
 
 @dataclass(frozen=True)

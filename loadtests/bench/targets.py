@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from loadtests.loadgen import LoadResult
+from loadtests.bench.generator import LoadResult
 
 
 class HasResult(Protocol):

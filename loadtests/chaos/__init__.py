@@ -1,5 +1,5 @@
 """A Chaos Toolkit extension for the local stack: actions and probes over
-`loadtests.faults.process`, finding their targets through `.stack/state.json`.
+`devstack.faults` (signals, database), finding their targets through `.stack/state.json`.
 
     chaos run loadtests/chaos/kill-random-db-connection.json   # against `make run`
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from devstack.faults import database, signals
 from loadtests.chaos import targets
-from loadtests.faults import process
 
 APP_CONNECTIONS = "resilience-%"  # the app's pools, monitor and relay (their application_name)
 
@@ -27,35 +27,35 @@ def terminate_random_db_connection(
 ) -> list[dict[str, Any]]:
     """Terminate `count` random app connections on `server` (None: every one); who was hit."""
     url = targets.database_url(server, stack_dir)
-    done = process.terminate_backends(url, count=count, application_name=application_name)
+    done = database.terminate_backends(url, count=count, application_name=application_name)
     return [asdict(backend) for backend in done]
 
 
 def pause_service(name: str, stack_dir: str | None = None) -> int:
     """SIGSTOP service `name`'s process group (it hangs until resumed); its pid."""
     pid = targets.pid(name, stack_dir)
-    process.pause(pid, name=name)
+    signals.pause(pid, name=name)
     return pid
 
 
 def resume_service(name: str, stack_dir: str | None = None) -> int:
     """SIGCONT service `name`'s process group (the rollback of `pause_service`); its pid."""
     pid = targets.pid(name, stack_dir)
-    process.resume(pid, name=name)
+    signals.resume(pid, name=name)
     return pid
 
 
 def kill_app_worker(name: str = "web", count: int = 1, stack_dir: str | None = None) -> list[int]:
     """SIGKILL `count` worker processes of the web server or the Dramatiq worker; their
     supervisors start new ones. The pids killed."""
-    return process.kill_worker_processes(targets.pid(name, stack_dir), name=name, count=count)
+    return signals.kill_worker_processes(targets.pid(name, stack_dir), name=name, count=count)
 
 
 def pause_replica_replay(replica: str = "replica", stack_dir: str | None = None) -> None:
     """Stop the replica applying WAL: its data freezes while it keeps answering."""
-    process.pause_replay(targets.database_url(replica, stack_dir))
+    database.pause_replay(targets.database_url(replica, stack_dir))
 
 
 def resume_replica_replay(replica: str = "replica", stack_dir: str | None = None) -> None:
     """Let the replica apply WAL again (the rollback of `pause_replica_replay`)."""
-    process.resume_replay(targets.database_url(replica, stack_dir))
+    database.resume_replay(targets.database_url(replica, stack_dir))

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
+from devstack.faults import database
 from loadtests.chaos import targets
-from loadtests.faults import process
 
 log = logging.getLogger("chaostoolkit")
 
@@ -74,4 +74,4 @@ def error_rate(
 
 def replica_lag(replica: str = "replica", stack_dir: str | None = None) -> dict[str, Any]:
     """The replica's replay lag: `{"seconds": ..., "bytes": ..., "paused": ...}`."""
-    return asdict(process.replica_lag(targets.database_url(replica, stack_dir)))
+    return asdict(database.replica_lag(targets.database_url(replica, stack_dir)))

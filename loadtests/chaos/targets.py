@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from loadtests.faults.process import FaultError
-from loadtests.stack.state import StateDir, start_ticks
-
-ROOT = Path(__file__).resolve().parents[2]
+from devstack.faults import FaultError
+from devstack.stack.state import StateDir, default_state_dir, start_ticks
 
 
 def state_dir(stack_dir: str | None) -> StateDir:
-    """`stack_dir`, else `$STACK_DIR`, else `.stack` in the checkout (where `make run` writes)."""
-    return StateDir(Path(stack_dir or os.environ.get("STACK_DIR") or ROOT / ".stack"))
+    """`stack_dir`, else `$STACK_DIR`, else `.stack` in the current directory (where `make run`
+    writes when started in the checkout)."""
+    return StateDir(Path(stack_dir) if stack_dir else default_state_dir())
 
 
 def read_state(stack_dir: str | None) -> dict[str, Any]:

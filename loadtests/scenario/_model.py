@@ -23,7 +23,7 @@ KIND_TARGETS: Mapping[str, tuple[str, ...]] = {
     "proxy_down": PROXIED,
 }
 FAULT_KINDS = tuple(KIND_TARGETS)
-# The toxics of Toxiproxy (and of loadtests.faults.proxy, which speaks its API).
+# The toxics of Toxiproxy (and of devstack.faults.proxy, which speaks its API).
 TOXIC_TYPES = (
     "latency",
     "bandwidth",

@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from devstack.stack.postgres import SYNCHRONOUS_COMMIT_LEVELS
+from devstack.upstream.behaviour import Mode
 from loadtests.scenario._model import (
     ALL,
     BROKERS,
@@ -26,9 +28,7 @@ from loadtests.scenario._model import (
     Stage,
     System,
 )
-from loadtests.scenario._table import Table, show
-from loadtests.stack.postgres import SYNCHRONOUS_COMMIT_LEVELS
-from loadtests.upstream.behaviour import Mode
+from loadtests.scenario._toml import Table, show
 
 _TOP_KEYS = ("name", "description", "load", "system", "faults", "slo", "invariants")
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-from loadtests.scenario._tabulate import describe, verdict_table
+from loadtests.scenario._words import describe
 from loadtests.scenario.spec import ALL, ErrorSlo, LatencySlo, RecoverySlo, Slo, is_error
 
 __all__ = [
@@ -27,11 +27,9 @@ __all__ = [
     "Series",
     "Stats",
     "analyse",
-    "describe",
     "percentile",
     "phase_bounds",
     "recovery_seconds",
-    "verdict_table",
 ]
 
 

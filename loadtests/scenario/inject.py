@@ -3,7 +3,7 @@
 The runner holds the stack and the supervisor of the app processes, so a killed dependency
 can be started again on its data and port, and a killed app process is restarted by the
 supervisor (as under `make run`). Network faults go through the stack's fault proxy, with
-Toxiproxy's API; process and database faults through `loadtests.faults.process`.
+Toxiproxy's API; process and database faults through `devstack.faults` (signals, database).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from loadtests.faults import process
-from loadtests.faults.toxiproxy import ToxiproxyClient
-from loadtests.stack import Stack
-from loadtests.upstream import UpstreamControl
+from devstack.faults import database, signals
+from devstack.faults.toxiproxy import ToxiproxyClient
+from devstack.stack import Stack
+from devstack.upstream import UpstreamControl
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +72,9 @@ class Injector:
     def _kill(self, fault: FaultLike) -> Undo:
         name = self._service(fault.target)
         if name in APPS and fault.params.get("processes") == "children":
-            process.kill_worker_processes(self._pid(name), name=name)  # the master replaces them
+            signals.kill_worker_processes(self._pid(name), name=name)  # the master replaces them
             return _nothing
-        process.kill(self._pid(name), name=name)
+        signals.kill(self._pid(name), name=name)
         return self._restart_later(name) if fault.params.get("restart", True) else _nothing
 
     def _stop(self, fault: FaultLike) -> Undo:
@@ -85,8 +85,8 @@ class Injector:
     def _pause(self, fault: FaultLike) -> Undo:
         name = self._service(fault.target)
         pid = self._pid(name)
-        process.pause(pid, name=name)
-        return lambda: process.resume(pid, name=name)
+        signals.pause(pid, name=name)
+        return lambda: signals.resume(pid, name=name)
 
     def _restart_later(self, name: str) -> Undo:
         """App processes come back through their supervisor; a dependency is started again,
@@ -107,20 +107,20 @@ class Injector:
         return str(self.stack.services[target]["url"])
 
     def _promote(self, fault: FaultLike) -> Undo:
-        process.promote(self._url(fault.target))
+        database.promote(self._url(fault.target))
         self.promoted = True
         return _nothing
 
     def _pause_replay(self, fault: FaultLike) -> Undo:
         url = self._url(fault.target)
-        process.pause_replay(url)
-        return lambda: process.resume_replay(url)
+        database.pause_replay(url)
+        return lambda: database.resume_replay(url)
 
     def _terminate_backends(self, fault: FaultLike) -> Undo:
         """Kill random app connections, once or `every` seconds until undone."""
         url, count = self._url(fault.target), int(fault.params.get("count", 1))
         every = fault.params.get("every")
-        process.terminate_backends(url, count=count)
+        database.terminate_backends(url, count=count)
         if not every:
             return _nothing
         stop = threading.Event()
@@ -128,7 +128,7 @@ class Injector:
         def repeat() -> None:
             while not stop.wait(float(every)):
                 try:
-                    process.terminate_backends(url, count=count)
+                    database.terminate_backends(url, count=count)
                 except Exception:  # the database may be down too: keep trying
                     logger.exception("terminate_backends on %s", fault.target)
 

@@ -18,7 +18,7 @@ from typing import Any
 import plotly
 import plotly.graph_objects as go
 
-from loadtests.scenario._tabulate import format_value
+from loadtests.scenario._words import format_value
 from loadtests.scenario.analysis import ALL, Analysis
 from loadtests.scenario.spec import Scenario
 

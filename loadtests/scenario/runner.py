@@ -33,18 +33,17 @@ import httpx
 import psycopg
 import redis
 
-from loadtests.scenario import analysis, invariants, report, spec
+from devstack.stack import Stack, StackError
+from devstack.stack.child import Child
+from devstack.stack.ports import free_port
+from devstack.stack.supervisor import Supervisor, app_env, start_apps
+from loadtests.scenario import analysis, invariants, report, spec, verdicts
 from loadtests.scenario.inject import Injector
 from loadtests.scenario.timeline import Timeline, Window
-from loadtests.stack import Stack, StackError
-from loadtests.stack.ports import free_port
-from loadtests.stack.process import Child
-from loadtests.stack.serve import Supervisor, app_env, start_apps
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT / "loadtests" / "scenarios"
-REPORTS = ROOT / "reports"
-LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+REPORTS = Path("reports")  # in the current directory, as `make scenario` runs it
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "locustfile.py"
 HOST = "127.0.0.1"
 READY_TIMEOUT = 60.0
 SETTLE_TIMEOUT = 60.0  # for accepted jobs to finish once the faults are undone
@@ -174,7 +173,7 @@ class ScenarioRun:
         report.write_report(self.report_dir, scenario=self.scenario, analysis=result,
                             invariants=checks, meta=meta)  # fmt: skip
         passed = all(check["passed"] for check in [*result.verdicts, *checks])
-        return Outcome(passed, self.report_dir, analysis.verdict_table(result, checks),
+        return Outcome(passed, self.report_dir, verdicts.verdict_table(result, checks),
                        verdicts=result.verdicts, invariants=checks)  # fmt: skip
 
     def _undo_faults(self) -> None:

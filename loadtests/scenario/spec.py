@@ -33,7 +33,9 @@ from loadtests.scenario._model import (
     is_error,
 )
 from loadtests.scenario._parse import parse
-from loadtests.scenario._table import SpecError, show
+from loadtests.scenario._toml import SpecError, show
+
+SHIPPED = Path(__file__).resolve().parent / "shipped"  # the scenarios `scenario list` shows
 
 __all__ = [
     "ALL",
@@ -41,6 +43,7 @@ __all__ = [
     "ENDPOINTS",
     "FAULT_KINDS",
     "KIND_TARGETS",
+    "SHIPPED",
     "TARGETS",
     "ErrorSlo",
     "Fault",

@@ -18,7 +18,7 @@ import pytest
 from aiobreaker import CircuitBreakerState
 from redis.asyncio import Redis
 
-from loadtests.stack import Stack
+from devstack.stack import Stack
 from resilience_async import CircuitBreaker, CircuitOpenError, RedisBreakerState
 from tests.helpers import kill
 

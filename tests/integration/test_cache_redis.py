@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from loadtests.stack import Stack
+from devstack.stack import Stack
 from resilience_async import CircuitBreaker, FallbackCache
 from tests.fakes import FakeClock
 from tests.helpers import kill

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import redis
 
-from loadtests.faults import process
-from loadtests.stack import Stack
+from devstack.faults import database, signals
+from devstack.stack import Stack
 from tests.servers import ROOT, WebServer, run_web
 
 pytestmark = pytest.mark.integration
@@ -65,9 +65,9 @@ def healed(target: Target) -> Iterator[Target]:
     try:
         yield target
     finally:
-        process.resume(target.web.child.pid, name="web")
+        signals.resume(target.web.child.pid, name="web")
         target.stack.heal()
-        process.resume_replay(target.stack.services["replica"]["url"])
+        database.resume_replay(target.stack.services["replica"]["url"])
 
 
 def chaos_run(target: Target, experiment: Path, tmp_path: Path) -> Run:
@@ -110,7 +110,7 @@ def test_fault_experiments_hold_and_roll_back(
     assert [r["status"] for r in run.journal["rollbacks"]] == ["succeeded"]
     with redis.Redis.from_url(healed.stack.env["REDIS_URL"], socket_timeout=2) as client:
         assert client.ping()
-    assert not process.replica_lag(healed.stack.services["replica"]["url"]).paused
+    assert not database.replica_lag(healed.stack.services["replica"]["url"]).paused
 
 
 def test_a_broken_service_is_reported_as_a_deviation(healed: Target, tmp_path: Path) -> None:

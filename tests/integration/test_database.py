@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from loadtests.stack import Stack
+from devstack.stack import Stack
 from resilience_async import (
     CircuitBreaker,
     Connection,

@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from loadtests.stack import Stack
+from devstack.stack import Stack
 from tests.helpers import kill, wait_for
 from tests.servers import WebServer, migrate, run_web
 

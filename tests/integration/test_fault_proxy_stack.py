@@ -1,8 +1,8 @@
 """The fault proxy in front of the stack's real PostgreSQL, Redis and HTTP upstream.
 
-The proxy runs as the stack runs it (`python -m loadtests.faults.proxy` on a free port,
+The proxy runs as the stack runs it (`python -m devstack.faults.proxy` on a free port,
 proxies created with POST /populate); the real clients the service uses (psycopg, redis-py,
-httpx) go through it while toxics are added and removed with `loadtests.faults.toxiproxy`.
+httpx) go through it while toxics are added and removed with `devstack.faults.toxiproxy`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import psycopg
 import pytest
 import redis
 
-from loadtests.faults.toxiproxy import ToxiproxyClient
-from loadtests.stack import Stack, postgres
-from loadtests.stack.ports import free_port
-from loadtests.stack.process import Child, tail
-from loadtests.stack.waits import http_ok, wait_until
+from devstack.faults.toxiproxy import ToxiproxyClient
+from devstack.stack import Stack, postgres
+from devstack.stack.child import Child, tail
+from devstack.stack.ports import free_port
+from devstack.stack.waits import http_ok, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def toxiproxy(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """The fault proxy with `primary`, `redis` and `upstream` proxies; their ports."""
     log = tmp_path_factory.mktemp("toxiproxy") / "toxiproxy.log"
     port = free_port()
-    argv = [sys.executable, "-m", "loadtests.faults.proxy", "--host", HOST, "--port", str(port)]
+    argv = [sys.executable, "-m", "devstack.faults.proxy", "--host", HOST, "--port", str(port)]
     child = Child("toxiproxy", argv, log, cwd=ROOT)
     child.start()
     try:

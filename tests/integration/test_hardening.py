@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from loadtests.stack import Stack
+from devstack.stack import Stack
 from tests.helpers import assert_error, metric
 from tests.servers import WebServer, run_web
 
@@ -46,16 +46,17 @@ def request_count(web: WebServer, route: str, status: int) -> float:
 
 
 async def test_a_websocket_handshake_is_refused_with_a_403(web: WebServer) -> None:
-    """Any path: the service speaks HTTP only. A real WebSocket client is refused (403),
-    nothing is logged as an error, and the refusal is counted."""
-    before = request_count(web, "websocket", 403)
+    """Any path: the service speaks HTTP only. A real WebSocket client is refused (403, the
+    error body), before any view runs, and nothing is logged as an error."""
+    before = request_count(web, "unmatched", 200) + request_count(web, "tips", 200)
     ws_url = web.url.replace("http://", "ws://")
     for path in ("/api/tips", "/nowhere"):
         with pytest.raises(InvalidStatus) as refused:
             async with ws_connect(ws_url + path):
                 pass
         assert refused.value.response.status_code == 403
-    assert request_count(web, "websocket", 403) == before + 2
+        assert b'"code":"websocket_refused"' in refused.value.response.body
+    assert request_count(web, "unmatched", 200) + request_count(web, "tips", 200) == before
     assert logged_errors(web) == []
 
 

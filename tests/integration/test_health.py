@@ -12,8 +12,8 @@ import psycopg
 import pytest
 import redis
 
-from loadtests.stack import Stack
-from loadtests.upstream import UpstreamControl
+from devstack.stack import Stack
+from devstack.upstream import UpstreamControl
 from tests.helpers import kill, wait_for
 from tests.servers import WebServer, run_web
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from loadtests.stack import Stack
-from loadtests.upstream import AsyncUpstreamControl
+from devstack.stack import Stack
+from devstack.upstream import AsyncUpstreamControl
 from resilience_async import (
     AiohttpTransport,
     Bulkhead,

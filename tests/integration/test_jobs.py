@@ -15,8 +15,8 @@ import psycopg
 import pytest
 import redis
 
-from loadtests.stack import Stack
-from loadtests.upstream import UpstreamControl
+from devstack.stack import Stack
+from devstack.upstream import UpstreamControl
 from tests.helpers import wait_for
 from tests.jobs import jobs, relay_process, worker_process
 from tests.servers import WebServer

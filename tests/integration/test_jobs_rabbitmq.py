@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.stack import Stack
+from devstack.stack import Stack
 from tests.helpers import wait_for
 from tests.jobs import jobs, relay_process, worker_process
 

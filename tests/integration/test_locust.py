@@ -27,8 +27,8 @@ import psycopg
 import pytest
 from aiohttp import web
 
-from loadtests.stack import Stack
-from loadtests.stack.ports import free_port
+from devstack.stack import Stack
+from devstack.stack.ports import free_port
 from tests.servers import ROOT, run_web
 
 pytestmark = pytest.mark.integration

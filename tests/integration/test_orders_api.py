@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from app.schemas import MAX_ORDER_BODY
-from loadtests.stack import Stack
+from devstack.stack import Stack
 from resilience_async import parse_lsn
 from tests.helpers import assert_error, metric, wait_for
 from tests.servers import WebServer, run_web

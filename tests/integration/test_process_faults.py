@@ -15,10 +15,9 @@ import pytest
 import redis
 from psycopg.conninfo import make_conninfo
 
-from loadtests.faults import process
-from loadtests.faults.process import FaultError
+from devstack.faults import FaultError, database, signals
+from devstack.stack import Stack
 from loadtests.scenario.timeline import TimedFault, Timeline
-from loadtests.stack import Stack
 from tests.helpers import wait_for
 from tests.servers import migrate, run_web
 
@@ -36,7 +35,7 @@ def replay(healthy_stack: Stack) -> Iterator[str]:
     try:
         yield replica
     finally:
-        process.resume_replay(replica)
+        database.resume_replay(replica)
 
 
 def walsender(primary: str) -> tuple[int, str] | None:
@@ -53,7 +52,7 @@ def test_terminate_backends_drops_another_clients_live_connection(healthy_stack:
         psycopg.connect(primary, autocommit=True, application_name="bystander") as bystander,
     ):
         victim_pid = victim.info.backend_pid
-        killed = process.terminate_backends(primary, application_name=f"{name}%")
+        killed = database.terminate_backends(primary, application_name=f"{name}%")
         assert [(b.pid, b.application_name, b.database) for b in killed] == [
             (victim_pid, name, "app")
         ]
@@ -71,9 +70,9 @@ def test_terminate_backends_never_hits_the_walsender_nor_its_own_session(
     assert before is not None
     assert before[1] == "streaming"
     with psycopg.connect(primary, autocommit=True, application_name="bystander") as other:
-        killed = process.terminate_backends(primary, count=None)
+        killed = database.terminate_backends(primary, count=None)
         assert other.info.backend_pid in {b.pid for b in killed}
-    assert process.APPLICATION_NAME not in {b.application_name for b in killed}
+    assert database.APPLICATION_NAME not in {b.application_name for b in killed}
     assert walsender(primary) == before
 
 
@@ -81,9 +80,9 @@ def test_terminate_backends_with_no_match_says_so(healthy_stack: Stack) -> None:
     """Nothing to terminate is an error naming the server and the filter, not a no-op."""
     port = healthy_stack.services["primary"]["port"]
     with pytest.raises(FaultError, match=rf"127.0.0.1:{port}/app\): no client session with"):
-        process.terminate_backends(url(healthy_stack, "primary"), application_name="nobody-%")
+        database.terminate_backends(url(healthy_stack, "primary"), application_name="nobody-%")
     with pytest.raises(ValueError, match="count: at least 1"):
-        process.terminate_backends(url(healthy_stack, "primary"), count=0)
+        database.terminate_backends(url(healthy_stack, "primary"), count=0)
 
 
 def test_paused_replay_hides_new_rows_until_resumed(healthy_stack: Stack, replay: str) -> None:
@@ -96,7 +95,7 @@ def test_paused_replay_hides_new_rows_until_resumed(healthy_stack: Stack, replay
         writer.execute("CREATE TABLE IF NOT EXISTS fault_replay_probe (note text)")
     with psycopg.connect(replica, autocommit=True) as reader:
         wait_for(lambda: reader.execute("SELECT to_regclass('fault_replay_probe')").fetchone()[0])
-        process.pause_replay(replay)
+        database.pause_replay(replay)
         with psycopg.connect(primary, autocommit=True) as writer:
             writer.execute("INSERT INTO fault_replay_probe VALUES (%s)", (note,))
             written = writer.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
@@ -104,21 +103,21 @@ def test_paused_replay_hides_new_rows_until_resumed(healthy_stack: Stack, replay
         wait_for(lambda: reader.execute(received, (written,)).fetchone()[0])
         visible = "SELECT count(*) FROM fault_replay_probe WHERE note = %s"
         assert reader.execute(visible, (note,)).fetchone() == (0,)
-        lag = process.replica_lag(replay)
+        lag = database.replica_lag(replay)
         assert lag.paused
         assert lag.bytes > 0
-        process.resume_replay(replay)
+        database.resume_replay(replay)
         wait_for(lambda: reader.execute(visible, (note,)).fetchone() == (1,))
-    assert not process.replica_lag(replay).paused
+    assert not database.replica_lag(replay).paused
 
 
 def test_replica_faults_refuse_a_primary(healthy_stack: Stack) -> None:
     """Pausing replay or measuring lag on a primary is an error naming it."""
     primary = url(healthy_stack, "primary")
     with pytest.raises(FaultError, match=r"^pause replay \(127.0.0.1:\d+/app\): not a replica"):
-        process.pause_replay(primary)
+        database.pause_replay(primary)
     with pytest.raises(FaultError, match=r"^replica lag .*: not a replica"):
-        process.replica_lag(primary)
+        database.replica_lag(primary)
 
 
 def test_promote_makes_the_replica_accept_writes(healthy_stack: Stack, tmp_path: Path) -> None:
@@ -127,11 +126,11 @@ def test_promote_makes_the_replica_accept_writes(healthy_stack: Stack, tmp_path:
     with Stack(state_dir=tmp_path / "state", external=external) as db:
         migrate(db.env)
         replica = url(db, "replica")
-        process.promote(replica)
+        database.promote(replica)
         with psycopg.connect(replica, autocommit=True) as conn:
             conn.execute("CREATE TABLE promoted (id int)")
         with pytest.raises(FaultError, match=r"^promote .*: not a replica"):
-            process.promote(replica)
+            database.promote(replica)
 
 
 def test_undo_all_after_a_failing_undo_still_heals_the_others(
@@ -142,11 +141,11 @@ def test_undo_all_after_a_failing_undo_still_heals_the_others(
     redis_pid = healthy_stack.services["redis"]["pid"]
     gone = 2**22 + 1
     faults = {
-        "pause redis": (lambda: process.pause(redis_pid, name="redis"),
-                        lambda: process.resume(redis_pid, name="redis")),
-        "kill a gone process": (lambda: None, lambda: process.kill(gone, name="x")),
-        "pause replay": (lambda: process.pause_replay(replay),
-                         lambda: process.resume_replay(replay)),
+        "pause redis": (lambda: signals.pause(redis_pid, name="redis"),
+                        lambda: signals.resume(redis_pid, name="redis")),
+        "kill a gone process": (lambda: None, lambda: signals.kill(gone, name="x")),
+        "pause replay": (lambda: database.pause_replay(replay),
+                         lambda: database.resume_replay(replay)),
     }  # fmt: skip
 
     def apply(fault: TimedFault) -> Callable[[], None]:
@@ -156,9 +155,9 @@ def test_undo_all_after_a_failing_undo_still_heals_the_others(
 
     timeline = Timeline([at_start(name) for name in faults], apply, t0=time.time(), run_end=60)
     timeline.run(threading.Event())
-    assert process.replica_lag(replay).paused
+    assert database.replica_lag(replay).paused
     assert timeline.undo_all() == [f"undo failed: kill x (pid {gone}): no such process"]
-    assert not process.replica_lag(replay).paused
+    assert not database.replica_lag(replay).paused
     with redis.Redis.from_url(healthy_stack.env["REDIS_URL"], socket_timeout=2) as client:
         assert client.ping()
 
@@ -173,14 +172,14 @@ def test_kill_worker_processes_of_uvicorn_leaves_it_serving(
 ) -> None:
     """One uvicorn worker killed: the supervisor lives, starts another, and keeps serving."""
     with run_web(healthy_stack, tmp_path, workers=2) as web:
-        workers = wait_for(lambda: len(w := process.worker_processes(web.child.pid)) == 2 and w)
-        killed = process.kill_worker_processes(web.child.pid, name="web", count=1)
+        workers = wait_for(lambda: len(w := signals.worker_processes(web.child.pid)) == 2 and w)
+        killed = signals.kill_worker_processes(web.child.pid, name="web", count=1)
         assert len(killed) == 1
         assert killed[0] in workers
         assert web.child.alive()
 
         def replaced() -> bool:
-            now = process.worker_processes(web.child.pid)
+            now = signals.worker_processes(web.child.pid)
             return len(now) == 2 and killed[0] not in now
 
         wait_for(replaced)

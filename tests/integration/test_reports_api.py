@@ -22,8 +22,8 @@ import psycopg
 import pytest
 
 from app.schemas import MAX_ORDER_BODY
-from loadtests.stack import Stack
-from loadtests.stack.ports import free_port
+from devstack.stack import Stack
+from devstack.stack.ports import free_port
 from resilience_async import parse_lsn
 from tests.helpers import assert_error, wait_for
 from tests.servers import WebServer, run_web

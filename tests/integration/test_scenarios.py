@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.stack.state import start_ticks
+from devstack.stack.state import start_ticks
+from loadtests.scenario import spec
 from tests.helpers import wait_for
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.integration
 
-SCENARIOS = sorted(p.stem for p in (ROOT / "loadtests" / "scenarios").glob("*.toml"))
+SCENARIOS = sorted(p.stem for p in spec.SHIPPED.glob("*.toml"))
 # Long enough for each fault to show and heal, short enough for CI (each scenario ~30 s).
 CI_SCALE = float(os.environ.get("SCENARIO_TEST_SCALE", "0.3"))
 

@@ -1,4 +1,4 @@
-"""`python -m loadtests serve` (what `make run` runs): the system, supervised, stopped cleanly."""
+"""`python -m devstack serve` (what `make run` runs): the system, supervised, stopped cleanly."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.stack.ports import free_port, is_listening
+from devstack.stack.ports import free_port, is_listening
 from tests.helpers import metric, wait_for
 from tests.servers import ROOT
 
@@ -56,7 +56,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, str]
         env.pop(name, None)
     with (tmp_path / "serve.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "loadtests", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "devstack", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,4 +1,4 @@
-"""`python -m loadtests up --detach` / `down`, and what a crashed run leaves behind."""
+"""`python -m devstack up --detach` / `down`, and what a crashed run leaves behind."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def loadtests(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_URLS}
     env["STACK_DIR"] = str(state_dir)
     return subprocess.run(
-        [sys.executable, "-m", "loadtests", *args],
+        [sys.executable, "-m", "devstack", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 

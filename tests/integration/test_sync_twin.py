@@ -17,10 +17,10 @@ import psycopg
 import pytest
 import redis
 
-from loadtests.stack import Stack
-from loadtests.stack.ports import free_port
-from loadtests.stack.process import Child
-from loadtests.stack.waits import http_ok, wait_until
+from devstack.stack import Stack
+from devstack.stack.child import Child
+from devstack.stack.ports import free_port
+from devstack.stack.waits import http_ok, wait_until
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.integration

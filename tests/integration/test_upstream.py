@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.upstream import AsyncUpstreamControl, Mode, UpstreamControl
-from loadtests.upstream.control import UpstreamControlError
+from devstack.upstream import AsyncUpstreamControl, Mode, UpstreamControl
+from devstack.upstream.control import UpstreamControlError
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,7 @@ def _running_upstream() -> Iterator[Upstream]:
     port = _free_port(set())
     control_port = _free_port({port})
     args = ["--host", HOST, "--port", str(port), "--control-port", str(control_port)]
-    command = [sys.executable, "-m", "loadtests.upstream", *args, "--log-level", "warning"]
+    command = [sys.executable, "-m", "devstack.upstream", *args, "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     tips_url, control_url = f"http://{HOST}:{port}", f"http://{HOST}:{control_port}"
     try:

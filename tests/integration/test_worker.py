@@ -23,8 +23,8 @@ from dramatiq.brokers.stub import StubBroker
 from psycopg.types.json import Jsonb
 
 from app.schemas import parse_report_params
-from loadtests.stack import Stack
-from loadtests.upstream import UpstreamControl
+from devstack.stack import Stack
+from devstack.upstream import UpstreamControl
 from project.worker import WorkerRoot
 from tests.helpers import project_settings, replay_paused
 from workers.failures import REASONS

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from loadtests.bench import plan, report
+from loadtests.bench.generator import LoadResult
+from loadtests.bench.generator.result import ERROR_KINDS, Latencies
 from loadtests.bench.report import Row
 from loadtests.bench.targets import LatencyTarget, Target, verdicts
-from loadtests.loadgen import LoadResult
-from loadtests.loadgen.result import ERROR_KINDS, Latencies
 
 
 def row(name: str, p99: float = 10.0, *, answered: int = 1000, timeouts: int = 0,

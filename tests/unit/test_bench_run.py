@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from devstack.stack import Stack
 from loadtests import __main__ as cli
 from loadtests import cli_bench
 from loadtests.bench import chart, plan, progress, report, suite
+from loadtests.bench.generator import LoadResult
+from loadtests.bench.generator.result import ERROR_KINDS, Latencies
 from loadtests.bench.progress import Progress
 from loadtests.bench.rounds import Rounds
 from loadtests.bench.targets import Verdict
-from loadtests.loadgen import LoadResult
-from loadtests.loadgen.result import ERROR_KINDS, Latencies
-from loadtests.stack import Stack
 
 
 def result(requests: int) -> LoadResult:

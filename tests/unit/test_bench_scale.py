@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from loadtests.bench import chart, data, scale
+from loadtests.bench.generator import LoadResult
+from loadtests.bench.generator.result import ERROR_KINDS, Latencies
 from loadtests.bench.rounds import Measured
 from loadtests.bench.targets import Verdict
-from loadtests.loadgen import LoadResult
-from loadtests.loadgen.result import ERROR_KINDS, Latencies
 
 ROUTE = "GET /x"
 

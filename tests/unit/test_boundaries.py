@@ -1,20 +1,23 @@
-"""The service stands without its benchmark equipment: the sync twin and its dependencies.
-
-The twin (`loadtests/twin/`) imports the service, never the other way round; the service's
-processes start with the twin's dependencies missing, as they are in the service's image.
+"""The layers hold: each package imports only what docs/architecture.md says it may, no
+module imports one that imports it back, and the service stands without its development
+equipment (devstack, loadtests, the sync twin and its dependencies), as in its image.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = ("app", "project", "workers", "resilience_async")
+PACKAGES = (*SERVICE, "devstack", "loadtests")
 TWIN_DEPENDENCIES = {"requests", "pybreaker", "gunicorn"}
 
 
@@ -32,14 +35,117 @@ def imports(package: str) -> Iterator[tuple[str, str]]:
                 yield str(path.relative_to(ROOT)), name
 
 
-def test_the_service_imports_nothing_of_the_load_tools_or_the_twins_dependencies() -> None:
+def allowed_imports() -> dict[str, set[str]]:
+    """The "may import" column of docs/architecture.md's package table."""
+    table = (ROOT / "docs" / "architecture.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \|[^|]*\|([^|]*)\|$", table, re.MULTILINE)
+    return {package: set(re.findall(r"`(\w+)`", may)) for package, may in rows}
+
+
+def test_the_architecture_table_names_every_package() -> None:
+    assert set(allowed_imports()) == set(PACKAGES)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_package_imports_only_the_layers_below_it(package: str) -> None:
+    allowed = {package, *allowed_imports()[package]}
+    found = {
+        (path, name)
+        for path, name in imports(package)
+        if name.split(".")[0] in PACKAGES and name.split(".")[0] not in allowed
+    }
+    assert found == set()
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """Through any chain, lazy imports and those for types only included."""
+    graph = module_graph()
+    cycles = [sorted(group) for group in strongly_connected(graph) if len(group) > 1]
+    cycles += [[module] for module, targets in graph.items() if module in targets]
+    assert cycles == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert [sorted(group) for group in strongly_connected(graph) if len(group) > 1] == [
+        ["a", "b", "c"]
+    ]
+
+
+def test_the_service_imports_nothing_of_the_twins_dependencies() -> None:
     found = [
         (path, name)
         for package in SERVICE
         for path, name in imports(package)
-        if name.split(".")[0] in {"loadtests", *TWIN_DEPENDENCIES}
+        if name.split(".")[0] in TWIN_DEPENDENCIES
     ]
     assert found == []
+
+
+def module_graph() -> dict[str, set[str]]:
+    """First-party module -> the first-party modules it imports (a name imported from a
+    package counts as its submodule when there is one)."""
+    modules = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [
+                    f"{node.module}.{alias.name}"
+                    if f"{node.module}.{alias.name}" in modules
+                    else node.module
+                    for alias in node.names
+                ]
+            else:
+                continue
+            graph[name] |= {target for target in targets if target in modules}
+    return graph
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Tarjan's strongly connected components, iteratively (no recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    group = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        group.add(member)
+                        if member == node:
+                            break
+                    groups.append(group)
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph.get(child, ())))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return groups
 
 
 def test_only_the_workers_root_knows_the_actors() -> None:
@@ -55,8 +161,9 @@ def test_only_the_workers_root_knows_the_actors() -> None:
 
 
 def test_the_service_starts_without_the_twins_dependencies() -> None:
-    """The web root and its URLconf, the worker's and relay's roots and the demo upstream
-    import with requests, pybreaker and gunicorn absent, as in the service's image."""
+    """The web root and its URLconf and the worker's and relay's roots import with requests,
+    pybreaker and gunicorn absent, and load nothing of devstack or loadtests, as in the
+    service's image."""
     script = f"""
 import importlib.abc, sys
 class Absent(importlib.abc.MetaPathFinder):
@@ -64,8 +171,8 @@ class Absent(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in {sorted(TWIN_DEPENDENCIES)!r}:
             raise ModuleNotFoundError(f"No module named {{name!r}}")
 sys.meta_path.insert(0, Absent())
-import project.asgi, project.urls, project.worker, project.relay, loadtests.upstream.app
-loaded = sorted(m for m in sys.modules if m.startswith("loadtests.twin"))
+import project.asgi, project.urls, project.worker, project.relay
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("loadtests", "devstack"))
 assert loaded == [], loaded
 """
     done = subprocess.run(
@@ -84,9 +191,11 @@ def test_the_twins_dependencies_are_an_extra_that_dev_includes() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
     def names(requirements: list[str]) -> set[str]:
-        return {req.split(">")[0].split("[")[0].split("<")[0].strip() for req in requirements}
+        found = {re.split(r"[\[<>=;]", req)[0].strip() for req in requirements}
+        return found - {project["name"]}
 
     extras = project["optional-dependencies"]
     assert names(project["dependencies"]).isdisjoint(TWIN_DEPENDENCIES)
+    assert names(extras["service"]).isdisjoint(TWIN_DEPENDENCIES)
     assert names(extras["twin"]) == TWIN_DEPENDENCIES
     assert any("twin" in req for req in extras["dev"] if req.startswith("resilient-django["))

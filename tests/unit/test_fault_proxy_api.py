@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from loadtests.faults.proxy import VERSION, ToxiproxyServer
+from devstack.faults.proxy import VERSION, ToxiproxyServer
 
 UPSTREAM = "127.0.0.1:9"  # never dialled: no client connects in these tests
 

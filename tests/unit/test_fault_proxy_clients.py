@@ -1,8 +1,8 @@
 """Toxiproxy's own clients, unchanged, drive the fault proxy run as its CLI runs it.
 
-The proxy runs as `python -m loadtests.faults.proxy` (on uvloop), the upstream is a small
+The proxy runs as `python -m devstack.faults.proxy` (on uvloop), the upstream is a small
 threaded echo server, and the clients are toxiproxy-python, chaostoolkit-toxiproxy (its
-functions, and a whole `chaos run` experiment) and our own `loadtests.faults.toxiproxy`.
+functions, and a whole `chaos run` experiment) and our own `devstack.faults.toxiproxy`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import NotFound, ProxyExists
 
-from loadtests.faults.toxiproxy import ToxiproxyClient, ToxiproxyError
-from loadtests.stack.ports import free_port
-from loadtests.stack.process import Child, tail
-from loadtests.stack.waits import http_ok, wait_until
+from devstack.faults.toxiproxy import ToxiproxyClient, ToxiproxyError
+from devstack.stack.child import Child, tail
+from devstack.stack.ports import free_port
+from devstack.stack.waits import http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -60,7 +60,7 @@ def echo() -> Iterator[str]:
 
 def start_proxy(log: Path, *args: str) -> tuple[Child, int]:
     port = free_port()
-    argv = [sys.executable, "-m", "loadtests.faults.proxy", "-host", HOST, "-port", str(port)]
+    argv = [sys.executable, "-m", "devstack.faults.proxy", "-host", HOST, "-port", str(port)]
     child = Child("toxiproxy", [*argv, *args], log, cwd=ROOT)
     child.start()
     wait_until(child, http_ok(f"http://{HOST}:{port}/version"), what="/version")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvloop
 
-from loadtests.faults.proxy import ToxiproxyServer
+from devstack.faults.proxy import ToxiproxyServer
 
 Handler = Callable[["Recording", asyncio.StreamWriter], Awaitable[None]]
 SLACK = 0.005  # timers may fire this much early against our clock

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.faults import process
-from loadtests.faults.process import FaultError
+from devstack.faults import FaultError, signals
 from tests.helpers import wait_for
 
 # A supervisor with two worker processes; it says "ready" once they run.
@@ -56,7 +55,7 @@ def supervisor() -> Iterator[subprocess.Popen[str]]:
 
 
 def group(proc: subprocess.Popen[str]) -> list[int]:
-    return [proc.pid, *process.worker_processes(proc.pid)]
+    return [proc.pid, *signals.worker_processes(proc.pid)]
 
 
 def test_pause_stops_the_whole_group_and_resume_starts_it_again(
@@ -65,24 +64,24 @@ def test_pause_stops_the_whole_group_and_resume_starts_it_again(
     """pause stops the supervisor and its workers; resume lets them all run again."""
     members = group(supervisor)
     assert len(members) == 3
-    process.pause(supervisor.pid, name="web")
+    signals.pause(supervisor.pid, name="web")
     wait_for(lambda: all(state(pid) == "T" for pid in members))
-    process.resume(supervisor.pid, name="web")
+    signals.resume(supervisor.pid, name="web")
     wait_for(lambda: all(state(pid) not in ("T", "", "Z") for pid in members))
 
 
 def test_kill_ends_the_whole_group(supervisor: subprocess.Popen[str]) -> None:
     """kill leaves no process of the group running."""
     members = group(supervisor)
-    process.kill(supervisor.pid, name="web")
+    signals.kill(supervisor.pid, name="web")
     assert supervisor.wait(timeout=10) == -signal.SIGKILL
     wait_for(lambda: all(dead(pid) for pid in members))
 
 
 def test_terminate_asks_the_leader_only(supervisor: subprocess.Popen[str]) -> None:
     """terminate sends SIGTERM to the leader, which stops its workers itself (or not)."""
-    workers = process.worker_processes(supervisor.pid)
-    process.terminate(supervisor.pid, name="web")
+    workers = signals.worker_processes(supervisor.pid)
+    signals.terminate(supervisor.pid, name="web")
     assert supervisor.wait(timeout=10) == -signal.SIGTERM
     assert not any(dead(pid) for pid in workers)
 
@@ -91,12 +90,12 @@ def test_kill_worker_processes_leaves_the_supervisor_alive(
     supervisor: subprocess.Popen[str],
 ) -> None:
     """One random worker is killed; the supervisor and the other worker live on."""
-    workers = process.worker_processes(supervisor.pid)
-    killed = process.kill_worker_processes(supervisor.pid, name="worker", count=1)
+    workers = signals.worker_processes(supervisor.pid)
+    killed = signals.kill_worker_processes(supervisor.pid, name="worker", count=1)
     assert len(killed) == 1
     assert killed[0] in workers
     wait_for(lambda: dead(killed[0]))
-    assert process.worker_processes(supervisor.pid) == [p for p in workers if p not in killed]
+    assert signals.worker_processes(supervisor.pid) == [p for p in workers if p not in killed]
     assert supervisor.poll() is None
 
 
@@ -104,8 +103,8 @@ def test_kill_worker_processes_without_count_kills_every_worker(
     supervisor: subprocess.Popen[str],
 ) -> None:
     """count=None kills every worker and still not the supervisor."""
-    workers = process.worker_processes(supervisor.pid)
-    assert sorted(process.kill_worker_processes(supervisor.pid, count=None)) == workers
+    workers = signals.worker_processes(supervisor.pid)
+    assert sorted(signals.kill_worker_processes(supervisor.pid, count=None)) == workers
     wait_for(lambda: all(dead(pid) for pid in workers))
     assert supervisor.poll() is None
 
@@ -115,15 +114,15 @@ def test_errors_name_the_fault_and_its_target() -> None:
     gone = subprocess.Popen([sys.executable, "-c", ""], process_group=0)
     gone.wait()
     with pytest.raises(FaultError, match=rf"^pause replica \(pid {gone.pid}\): no such process"):
-        process.pause(gone.pid, name="replica")
+        signals.pause(gone.pid, name="replica")
     with pytest.raises(FaultError, match=rf"^kill workers of web \(pid {gone.pid}\): no such"):
-        process.kill_worker_processes(gone.pid, name="web")
+        signals.kill_worker_processes(gone.pid, name="web")
     lonely = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         with pytest.raises(FaultError, match="has no worker processes"):
-            process.kill_worker_processes(lonely.pid, name="relay")
+            signals.kill_worker_processes(lonely.pid, name="relay")
         with pytest.raises(FaultError, match=r"resume relay \(pid \d+\): not a process group"):
-            process.resume(lonely.pid, name="relay")  # it shares our group: never signalled
+            signals.resume(lonely.pid, name="relay")  # it shares our group: never signalled
     finally:
         lonely.kill()
         lonely.wait()
@@ -132,4 +131,4 @@ def test_errors_name_the_fault_and_its_target() -> None:
 def test_our_own_process_group_is_never_signalled() -> None:
     """A fault aimed at the caller's own group is refused, not sent."""
     with pytest.raises(FaultError, match="refusing to signal this process group"):
-        process.kill(os.getpgrp(), name="tests")
+        signals.kill(os.getpgrp(), name="tests")

@@ -13,9 +13,9 @@ from loadtests.scenario.analysis import (
     analyse,
     percentile,
     recovery_seconds,
-    verdict_table,
 )
 from loadtests.scenario.spec import ErrorSlo, LatencySlo, RecoverySlo, Slo
+from loadtests.scenario.verdicts import verdict_table
 
 T0 = 1_000_000.0
 STEP = 0.25  # four requests a second per endpoint; exact in binary, so bucket edges are exact

@@ -19,7 +19,7 @@ from loadtests.scenario.spec import (
     System,
 )
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "loadtests" / "scenarios"
+SCENARIOS = spec.SHIPPED
 
 VALID = """\
 name = "outage"
@@ -508,7 +508,7 @@ def test_scenarios_are_listed_and_resolved_by_name_or_path(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda path: path.stem)
 def test_every_shipped_scenario_is_valid(path: Path) -> None:
-    """The scenarios in loadtests/scenarios/ load, at full length and scaled down."""
+    """The scenarios in loadtests/scenario/shipped/ load, at full length and scaled down."""
     scenario = spec.load_scenario(path, scale=0.2)
 
     assert scenario.description

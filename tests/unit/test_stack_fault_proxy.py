@@ -3,7 +3,7 @@ started, the app's settings rewritten to the proxies, the broker apart from the 
 
 from __future__ import annotations
 
-from loadtests.stack.fault_proxy import Route, rewrite, routes_for
+from devstack.stack.fault_proxy import Route, rewrite, routes_for
 
 SERVICES = {
     "primary": {"port": 15001},

@@ -34,7 +34,7 @@ from tests.helpers import project_settings
 from workers import actors
 from workers.broker import make_broker
 from workers.failures import REASONS, RecordFailures, describe, reason_code
-from workers.lifecycle import DaemonAsyncIO, OpenResources
+from workers.middleware import DaemonAsyncIO, OpenResources
 from workers.reports import like_prefix
 
 REPORT_ID = "5f0b8a52-32b4-4a8a-9d43-3d3c1d7f0e11"

@@ -1,0 +1,122 @@
+"""The commands of `python -m devstack`: up, down, serve."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from devstack.stack import Stack, StackError
+from devstack.stack.child import tail
+from devstack.stack.logs import LogEcho
+from devstack.stack.state import StateDir, default_state_dir
+from devstack.stack.supervisor import serve
+
+ROOT = Path(__file__).resolve().parents[1]
+# STACK_DIR moves the state files (a second stack, tests of `serve` itself).
+STATE_DIR = default_state_dir()
+
+
+def say(message: str) -> None:
+    print(f"{'stack':<9}| {message}", flush=True)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (the main thread then stops everything in order)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def make_stack() -> Stack:
+    """The stack as the shell configures it: services named in the environment are used."""
+    return Stack(
+        state_dir=STATE_DIR,
+        external=os.environ,
+        pg_bin=os.environ.get("PG_BIN"),
+        redis_server=os.environ.get("REDIS_SERVER"),
+        synchronous_commit=os.environ.get("STACK_SYNCHRONOUS_COMMIT") or "local",
+        broker=os.environ.get("STACK_BROKER") or "redis",
+        # On unless turned off: faults by Toxiproxy's clients and `chaos run` need it.
+        fault_proxy=os.environ.get("STACK_FAULT_PROXY", "on") != "off",
+    )
+
+
+def up(*, quiet: bool) -> int:
+    stop = stop_on_signals()
+    stack = make_stack()
+    env = stack.start()
+    echo = None if quiet else LogEcho(stack.run_dir / "logs")
+    try:
+        print(STATE_DIR.joinpath("env").read_text(), end="", flush=True)
+        say(f"running (state in {STATE_DIR}); Ctrl-C stops" if not quiet else "running")
+        if echo:
+            echo.start()
+        stop.wait()
+    finally:
+        stack.stop()
+        if echo:
+            echo.stop()  # after the stack: its shutdown lines are echoed too
+    return 0 if env else 1
+
+
+def up_detached(timeout: float = 90.0) -> int:
+    """Start `up --quiet` in its own session, wait for it to be ready, print its settings."""
+    state = StateDir(STATE_DIR)
+    if pid := state.running_supervisor():
+        raise StackError(f"a stack is already running (pid {pid}): python -m devstack down")
+    STATE_DIR.mkdir(exist_ok=True)
+    log_path = STATE_DIR / "stack.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "up", "--quiet"],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = state.read() or {}
+        if current.get("ready") and current.get("supervisor", {}).get("pid") == process.pid:
+            print(state.env_file.read_text(), end="")
+            return 0
+        if process.poll() is not None:
+            raise StackError(f"the stack failed to start:\n{tail(log_path)}")
+        time.sleep(0.1)
+    process.terminate()
+    raise StackError(f"the stack was not ready within {timeout:.0f} s; see {log_path}")
+
+
+def down(timeout: float = 15.0) -> int:
+    state = StateDir(STATE_DIR)
+    pid = state.running_supervisor()
+    if pid is None:
+        for line in state.clean_stale() or ["no stack is running"]:
+            say(line)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGKILL)
+        state.clean_stale()
+    say("stopped")
+    return 0
+
+
+def serve_all() -> int:
+    stop = stop_on_signals()
+    host = os.environ.get("WEB_HOST", "127.0.0.1")
+    port = int(os.environ.get("WEB_PORT", "8000"))
+    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+    say("starting PostgreSQL primary + replica, Redis, the demo upstream")
+    serve(make_stack(), stop, host=host, port=port, workers=workers, say=say)
+    return 0

@@ -1,0 +1,208 @@
+"""`make run`: the stack, migrations, then the web server, the outbox relay and a Dramatiq
+worker, supervised until Ctrl-C/SIGTERM.
+
+A web, worker or relay process that dies is restarted, with a growing delay if it keeps
+dying; a dependency that dies is left dead and reported once, so faults stay observable
+and the resilience layer is what copes with them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.stack.child import Child, kill_group, tail
+from devstack.stack.logs import LogEcho
+from devstack.stack.ports import is_listening
+from devstack.stack.stack import Stack
+from devstack.stack.waits import StackError, http_ok, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB_STOP_TIMEOUT = 6.5  # uvicorn drains for 5 s (--timeout-graceful-shutdown), then is killed
+DEPENDENCY_STOP_TIMEOUT = 3.0
+
+
+@dataclass
+class Supervised:
+    """A restartable app process: how to make it, and its restart back-off."""
+
+    name: str
+    make: Callable[[], Child]
+    child: Child
+    started_at: float
+    delay: float = 1.0
+    restart_at: float | None = None
+
+
+def app_env(stack: Stack) -> dict[str, str]:
+    """The environment of app processes: the caller's, then the stack's settings."""
+    env = {**os.environ, **stack.env}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(stack.run_dir / "metrics")
+    if sys.stdout.isatty():
+        env.setdefault("LOG_FORMAT", "console")
+    return env
+
+
+def migrate(stack: Stack, env: dict[str, str]) -> None:
+    log_path = stack.log_path("migrate")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise StackError(f"migrations failed: {tail(log_path)}")
+
+
+def uvicorn_argv(host: str, port: int, workers: int) -> list[str]:
+    """The web server command: uvicorn on the ASGI app with the service's request limits
+    (project/serving.py), no WebSocket protocol (a handshake is refused 403), draining 5 s
+    on SIGTERM."""
+    return [sys.executable, "-m", "uvicorn", "project.asgi:application", "--host", host,
+            "--port", str(port), "--workers", str(workers), "--no-access-log",
+            "--http", "project.serving:HttpProtocol", "--ws", "none",
+            "--timeout-graceful-shutdown", "5"]  # fmt: skip
+
+
+def web_child(stack: Stack, env: dict[str, str], host: str, port: int, workers: int) -> Child:
+    return Child("web", uvicorn_argv(host, port, workers), stack.log_path("web"), env=env, cwd=ROOT)
+
+
+def worker_child(stack: Stack, env: dict[str, str], name: str = "worker") -> Child:
+    """A Dramatiq worker (`python -m project.worker`: processes, threads from the settings)."""
+    argv = [sys.executable, "-m", "project.worker"]
+    return Child(name, argv, stack.log_path(name), env=env, cwd=ROOT)
+
+
+def relay_child(stack: Stack, env: dict[str, str], name: str = "relay") -> Child:
+    """The outbox relay (`python -m project.relay`)."""
+    argv = [sys.executable, "-m", "project.relay"]
+    return Child(name, argv, stack.log_path(name), env=env, cwd=ROOT)
+
+
+class Supervisor:
+    """Starts app processes on a started stack and keeps them running until told to stop."""
+
+    def __init__(self, stack: Stack, *, say: Callable[[str], None]) -> None:
+        self.stack = stack
+        self.apps: dict[str, Supervised] = {}
+        self._say = say
+        self._dead_dependencies: set[str] = set()
+
+    def start(self, name: str, make: Callable[[], Child], **info: object) -> Child:
+        child = make()
+        child.start()
+        self.apps[name] = Supervised(name, make, child, time.monotonic())
+        self.stack.add(name, child, **info)
+        self.stack.write_state()
+        return child
+
+    def watch(self, stop: threading.Event, interval: float = 0.5) -> None:
+        while not stop.wait(interval):
+            for app in self.apps.values():
+                self._keep_alive(app)
+            self._report_dead_dependencies()
+
+    def _keep_alive(self, app: Supervised) -> None:
+        now = time.monotonic()
+        if app.child.alive():
+            return
+        if app.restart_at is None:
+            kill_group(app.child.pid)  # orphaned workers would hold the port the restart needs
+            lived = now - app.started_at
+            app.delay = 1.0 if lived > 10 else min(app.delay * 2, 10.0)
+            app.restart_at = now + app.delay
+            self._say(
+                f"{app.name} exited with {app.child.returncode()}; restarting in {app.delay:.0f} s"
+            )
+        elif now >= app.restart_at:
+            app.child = app.make()
+            app.child.start()
+            app.started_at, app.restart_at = now, None
+            self.stack.add(app.name, app.child, **self.stack.service_info(app.name))
+            self.stack.write_state()
+            self._say(f"{app.name} restarted (pid {app.child.pid})")
+
+    def _report_dead_dependencies(self) -> None:
+        for name, child in self.stack.children.items():
+            if name in self.apps or name in self._dead_dependencies or child.alive():
+                continue
+            self._dead_dependencies.add(name)
+            self._say(f"{name} exited with {child.returncode()}; left down (the service must cope)")
+
+    def stop(self) -> None:
+        """Apps first (they drain against live dependencies), then the stack."""
+        apps = [app.child for app in self.apps.values()]
+        for child in apps:
+            child.begin_stop()
+        deadline = time.monotonic() + WEB_STOP_TIMEOUT
+        for child in apps:
+            child.finish_stop(deadline)
+            self.stack.children.pop(child.name, None)
+        self.stack.stop(DEPENDENCY_STOP_TIMEOUT)
+
+
+def serve(
+    stack: Stack,
+    stop: threading.Event,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    say: Callable[[str], None],
+) -> None:
+    """Run the whole system until `stop` is set; the stack must not be started yet."""
+    if is_listening(host, port):
+        raise StackError(f"{host}:{port} is already in use: stop what serves there or set WEB_PORT")
+    stack.start()
+    echo = LogEcho(stack.run_dir / "logs")
+    echo.start()
+    supervisor = Supervisor(stack, say=say)
+    try:
+        url = start_apps(stack, supervisor, app_env(stack), host=host, port=port, workers=workers)
+        say(f"serving on {url}  (ready: {url}/health/ready, metrics: {url}/metrics); Ctrl-C stops")
+        supervisor.watch(stop)
+    finally:
+        say("stopping")
+        supervisor.stop()
+        echo.stop()
+
+
+def start_apps(
+    stack: Stack,
+    supervisor: Supervisor,
+    env: dict[str, str],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+) -> str:
+    """Migrate, then start the web server, the outbox relay and a worker; the web URL once
+    it answers `/health/live`."""
+    (stack.run_dir / "metrics").mkdir(exist_ok=True)
+    migrate(stack, env)
+    url = f"http://{host}:{port}"
+    web = supervisor.start(
+        "web",
+        lambda: web_child(stack, env, host, port, workers),
+        port=port,
+        url=url,
+        workers=workers,
+    )
+    supervisor.start("relay", lambda: relay_child(stack, env))
+    supervisor.start("worker", lambda: worker_child(stack, env))
+    wait_until(web, http_ok(f"{url}/health/live"), what=f"{url}/health/live")
+    stack.serving = url
+    stack.write_state()
+    return url
