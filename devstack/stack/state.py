@@ -48,8 +48,9 @@ class StateDir:
         """The pid of the live stack process that wrote the state, if it is still alive."""
         supervisor = (self.read() or {}).get("supervisor", {})
         pid = supervisor.get("pid")
-        alive = isinstance(pid, int) and start_ticks(pid) == supervisor.get("start_ticks")
-        return pid if alive and pid != os.getpid() else None
+        if not isinstance(pid, int) or pid == os.getpid():
+            return None
+        return pid if start_ticks(pid, living=True) == supervisor.get("start_ticks") else None
 
     def clean_stale(self) -> list[str]:
         """Kill what a crashed run left behind and delete its run directory; say what was done."""
@@ -74,16 +75,18 @@ def export_lines(env: dict[str, str]) -> str:
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.items()))
 
 
-def start_ticks(pid: int) -> int | None:
+def start_ticks(pid: int, *, living: bool = False) -> int | None:
     """When a process started (clock ticks since boot): with the pid, its identity.
 
     A pid alone may have been reused by an unrelated process since a crashed run recorded it.
+    `living`: None for a zombie too (killed, not yet reaped by its new parent).
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if living and fields[0] == "Z" else int(fields[19])
 
 
 def cmdline(pid: int) -> str | None:

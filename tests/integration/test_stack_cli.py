@@ -26,7 +26,7 @@ SERVICE_URLS = (
 )
 
 
-def loadtests(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def devstack(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_URLS}
     env["STACK_DIR"] = str(state_dir)
     return subprocess.run(
@@ -52,7 +52,7 @@ def alive(pid: int) -> bool:
 
 def test_detached_stack_prints_settings_and_down_stops_it(tmp_path: Path) -> None:
     """up --detach returns with export lines for every service; down stops every process."""
-    started = loadtests(tmp_path, "up", "--detach")
+    started = devstack(tmp_path, "up", "--detach")
     assert started.returncode == 0, started.stderr
     settings = exports(started.stdout)
     assert set(settings) >= set(SERVICE_URLS)
@@ -62,7 +62,7 @@ def test_detached_stack_prints_settings_and_down_stops_it(tmp_path: Path) -> Non
     with psycopg.connect(replica) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
 
-    stopped = loadtests(tmp_path, "down")
+    stopped = devstack(tmp_path, "down")
     assert stopped.returncode == 0, stopped.stderr
     assert [pid for pid in pids if alive(pid)] == []
     assert not Path(state["run_dir"]).exists()
@@ -71,25 +71,25 @@ def test_detached_stack_prints_settings_and_down_stops_it(tmp_path: Path) -> Non
 
 def test_a_second_stack_on_the_same_state_is_refused(tmp_path: Path) -> None:
     """While a stack runs, another `up` on the same state directory fails and says why."""
-    assert loadtests(tmp_path, "up", "--detach").returncode == 0
+    assert devstack(tmp_path, "up", "--detach").returncode == 0
     try:
-        second = loadtests(tmp_path, "up", "--detach")
+        second = devstack(tmp_path, "up", "--detach")
         assert second.returncode == 1
         assert "already running" in second.stderr
     finally:
-        loadtests(tmp_path, "down")
+        devstack(tmp_path, "down")
 
 
 def test_a_crashed_run_is_cleaned_not_reused(tmp_path: Path) -> None:
     """After the stack process is SIGKILLed, its services die and `down` deletes its run dir."""
-    assert loadtests(tmp_path, "up", "--detach").returncode == 0
+    assert devstack(tmp_path, "up", "--detach").returncode == 0
     state = json.loads((tmp_path / "state.json").read_text())
     os.kill(state["supervisor"]["pid"], signal.SIGKILL)
     pids = [service["pid"] for service in state["services"].values()]
     wait_for(lambda: not any(alive(pid) for pid in pids), timeout=15)
     assert Path(state["run_dir"]).exists()
 
-    cleaned = loadtests(tmp_path, "down")
+    cleaned = devstack(tmp_path, "down")
     assert cleaned.returncode == 0
     assert "removed stale run directory" in cleaned.stdout
     assert not Path(state["run_dir"]).exists()
