@@ -1,9 +1,12 @@
 """The load-plus-fault scenarios, run as users run them: `python -m loadtests scenario run`.
 
 Each shipped scenario runs end to end at a reduced scale (its own stack, fault proxy, app,
-locust load, fault timeline, invariants) and must pass its SLOs. A scenario built to fail
-must make the runner exit 1 and name the failed check, and an interrupted run must leave
-no process (and so no fault) behind.
+locust load, fault timeline, invariants) and must pass its SLOs. Two run at a time, each on
+a stack of its own (nothing but the machine is shared, so no fault reaches the other run):
+a run loads the machine lightly (60 requests a second; its p99 stays a few ms against limits
+of hundreds), and the suite waits half as long. A scenario built to fail must make the
+runner exit 1 and name the failed check, and an interrupted run must leave no process (and
+so no fault) behind.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,8 +30,13 @@ from tests.servers import ROOT
 pytestmark = pytest.mark.integration
 
 SCENARIOS = sorted(p.stem for p in spec.SHIPPED.glob("*.toml"))
+# Longest first: the lanes end together, and no test waits long behind the others' runs.
+BY_LENGTH = sorted(
+    SCENARIOS, key=lambda name: -spec.load_scenario(spec.SHIPPED / f"{name}.toml").load.duration
+)
 # Long enough for each fault to show and heal, short enough for CI (each scenario ~30 s).
 CI_SCALE = float(os.environ.get("SCENARIO_TEST_SCALE", "0.3"))
+LANES = int(os.environ.get("SCENARIO_TEST_LANES", "2"))
 
 
 def run_scenario(
@@ -49,18 +59,39 @@ def test_every_scenario_is_listed() -> None:
     assert len(SCENARIOS) >= 14
 
 
+@pytest.fixture(scope="module")
+def shipped_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]]:
+    """The selected shipped scenarios, started `LANES` at a time, in the tests' order."""
+    chosen = [
+        item.callspec.params["name"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_shipped_scenario_holds_its_slos"
+    ]
+    reports = tmp_path_factory.mktemp("scenarios")
+    pool = ThreadPoolExecutor(max_workers=LANES, thread_name_prefix="scenario")
+    try:
+        yield reports, {name: pool.submit(run_scenario, name, reports) for name in chosen}
+    finally:
+        pool.shutdown(cancel_futures=True)  # a stopped session starts no more runs
+
+
 @pytest.mark.timeout(320)
-@pytest.mark.parametrize("name", SCENARIOS)
-def test_shipped_scenario_holds_its_slos(name: str, tmp_path: Path) -> None:
-    result = run_scenario(name, tmp_path)
+@pytest.mark.parametrize("name", BY_LENGTH)
+def test_shipped_scenario_holds_its_slos(
+    name: str, shipped_runs: tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]
+) -> None:
+    reports, runs = shipped_runs
+    result = runs[name].result()
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    report = json.loads((tmp_path / name / "report.json").read_text())
+    report = json.loads((reports / name / "report.json").read_text())
     failed = [v for v in report["slos"] if not v["passed"]]
     failed += [i for i in report["invariants"] if not i["passed"]]
     assert failed == [], output
     assert report["invariants"], "the invariants were checked"
-    assert (tmp_path / name / "report.html").stat().st_size > 0
+    assert (reports / name / "report.html").stat().st_size > 0
 
 
 @pytest.mark.timeout(200)
