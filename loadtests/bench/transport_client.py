@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 from loadtests.bench.client_loop import Window, measure
@@ -67,8 +67,17 @@ def figures(contender: str, window: Window, *, hidden: Sequence[str] = ()) -> di
         "latencies_ms": vars(latencies),
         "cpu_user_s": window.cpu_user,
         "cpu_system_s": window.cpu_system,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KIB,
+        "peak_rss_bytes": peak_rss(),
     }
+
+
+def peak_rss() -> int:
+    """This process's peak RSS in bytes (VmHWM). Not getrusage's ru_maxrss: Linux carries
+    that across fork and exec, so it would report the bench's own RSS when larger."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * KIB
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:

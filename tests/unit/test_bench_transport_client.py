@@ -117,3 +117,15 @@ def test_the_client_prints_its_window_cpu_and_peak_rss() -> None:
     assert printed["latencies_ms"]["p50"] == pytest.approx(2.0)
     assert (printed["cpu_user_s"], printed["cpu_system_s"]) == (0.25, 0.05)
     assert printed["peak_rss_bytes"] > 2**20
+
+
+def test_the_peak_rss_is_the_process_s_own_not_its_parent_s() -> None:
+    """A child started from a larger process reports its own peak, not the parent's."""
+    ballast = bytearray(192 * 2**20)
+    ballast[:: 2**12] = b"\x01" * len(ballast[:: 2**12])  # resident, page by page
+    script = "from loadtests.bench.transport_client import peak_rss; print(peak_rss())"
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+
+    assert 2**20 < int(ran.stdout) < 128 * 2**20
+    del ballast
