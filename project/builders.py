@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
+import httpx
 
 from resilience_async import (
     Bulkhead,
@@ -82,12 +83,18 @@ def tips_breaker(settings: Any, *, shared: RedisBreakerState | None = None) -> C
 
 
 def tips_client(
-    settings: Any, *, breaker: CircuitBreaker, attempts: int | None = None
+    settings: Any,
+    *,
+    breaker: CircuitBreaker,
+    attempts: int | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> ResilientClient:
     """The tips upstream's client: timeouts, `breaker`, budgeted retries and a bulkhead.
 
     `attempts` overrides UPSTREAM_RETRY_ATTEMPTS (a job retried as a whole wants 1: retries
-    inside retries multiply the load on a failing upstream).
+    inside retries multiply the load on a failing upstream). `transport` replaces the
+    client's default (`AiohttpTransport`): `bench transport` measures this same client on
+    httpx's own transport.
     """
     return ResilientClient(
         TIPS,
@@ -100,6 +107,7 @@ def tips_client(
         budget=RetryBudget(ratio=settings.UPSTREAM_RETRY_BUDGET),
         max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
         bulkhead=Bulkhead(TIPS, max_concurrent=settings.UPSTREAM_MAX_CONCURRENCY),
+        transport=transport,
     )
 
 

@@ -1,4 +1,5 @@
-"""One chart per part, drawn from its JSON: req/s (against the ceiling), p99 and peak RSS.
+"""One chart per part, drawn from its JSON: req/s (against the ceiling), p99 and peak RSS,
+and CPU per request where a part measures it.
 
 matplotlib (the `bench` extra) is imported only here, on its Agg backend: no display needed.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ASYNC, SYNC, CEILING = "#2f6db5", "#d9822b", "#9a9a9a"
 MIB = 2**20
@@ -28,22 +29,13 @@ def draw(report: Path) -> Path:
     rows = list(reversed(document["servers"]))  # the table's first row on top
     names = [row["name"] for row in rows]
     colours = [colour(row) for row in rows]
+    panels = _panels(rows, document["settings"].get("cpu", {}))
     figure, axes = pyplot.subplots(
-        1, 3, figsize=(15, 1.2 + 0.34 * len(rows)), sharey=True, width_ratios=(3, 2, 1.4)
-    )
-    _bars(
-        axes[0],
-        names,
-        [row["rps"] for row in rows],
-        colours,
-        title="req/s",
-        labels=_rps_labels(rows),
-    )
-    p99 = [row["latencies_ms"]["p99"] if row["requests"] else 0.0 for row in rows]
-    _bars(axes[1], names, p99, colours, title="p99 ms", labels=_p99_labels(rows))
-    rss = [(row.get("peak_rss_bytes") or 0) / MIB for row in rows]
-    rss_labels = [f"{v:.0f}" if v else "" for v in rss]
-    _bars(axes[2], names, rss, colours, title="peak RSS MiB", labels=rss_labels)
+        1, len(panels), figsize=(15 + 3.5 * (len(panels) - 3), 1.2 + 0.34 * len(rows)),
+        sharey=True, width_ratios=[panel.width for panel in panels],
+    )  # fmt: skip
+    for axis, panel in zip(axes, panels, strict=True):
+        _bars(axis, names, panel.values, colours, title=panel.title, labels=panel.labels)
     figure.suptitle(f"bench {document['part']}  ({document['at']})", x=0.01, ha="left")
     kinds = [Patch(color=ASYNC, label="async"), Patch(color=SYNC, label="sync"),
              Patch(color=CEILING, label="ceiling")]  # fmt: skip
@@ -53,6 +45,30 @@ def draw(report: Path) -> Path:
     figure.savefig(path, dpi=90)
     pyplot.close(figure)
     return path
+
+
+class Panel(NamedTuple):
+    title: str
+    values: list[float]
+    labels: list[str]
+    width: float
+
+
+def _panels(rows: list[dict[str, Any]], cpu: dict[str, dict[str, float]]) -> list[Panel]:
+    """req/s, p99 and peak RSS; and the CPU per request after req/s when a part measured it
+    per row (`bench transport`: the client's, in its settings' `cpu`)."""
+    p99 = [row["latencies_ms"]["p99"] if row["requests"] else 0.0 for row in rows]
+    rss = [(row.get("peak_rss_bytes") or 0) / MIB for row in rows]
+    panels = [
+        Panel("req/s", [row["rps"] for row in rows], _rps_labels(rows), 3),
+        Panel("p99 ms", p99, _p99_labels(rows), 2),
+        Panel("peak RSS MiB", rss, [f"{v:.0f}" if v else "" for v in rss], 1.4),
+    ]
+    if cpu:
+        per_request = [cpu.get(row["name"], {}).get("cpu_us_per_request", 0.0) for row in rows]
+        labels = [f"{v:.0f}" if v else "" for v in per_request]
+        panels.insert(1, Panel("CPU µs per request", per_request, labels, 2))
+    return panels
 
 
 def colour(row: dict[str, Any]) -> str:

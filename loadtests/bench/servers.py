@@ -22,12 +22,18 @@ LOAD_CORE = 0
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """How to start one contender: a name for the table and the server command line."""
+    """How to start one contender: a name for the table and the server command line.
+
+    Args:
+        core: the CPU core it is pinned to; the load generator's for an upstream that a
+            part's measured process calls (`bench transport`).
+    """
 
     name: str
     description: str
     argv_for_port: tuple[str, ...]  # "{port}" is replaced
     settings: tuple[tuple[str, str], ...] = ()  # on top of the bench's environment
+    core: int = SERVER_CORE
 
     def argv(self, port: int) -> list[str]:
         return [arg.replace("{port}", str(port)) for arg in self.argv_for_port]
@@ -169,8 +175,8 @@ def stop_all(running: Sequence[RunningServer]) -> None:
 def _spawn(spec: ServerSpec, env: Mapping[str, str], log_dir: Path) -> RunningServer:
     port = free_port()
     argv = spec.argv(port)
-    if (os.cpu_count() or 1) > SERVER_CORE:
-        argv = ["taskset", "-c", str(SERVER_CORE), *argv]
+    if (os.cpu_count() or 1) > spec.core:
+        argv = ["taskset", "-c", str(spec.core), *argv]
     child = Child(
         spec.name,
         argv,

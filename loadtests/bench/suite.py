@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from devstack.stack import Stack
-from loadtests.bench import chart, collateral, data, http, index, jobs, outbound, scale
+from loadtests.bench import chart, collateral, data, http, index, jobs, outbound, scale, transport
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome
@@ -23,6 +23,7 @@ PartRun = Callable[[Plan, Progress, Stack | None], Outcome]
 PARTS: dict[str, PartRun] = {
     "http": http.run,
     "outbound": outbound.run,
+    "transport": transport.run,
     "jobs": jobs.run,
     "collateral": collateral.run,
     "scale": scale.run,

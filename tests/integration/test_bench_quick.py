@@ -46,6 +46,12 @@ def test_every_part_leaves_its_table_json_and_chart_and_the_index_shows_them(
         assert f"bench {part} | " in err  # the progress line
     assert out.count("of ceiling") == len(suite.PARTS)
     assert "targets:" in out
+    # `bench transport` measures clients, not servers: every contender answered, and each
+    # row has its client's CPU per request.
+    transport = json.loads((written / "transport.json").read_text())
+    assert all(server["requests"] > 0 for server in transport["servers"])
+    assert {server["name"] for server in transport["servers"]} == set(transport["settings"]["cpu"])
+    assert all(cpu["cpu_us_per_request"] > 0 for cpu in transport["settings"]["cpu"].values())
     # Even this short window shows `bench collateral`'s point: a hung upstream starves the
     # guide's sync twin of every request, not the async service.
     served = {

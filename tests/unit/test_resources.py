@@ -3,6 +3,9 @@ Prometheus only when asked."""
 
 from __future__ import annotations
 
+import httpx
+
+from project import builders
 from project.resources import Resources
 from resilience_async.prometheus import BreakerExport, CacheExport, DatabaseExport, UpstreamExport
 from tests.helpers import project_settings
@@ -34,3 +37,16 @@ def test_metrics_disabled_installs_no_hook() -> None:
     assert resources.tips_client.hooks == ()
     assert resources.tips_cache.hooks == ()
     assert resources.database.hooks == ()
+
+
+async def test_the_tips_client_sends_through_the_transport_it_is_given() -> None:
+    """`bench transport` measures the service's own client on another transport."""
+    settings = project_settings()
+    answered = httpx.MockTransport(
+        lambda request: httpx.Response(200, json={"path": request.url.path})
+    )
+    client = builders.tips_client(settings, breaker=builders.tips_breaker(settings),
+                                  transport=answered)  # fmt: skip
+
+    assert await client.get_json("/tips") == {"path": "/tips"}
+    await client.aclose()
