@@ -5,15 +5,15 @@ from __future__ import annotations
 from django.urls import path
 
 from project.resources import for_process
-from resilience_async.django import views as health
+from resilience_async.django import live, metrics_view, readiness_view
 
 resources = for_process()
 api = resources.api
 
 urlpatterns = [
-    path("health/live", health.live, name="health-live"),
-    path("health/ready", health.readiness_view(resources.readiness), name="health-ready"),
-    path("metrics", health.metrics_view, name="metrics"),
+    path("health/live", live, name="health-live"),
+    path("health/ready", readiness_view(resources.readiness), name="health-ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/tips", api.tips, name="tips"),
     path("api/orders", api.orders, name="orders"),
     path("api/orders/<int:order_id>", api.order, name="order"),

@@ -11,8 +11,7 @@ optional `resilience_async.prometheus` hook set (importing it needs prometheus-c
 
 from __future__ import annotations
 
-from resilience_async._gc import tune_gc_for_serving
-from resilience_async.breaker import (
+from resilience_async._breaker import (
     BreakerListener,
     BreakerSnapshot,
     BreakerStateChange,
@@ -24,8 +23,8 @@ from resilience_async.breaker import (
     RedisBreakerState,
     counts_any_exception,
 )
-from resilience_async.cache import CacheHook, CacheResult, FallbackCache
-from resilience_async.db import (
+from resilience_async._cache import CacheHook, CacheResult, FallbackCache
+from resilience_async._db import (
     Connection,
     Database,
     DatabaseHook,
@@ -34,7 +33,7 @@ from resilience_async.db import (
     counts_against_database,
     describe_hosts,
 )
-from resilience_async.errors import (
+from resilience_async._errors import (
     BulkheadFullError,
     CallTimeoutError,
     CircuitOpenError,
@@ -51,24 +50,26 @@ from resilience_async.errors import (
     UpstreamUnavailableError,
     WriteOutcomeUnknownError,
 )
-from resilience_async.health import (
+from resilience_async._gc import tune_gc_for_serving
+from resilience_async._health import (
     Check,
     CheckResult,
     HealthReport,
     Observation,
+    Probe,
     Readiness,
     Status,
     threshold,
 )
-from resilience_async.http import ResilientClient, UpstreamHook, is_server_failure
-from resilience_async.lifecycle import Lifecycle, Phase
-from resilience_async.lifespan import LifespanApp
-from resilience_async.limits import Bulkhead, BulkheadHook
-from resilience_async.logs import ConsoleFormatter, JsonFormatter, RequestIdFilter, request_id_var
-from resilience_async.lsn import format_lsn, parse_lsn
-from resilience_async.retry import RetryBudget, RetryPolicy
-from resilience_async.topology import Monitor, ServerState
-from resilience_async.transport import AiohttpTransport
+from resilience_async._http import ResilientClient, UpstreamHook, is_server_failure
+from resilience_async._lifecycle import Lifecycle, Phase
+from resilience_async._lifespan import LifespanApp
+from resilience_async._limits import Bulkhead, BulkheadHook
+from resilience_async._logs import ConsoleFormatter, JsonFormatter, RequestIdFilter, request_id_var
+from resilience_async._lsn import format_lsn, parse_lsn
+from resilience_async._retry import RetryBudget, RetryPolicy
+from resilience_async._topology import Monitor, ServerState
+from resilience_async._transport import AiohttpTransport
 
 __all__ = [
     "AiohttpTransport",
@@ -106,6 +107,7 @@ __all__ = [
     "OutcomeListener",
     "Phase",
     "PoolExhaustedError",
+    "Probe",
     "ReadResult",
     "Readiness",
     "RedisBreakerState",

@@ -29,12 +29,27 @@ from prometheus_client import (
     multiprocess,
 )
 
-from resilience_async.breaker import STATE_LABELS, BreakerStateChange, CallOutcome, CircuitBreaker
-from resilience_async.cache import FallbackCache, Source
-from resilience_async.db import Database, QueryKind, QueryOutcome
-from resilience_async.http import ResilientClient
-from resilience_async.limits import Bulkhead
-from resilience_async.topology import ServerState
+from resilience_async._breaker import STATE_LABELS, BreakerStateChange, CallOutcome, CircuitBreaker
+from resilience_async._cache import FallbackCache, Source
+from resilience_async._db import Database, QueryKind, QueryOutcome
+from resilience_async._http import ResilientClient
+from resilience_async._limits import Bulkhead
+from resilience_async._topology import ServerState
+
+__all__ = [
+    "CONTENT_TYPE",
+    "LATENCY_BUCKETS",
+    "BreakerExport",
+    "BulkheadExport",
+    "CacheExport",
+    "DatabaseExport",
+    "Instruments",
+    "RequestRecorder",
+    "UpstreamExport",
+    "default_instruments",
+    "instrument",
+    "render",
+]
 
 # `*_created` series double the exposition for a timestamp nobody graphs.
 disable_created_metrics()  # type: ignore[no-untyped-call]

@@ -31,6 +31,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from resilience_async._corked import CorkedTransport
 
+__all__ = [
+    "SWEEP_INTERVAL",
+    "GuardedHttpToolsProtocol",
+    "guarded_protocol",
+]
+
 # Deadlines are checked this often: a slow client is cut off within this of its deadline.
 SWEEP_INTERVAL = 1.0
 _REFUSALS = {

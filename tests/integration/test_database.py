@@ -1,4 +1,4 @@
-"""`resilience_async.db.Database` against the real primary and replica of the stack.
+"""`resilience_async.Database` against the real primary and replica of the stack.
 
 Each test proves where a query ran by asking the connection that ran it
 (`pg_is_in_recovery()`), and makes every fault for real: replay paused, replica killed,

@@ -35,7 +35,7 @@ from resilience_async import (
     counts_against_database,
     parse_lsn,
 )
-from resilience_async.db import check_idle_connection
+from resilience_async._db import check_idle_connection
 from tests.fakes import FakeClock
 
 CLOSED = aiobreaker.CircuitBreakerState.CLOSED

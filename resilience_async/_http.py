@@ -9,7 +9,7 @@ Every request goes bulkhead → (breaker → httpx) per attempt → retry decisi
 - only idempotent requests are retried, on a connection failure, a timeout or an overload
   answer (429/502/503/504), with full-jitter backoff (or the upstream's `Retry-After`), and
   only while the retry budget allows: an outage is never multiplied;
-- httpx's exceptions are translated here, once, into `resilience_async.errors`.
+- httpx's exceptions are translated here, once, into the library's exception tree.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from resilience_async._hooks import Hooked
-from resilience_async.breaker import Guard
-from resilience_async.errors import (
+from resilience_async._breaker import Guard
+from resilience_async._errors import (
     CallTimeoutError,
     PoolExhaustedError,
     UpstreamError,
@@ -31,9 +30,10 @@ from resilience_async.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from resilience_async.limits import Bulkhead
-from resilience_async.retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
-from resilience_async.transport import AiohttpTransport
+from resilience_async._hooks import Hooked
+from resilience_async._limits import Bulkhead
+from resilience_async._retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
+from resilience_async._transport import AiohttpTransport
 
 
 class UpstreamHook(Protocol):

@@ -39,8 +39,8 @@ from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 from aiobreaker import CircuitBreakerState
 
-from resilience_async.breaker._surface import AiobreakerSurface, initial_state
-from resilience_async.breaker._validate import (
+from resilience_async._breaker._surface import AiobreakerSurface, initial_state
+from resilience_async._breaker._validate import (
     Exclusion,
     alias,
     at_least,
@@ -53,16 +53,16 @@ from resilience_async.breaker._validate import (
     positive,
     seconds,
 )
-from resilience_async.breaker._window import FAILED, OK, SLOW, OutcomeWindow
-from resilience_async.breaker.listeners import (
+from resilience_async._breaker._window import FAILED, OK, SLOW, OutcomeWindow
+from resilience_async._breaker.hooks import (
     BreakerStateChange,
     CallOutcome,
     Listener,
     ListenerSet,
     LoggingListener,
 )
-from resilience_async.breaker.shared import RedisBreakerState, SharedLink
-from resilience_async.errors import CallTimeoutError, CircuitOpenError
+from resilience_async._breaker.shared import RedisBreakerState, SharedLink
+from resilience_async._errors import CallTimeoutError, CircuitOpenError
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from resilience_async import prometheus
-from resilience_async.django.responses import json_response, method_not_allowed
-from resilience_async.health import MEDIA_TYPE, Readiness
+from resilience_async._health import MEDIA_TYPE, Readiness
+from resilience_async.django._responses import json_response, method_not_allowed
 
 HEALTH_TOKEN_HEADER = "X-Health-Token"  # noqa: S105 - a header name, not a secret
 _NO_STORE = {"Cache-Control": "no-store"}

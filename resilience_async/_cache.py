@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVar
 
+from resilience_async._breaker import CircuitBreaker, Guard
+from resilience_async._errors import CircuitOpenError, FallbackUnavailableError, ResilienceError
 from resilience_async._hooks import Hooked
-from resilience_async.breaker import CircuitBreaker, Guard
-from resilience_async.errors import CircuitOpenError, FallbackUnavailableError, ResilienceError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("resilience_async.cache")
 
 T = TypeVar("T")
 R = TypeVar("R")

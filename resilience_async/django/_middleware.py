@@ -21,9 +21,9 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
+from resilience_async._logs import Throttle, request_id_var
 from resilience_async.django._headers import add_missing, prepare, put
-from resilience_async.django.responses import json_error
-from resilience_async.logs import Throttle, request_id_var
+from resilience_async.django._responses import json_error
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
 AsyncHandler = Callable[[HttpRequest], Awaitable[HttpResponseBase]]

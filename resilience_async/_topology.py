@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import TupleRow
 
-from resilience_async.lsn import parse_lsn
+from resilience_async._lsn import parse_lsn
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("resilience_async.topology")
 
 # The primary is reached through its (possibly multi-host, read-write) URL: the server
 # that answers is the one writes would reach.

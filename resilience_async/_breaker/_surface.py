@@ -19,9 +19,9 @@ import aiobreaker
 from aiobreaker import CircuitBreakerState
 from aiobreaker.storage.memory import CircuitMemoryStorage
 
-from resilience_async.breaker._validate import Exclusion, at_least, exclusions, positive
-from resilience_async.breaker.listeners import CallOutcome, Listener, ListenerSet
-from resilience_async.errors import SaturatedError
+from resilience_async._breaker._validate import Exclusion, at_least, exclusions, positive
+from resilience_async._breaker.hooks import CallOutcome, Listener, ListenerSet
+from resilience_async._errors import SaturatedError
 
 OPEN = CircuitBreakerState.OPEN
 HALF_OPEN = CircuitBreakerState.HALF_OPEN

@@ -38,11 +38,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
+from resilience_async._breaker import CircuitBreaker
 from resilience_async._deadline import firm_timeout
-from resilience_async._hooks import Hooked
-from resilience_async._slots import Slots
-from resilience_async.breaker import CircuitBreaker
-from resilience_async.errors import (
+from resilience_async._errors import (
     CircuitOpenError,
     DatabaseUnavailableError,
     NoPrimaryError,
@@ -51,8 +49,10 @@ from resilience_async.errors import (
     SaturatedError,
     WriteOutcomeUnknownError,
 )
-from resilience_async.lsn import parse_lsn
-from resilience_async.topology import Monitor, ServerState
+from resilience_async._hooks import Hooked
+from resilience_async._lsn import parse_lsn
+from resilience_async._slots import Slots
+from resilience_async._topology import Monitor, ServerState
 
 T = TypeVar("T")
 # Past its query timeout, the seconds a query's server-side cancel may take before the
