@@ -33,6 +33,7 @@ from resilience_async._hooks import Hooked
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+# Named as it was before the module turned private: log configurations keep working.
 logger = logging.getLogger("resilience_async.cache")
 
 T = TypeVar("T")

@@ -30,10 +30,10 @@ from resilience_async._errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from resilience_async._extras import extra_needed
 from resilience_async._hooks import Hooked
 from resilience_async._limits import Bulkhead
 from resilience_async._retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
-from resilience_async._transport import AiohttpTransport
 
 
 class UpstreamHook(Protocol):
@@ -102,7 +102,7 @@ class ResilientClient(Hooked[UpstreamHook]):
         self._retry = retry or RetryPolicy()
         self._budget = budget or RetryBudget()
         self._timeout = timeout
-        self._transport = transport or AiohttpTransport(max_connections=max_connections)
+        self._transport = transport or _default_transport(max_connections)
         timeouts = httpx.Timeout(timeout, connect=connect_timeout, pool=pool_timeout)
         self.client = httpx.AsyncClient(
             base_url=base_url, timeout=timeouts, transport=self._transport
@@ -250,6 +250,15 @@ class ResilientClient(Hooked[UpstreamHook]):
         self._attempts[outcome] = self._attempts.get(outcome, 0) + 1
         for hook in self._hooks:
             hook.record_attempt(outcome)
+
+
+def _default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    """`AiohttpTransport`, imported only when no transport is given: with one of its own,
+    a client needs httpx alone (the `http` extra), not aiohttp."""
+    with extra_needed("ResilientClient's default transport (AiohttpTransport)"):
+        from resilience_async._transport import AiohttpTransport  # noqa: PLC0415
+
+    return AiohttpTransport(max_connections=max_connections)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

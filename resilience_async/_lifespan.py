@@ -20,6 +20,7 @@ from typing import Any
 
 from resilience_async._lifecycle import Lifecycle, Phase
 
+# Named as it was before the module turned private: log configurations keep working.
 logger = logging.getLogger("resilience_async.lifespan")
 
 Scope = dict[str, Any]

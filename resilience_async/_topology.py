@@ -22,6 +22,7 @@ from psycopg.rows import TupleRow
 
 from resilience_async._lsn import parse_lsn
 
+# Named as it was before the module turned private: log configurations keep working.
 logger = logging.getLogger("resilience_async.topology")
 
 # The primary is reached through its (possibly multi-host, read-write) URL: the server

@@ -15,26 +15,32 @@ each process's values in files; `render` sums them so one scrape sees the whole 
 from __future__ import annotations
 
 import functools
-from typing import Any
-
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-    multiprocess,
-)
+import sys
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from resilience_async._breaker import STATE_LABELS, BreakerStateChange, CallOutcome, CircuitBreaker
-from resilience_async._cache import FallbackCache, Source
-from resilience_async._db import Database, QueryKind, QueryOutcome
-from resilience_async._http import ResilientClient
+from resilience_async._cache import FallbackCache
+from resilience_async._extras import extra_needed
 from resilience_async._limits import Bulkhead
-from resilience_async._topology import ServerState
+
+with extra_needed("resilience_async.prometheus"):
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        REGISTRY,
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        disable_created_metrics,
+        generate_latest,
+        multiprocess,
+    )
+
+if TYPE_CHECKING:
+    from resilience_async._cache import Source
+    from resilience_async._db import Database, QueryKind, QueryOutcome
+    from resilience_async._http import ResilientClient
+    from resilience_async._topology import ServerState
 
 __all__ = [
     "CONTENT_TYPE",
@@ -138,16 +144,32 @@ def instrument(*primitives: object, instruments: Instruments | None = None) -> N
     for primitive in primitives:
         if isinstance(primitive, CircuitBreaker):
             primitive.add_listener(BreakerExport(into, primitive.name))
-        elif isinstance(primitive, ResilientClient):
+        elif _is_client(primitive):
             primitive.add_hook(UpstreamExport(into, primitive.name))
         elif isinstance(primitive, Bulkhead):
             primitive.add_hook(BulkheadExport(into, primitive.name))
         elif isinstance(primitive, FallbackCache):
             primitive.add_hook(CacheExport(into, primitive.namespace))
-        elif isinstance(primitive, Database):
+        elif _is_database(primitive):
             primitive.add_hook(DatabaseExport(into))
         else:
             raise TypeError(f"no Prometheus hook for {type(primitive).__name__}")
+
+
+def _is_client(primitive: object) -> TypeGuard[ResilientClient]:
+    return _instance_of(primitive, "_http", "ResilientClient")
+
+
+def _is_database(primitive: object) -> TypeGuard[Database]:
+    return _instance_of(primitive, "_db", "Database")
+
+
+def _instance_of(primitive: object, module: str, name: str) -> bool:
+    """`isinstance` without importing the class's module: no instance of a class exists
+    before its module was imported, and importing it would need its integration (httpx,
+    psycopg) installed where only a breaker is exported."""
+    loaded = sys.modules.get(f"resilience_async.{module}")
+    return loaded is not None and isinstance(primitive, getattr(loaded, name))
 
 
 class BreakerExport:

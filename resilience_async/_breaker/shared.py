@@ -13,20 +13,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from resilience_async._extras import extra_needed
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger("resilience_async.breaker")
 
-# What a failed round of Redis commands may raise: the client's errors, socket errors, our
-# own command timeout, and a value another program wrote in a shape we don't know.
-_SHARING_ERRORS = (RedisError, OSError, TimeoutError, ValueError)
+
+@functools.cache
+def sharing_errors() -> tuple[type[Exception], ...]:
+    """What a failed round of Redis commands may raise: the client's errors, socket errors,
+    our own command timeout, and a value another program wrote in a shape we don't know.
+
+    redis is imported here, when the first `RedisBreakerState` is made: a breaker that shares
+    nothing (and the cache that uses one) never needs redis installed.
+    """
+    from redis.exceptions import RedisError  # noqa: PLC0415 - only when sharing
+
+    return (RedisError, OSError, TimeoutError, ValueError)
 
 
 class RedisBreakerState:
@@ -54,6 +67,8 @@ class RedisBreakerState:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.client = client
+        with extra_needed("resilience_async.RedisBreakerState"):
+            self.errors = sharing_errors()
         self.key_prefix = key_prefix
         self.poll_interval = poll_interval
         self.timeout = timeout
@@ -153,7 +168,7 @@ class SharedLink:
             try:
                 await self._flush()
                 await self._poll()
-            except _SHARING_ERRORS as exc:
+            except self._shared.errors as exc:
                 self._trouble(exc)
             else:
                 self._recovered()

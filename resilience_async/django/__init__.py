@@ -25,11 +25,24 @@ own `DEBUG` and `SECURE_*`. What the views need comes from the caller, as argume
 
 from __future__ import annotations
 
-from resilience_async.django._errors import answered, answers_resilience_errors, error_response
-from resilience_async.django._handler import EventLoopASGIHandler
-from resilience_async.django._middleware import request_context_middleware, security_middleware
-from resilience_async.django._responses import JSON, json_error, json_response, method_not_allowed
-from resilience_async.django._views import HEALTH_TOKEN_HEADER, live, metrics_view, readiness_view
+from resilience_async import _extras
+
+with _extras.extra_needed("resilience_async.django"):
+    from resilience_async.django._errors import answered, answers_resilience_errors, error_response
+    from resilience_async.django._handler import EventLoopASGIHandler
+    from resilience_async.django._middleware import request_context_middleware, security_middleware
+    from resilience_async.django._responses import (
+        JSON,
+        json_error,
+        json_response,
+        method_not_allowed,
+    )
+    from resilience_async.django._views import (
+        HEALTH_TOKEN_HEADER,
+        live,
+        metrics_view,
+        readiness_view,
+    )
 
 __all__ = [
     "HEALTH_TOKEN_HEADER",

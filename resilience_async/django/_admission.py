@@ -29,6 +29,7 @@ from resilience_async._errors import BulkheadFullError
 from resilience_async._limits import Bulkhead
 from resilience_async._logs import Throttle
 
+# Named as it was before the module turned private: log configurations keep working.
 logger = logging.getLogger("resilience_async.django.admission")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 

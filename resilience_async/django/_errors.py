@@ -22,6 +22,7 @@ from resilience_async._errors import (
 )
 from resilience_async.django._responses import json_error
 
+# Named as it was before the module turned private: log configurations keep working.
 logger = logging.getLogger("resilience_async.django.errors")
 
 View = Callable[..., Awaitable[HttpResponseBase]]

@@ -145,3 +145,31 @@ def test_nothing_outside_the_library_imports_a_private_module() -> None:
     private = [(where, name) for where, name in _imports_outside() if is_private(name)]
     assert private == []
     assert _imports_outside(), "the scan finds the project's imports of the library"
+
+
+def test_the_type_checkers_imports_match_the_lazy_ones() -> None:
+    """mypy and IDEs read the `if TYPE_CHECKING:` imports, the interpreter `_MODULES`: the
+    two name the same names in the same modules, and `__all__` is exactly those names."""
+    tree = ast.parse((ROOT / "resilience_async" / "__init__.py").read_text())
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    )
+    for_types = {
+        alias.name: node.module.removeprefix("resilience_async.")
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+    lazy = resilience_async._HOME  # type: ignore[attr-defined]
+    assert for_types == lazy
+    assert set(lazy) == set(resilience_async.__all__)
+
+
+def test_dir_lists_every_promised_name_before_it_is_loaded() -> None:
+    assert set(resilience_async.__all__) <= set(dir(resilience_async))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        resilience_async.Nope  # type: ignore[attr-defined]  # noqa: B018
