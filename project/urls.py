@@ -1,7 +1,8 @@
-"""Routes of the service."""
+"""Routes of the service; the library's views get what they need from the settings here."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import path
 
 from project.resources import for_process
@@ -12,8 +13,16 @@ api = resources.api
 
 urlpatterns = [
     path("health/live", live, name="health-live"),
-    path("health/ready", readiness_view(resources.readiness), name="health-ready"),
-    path("metrics", metrics_view, name="metrics"),
+    path(
+        "health/ready",
+        readiness_view(resources.readiness, health_token=settings.HEALTH_TOKEN),
+        name="health-ready",
+    ),
+    path(
+        "metrics",
+        metrics_view(multiprocess_dir=settings.METRICS_MULTIPROC_DIR),
+        name="metrics",
+    ),
     path("api/tips", api.tips, name="tips"),
     path("api/orders", api.orders, name="orders"),
     path("api/orders/<int:order_id>", api.order, name="order"),

@@ -3,6 +3,10 @@
 Django's `MiddlewareMixin` classes call `process_request` through `sync_to_async` under ASGI:
 one thread hand-off per middleware per request. These are written in Django's
 sync-and-async style instead, so each runs in whichever mode its server speaks.
+
+Django builds middleware from dotted paths, so no argument can reach it: the settings it
+reads are read with `getattr(settings, NAME, default)` (`ACCESS_LOG`, `METRICS_ENABLED`),
+so a project that has never heard of them gets the defaults, not an AttributeError.
 """
 
 from __future__ import annotations
@@ -89,8 +93,10 @@ class _RequestContext:
 
 @sync_and_async_middleware
 def request_context_middleware(get_response: Handler | AsyncHandler) -> Handler | AsyncHandler:
-    """Request id (accepted from `X-Request-ID` or made), log context, request metrics."""
-    context = _RequestContext(request_recorder(), access_log=settings.ACCESS_LOG)
+    """Request id (accepted from `X-Request-ID` or made), log context, request metrics, and
+    one access-log line per request when `ACCESS_LOG` (default off)."""
+    access_log = bool(getattr(settings, "ACCESS_LOG", False))
+    context = _RequestContext(request_recorder(), access_log=access_log)
 
     if iscoroutinefunction(get_response):
         next_async = cast(AsyncHandler, get_response)
