@@ -33,6 +33,7 @@ from resilience_async._errors import (
 from resilience_async._extras import extra_needed
 from resilience_async._hooks import Hooked
 from resilience_async._limits import Bulkhead
+from resilience_async._resource import AsyncResource
 from resilience_async._retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
 
 
@@ -55,8 +56,12 @@ def is_server_failure(response: Any) -> bool:
     return status >= 500 or status == 429
 
 
-class ResilientClient(Hooked[UpstreamHook]):
+class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
     """HTTP calls to one upstream, with timeouts, a breaker, budgeted retries and a bulkhead.
+
+    `async with client:` opens its httpx client and transport on the running loop (an
+    unopened client opens its transport on first use); `aclose()` closes them. The breaker
+    and the bulkhead are the caller's: they may be shared, and are closed by their owner.
 
     Args:
         name: the upstream's name in errors, logs and metrics.
@@ -126,6 +131,9 @@ class ResilientClient(Hooked[UpstreamHook]):
             "retries": self._retries[True],
             "retries_refused": self._retries[False],
         }
+
+    async def _open(self) -> None:
+        await self.client.__aenter__()  # httpx opens its transport (aiohttp's session) here
 
     async def aclose(self) -> None:
         await self.client.aclose()

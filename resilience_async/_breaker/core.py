@@ -19,7 +19,7 @@ Three rules keep it honest under load:
         call_timeout=2.0,
         result_is_failure=lambda response: response.status_code >= 500
         or response.status_code == 429,
-        shared=RedisBreakerState(redis),  # optional; then `await tips.start()` on the loop
+        shared=RedisBreakerState(redis),  # optional; then `async with tips:` on the loop
     )
     response = await tips.call_async(client.get, url)  # CircuitOpenError when open
 
@@ -63,6 +63,7 @@ from resilience_async._breaker.hooks import (
 )
 from resilience_async._breaker.shared import RedisBreakerState, SharedLink
 from resilience_async._errors import CallTimeoutError, CircuitOpenError
+from resilience_async._resource import AsyncResource
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -110,8 +111,12 @@ class BreakerSnapshot:
     retry_after: float
 
 
-class CircuitBreaker(AiobreakerSurface):
+class CircuitBreaker(AsyncResource, AiobreakerSurface):
     """A circuit breaker for coroutine functions, on one event loop.
+
+    `async with breaker:` starts sharing its open periods (with `shared`) on the running
+    loop, and `aclose()` stops; a breaker that shares nothing works unopened. `open()` and
+    `close()` are aiobreaker's: they trip and reset the circuit.
 
     Args:
         name: labels logs and metrics, and names the shared Redis key; default `breaker-N`.
@@ -131,7 +136,7 @@ class CircuitBreaker(AiobreakerSurface):
         result_is_failure: whether a returned value counts as a failure (it is still returned).
         listeners: state listeners, outcome listeners, or aiobreaker CircuitBreakerListeners.
         default_listeners: add the logging listener.
-        shared: share open periods with other processes (after `await start()`).
+        shared: share open periods with other processes (once entered: `async with`).
         clock: monotonic seconds; used for open periods and slow-call durations.
         state_storage: aiobreaker's; only None or an in-memory storage (its state is the
             initial state): see `shared` for state across processes.
@@ -440,8 +445,8 @@ class CircuitBreaker(AiobreakerSurface):
             shared, self.name, on_peer_open=self._peer_opened, on_peer_clear=self._peer_cleared
         )
 
-    async def start(self) -> None:
-        """Start sharing state through Redis on the running loop (no-op when not shared)."""
+    async def _open(self) -> None:
+        """Start sharing state through Redis on the running loop (nothing when not shared)."""
         if self._link is not None:
             await self._link.start()
 
@@ -450,10 +455,3 @@ class CircuitBreaker(AiobreakerSurface):
         if self._link is not None:
             await self._link.aclose()
         await self._hooks.drain(_LISTENER_GRACE)
-
-    async def __aenter__(self) -> CircuitBreaker:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

@@ -26,7 +26,7 @@ from resilience_async import (
     RedisBreakerState,
     SaturatedError,
 )
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeRedis
 
 CLOSED = aiobreaker.CircuitBreakerState.CLOSED
 OPEN = aiobreaker.CircuitBreakerState.OPEN
@@ -832,41 +832,6 @@ def test_snapshot_reports_the_figures(make: Callable[..., CircuitBreaker]) -> No
 # --- sharing, with an in-memory stand-in for Redis ----------------------------------------
 
 
-class FakeRedis:
-    """The three commands the sharing uses, in memory; `down` makes them all fail.
-
-    Each command first wakes `commands`, so a test can wait for what a polling round did.
-    """
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-        self.down = False
-        self.commands = asyncio.Condition()
-
-    async def _command(self) -> None:
-        async with self.commands:
-            self.commands.notify_all()
-        if self.down:
-            raise ConnectionError("redis is down")
-
-    async def set(self, key: str, value: str, px: int) -> None:
-        await self._command()
-        self.data[key] = value
-
-    async def get(self, key: str) -> str | None:
-        await self._command()
-        return self.data.get(key)
-
-    async def delete(self, key: str) -> None:
-        await self._command()
-        self.data.pop(key, None)
-
-    async def until(self, condition: Callable[[], bool]) -> None:
-        """Wait (5 s at most) until `condition` holds after some command."""
-        async with asyncio.timeout(5), self.commands:
-            await self.commands.wait_for(condition)
-
-
 async def test_breakers_share_open_periods_through_redis(
     make: Callable[..., CircuitBreaker], clock: FakeClock
 ) -> None:
@@ -875,7 +840,7 @@ async def test_breakers_share_open_periods_through_redis(
     shared = RedisBreakerState(redis, poll_interval=0.01, wall_clock=lambda: 5000.0)
     one = make(name="twin", shared=shared, reset_timeout=60)
     other = make(name="twin", shared=shared, reset_timeout=60)
-    assert await other.call_async(ok) == "ok"  # works before start(), without Redis
+    assert await other.call_async(ok) == "ok"  # works unopened, without Redis
     async with one, other:
         one.open()
         await redis.until(lambda: other.current_state is OPEN)
