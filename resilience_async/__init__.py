@@ -46,14 +46,14 @@ from resilience_async import _extras
 
 if TYPE_CHECKING:
     from resilience_async._breaker import (
-        BreakerListener,
+        BreakerHook,
         BreakerSnapshot,
         BreakerStateChange,
         CallOutcome,
         CircuitBreaker,
         Guard,
-        LoggingListener,
-        OutcomeListener,
+        LoggingHook,
+        OutcomeHook,
         RedisBreakerState,
         counts_any_exception,
     )
@@ -142,14 +142,14 @@ if TYPE_CHECKING:
 # so none of their integrations): a name's module is imported when the name is first used.
 _MODULES: dict[str, tuple[str, ...]] = {
     "_breaker": (
-        "BreakerListener",
+        "BreakerHook",
         "BreakerSnapshot",
         "BreakerStateChange",
         "CallOutcome",
         "CircuitBreaker",
         "Guard",
-        "LoggingListener",
-        "OutcomeListener",
+        "LoggingHook",
+        "OutcomeHook",
         "RedisBreakerState",
         "counts_any_exception",
     ),
@@ -205,7 +205,7 @@ _HOME = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "AiohttpTransport",
-    "BreakerListener",
+    "BreakerHook",
     "BreakerSnapshot",
     "BreakerStateChange",
     "Bulkhead",
@@ -232,11 +232,11 @@ __all__ = [
     "JsonFormatter",
     "Lifecycle",
     "LifespanApp",
-    "LoggingListener",
+    "LoggingHook",
     "Monitor",
     "NoPrimaryError",
     "Observation",
-    "OutcomeListener",
+    "OutcomeHook",
     "Phase",
     "PoolExhaustedError",
     "Probe",

@@ -143,7 +143,7 @@ def instrument(*primitives: object, instruments: Instruments | None = None) -> N
     into = instruments or default_instruments()
     for primitive in primitives:
         if isinstance(primitive, CircuitBreaker):
-            primitive.add_listener(BreakerExport(into, primitive.name))
+            primitive.add_hook(BreakerExport(into, primitive.name))
         elif _is_client(primitive):
             primitive.add_hook(UpstreamExport(into, primitive.name))
         elif isinstance(primitive, Bulkhead):
@@ -189,7 +189,7 @@ class BreakerExport:
         }
         self._state.set(0)
 
-    def __call__(self, event: BreakerStateChange) -> None:
+    def record_state_change(self, event: BreakerStateChange) -> None:
         self._state.set(_STATE_VALUES[STATE_LABELS[event.new]])
         self._transitions[event.new].inc()
 

@@ -1,4 +1,4 @@
-"""The circuit breaker: `CircuitBreaker` and what its callers and listeners see.
+"""The circuit breaker: `CircuitBreaker` and what its callers and hooks see.
 
 core.py        the engine: states, windows, probes, the call path
 hooks.py       state-change events, hook protocols, the logging hook
@@ -16,24 +16,24 @@ from resilience_async._breaker.core import (
 )
 from resilience_async._breaker.hooks import (
     STATE_LABELS,
-    BreakerListener,
+    BreakerHook,
     BreakerStateChange,
     CallOutcome,
-    LoggingListener,
-    OutcomeListener,
+    LoggingHook,
+    OutcomeHook,
 )
 from resilience_async._breaker.shared import RedisBreakerState
 
 __all__ = [
     "STATE_LABELS",
-    "BreakerListener",
+    "BreakerHook",
     "BreakerSnapshot",
     "BreakerStateChange",
     "CallOutcome",
     "CircuitBreaker",
     "Guard",
-    "LoggingListener",
-    "OutcomeListener",
+    "LoggingHook",
+    "OutcomeHook",
     "RedisBreakerState",
     "counts_any_exception",
 ]

@@ -41,7 +41,7 @@ def primary_guard(**options: Any) -> CircuitBreaker:
     settings: dict[str, Any] = {"name": "test-primary", "failure_threshold": 3,
                                 "failure_rate_threshold": None, "reset_timeout": 1.0,
                                 "is_failure": counts_against_database,
-                                "default_listeners": False}  # fmt: skip
+                                "default_hooks": False}  # fmt: skip
     return CircuitBreaker(**(settings | options))
 
 
@@ -286,7 +286,7 @@ async def test_the_monitor_moves_the_primary_guard_once_per_change(
     moves: list[tuple[str, str]] = []
     guard = primary_guard(
         reset_timeout=60.0,
-        listeners=[lambda event: moves.append((event.old.name, event.new.name))],
+        hooks=[lambda event: moves.append((event.old.name, event.new.name))],
     )
     database = Database(
         primary_url=healthy_stack.env["DATABASE_URL"],
@@ -314,7 +314,7 @@ async def test_a_killed_monitor_session_is_not_a_lost_primary(healthy_stack: Sta
     "kill a random database connection"): the next sample asks again on a new session, the
     primary stays up and its guard stays closed."""
     moves: list[str] = []
-    guard = primary_guard(listeners=[lambda event: moves.append(event.new.name)])
+    guard = primary_guard(hooks=[lambda event: moves.append(event.new.name)])
     database = Database(
         primary_url=healthy_stack.env["DATABASE_URL"],
         replica_urls=[],

@@ -52,7 +52,7 @@ Case = tuple[Any, Callable[[], bool]]
 
 def breaker() -> Case:
     shared = RedisBreakerState(FakeRedis(), poll_interval=0.01)
-    built = CircuitBreaker(name="tips", shared=shared, default_listeners=False)
+    built = CircuitBreaker(name="tips", shared=shared, default_hooks=False)
     return built, lambda: bool(shared._links)  # its key polled, through the shared state
 
 
@@ -129,8 +129,8 @@ def test_building_a_resource_opens_nothing(case: Callable[[], Case]) -> None:
 async def test_closing_the_shared_state_stops_every_breaker_sharing_through_it() -> None:
     redis = FakeRedis()
     shared = RedisBreakerState(redis, poll_interval=0.01)
-    one = CircuitBreaker(name="one", shared=shared, default_listeners=False)
-    other = CircuitBreaker(name="other", shared=shared, default_listeners=False)
+    one = CircuitBreaker(name="one", shared=shared, default_hooks=False)
+    other = CircuitBreaker(name="other", shared=shared, default_hooks=False)
     async with one, other:
         await redis.until(lambda: True)  # they poll
         await shared.aclose()
