@@ -10,7 +10,7 @@ when the name is first used, and an integration that is missing then raises an I
 naming the extra that installs it (`pip install 'resilient-django[postgres]'`). Every other
 module is private (`_name`); each line below is one, with what it exports and needs:
 
-    _breaker/       CircuitBreaker, RedisBreakerState, the breaker's hooks   (aiobreaker)
+    _breaker/       CircuitBreaker, RedisBreakerState, BreakerHook...        (aiobreaker)
     _http.py        ResilientClient, UpstreamHook, is_server_failure          [http]
     _transport.py   AiohttpTransport, ResilientClient's default transport     [aiohttp]
     _cache.py       FallbackCache, CacheResult, CacheHook                     ([redis] tier)
@@ -24,7 +24,9 @@ module is private (`_name`); each line below is one, with what it exports and ne
     _logs.py        JsonFormatter, ConsoleFormatter, RequestIdFilter, request_id_var
     _gc.py          tune_gc_for_serving
     _errors.py      the exception tree under ResilienceError, drawn in its docstring
-    _extras.py, _hooks.py, _slots.py, _deadline.py, _corked.py: shared helpers
+    _resource.py    the lifecycle every resource shares: `async with`, `aclose()`
+    _hooks.py       `hooks=`, `hooks`, `add_hook()`: the one hook vocabulary
+    _extras.py, _slots.py, _deadline.py, _corked.py: helpers
 
 The integrations are public namespaces of their own, imported by those who use them:
 

@@ -173,3 +173,23 @@ def test_dir_lists_every_promised_name_before_it_is_loaded() -> None:
     assert set(resilience_async.__all__) <= set(dir(resilience_async))
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         resilience_async.Nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+def documented() -> tuple[set[str], list[str]]:
+    """The identifiers inside `inline code` of docs/library.md (fenced blocks left out, so a
+    name only shown in an example does not count), and the spans themselves."""
+    text = (ROOT / "docs" / "library.md").read_text()
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    spans = re.findall(r"`([^`\n]+)`", prose)
+    names = {token for span in spans for token in re.findall(r"[A-Za-z_]\w*", span)}
+    return names, spans
+
+
+@pytest.mark.parametrize("namespace", PUBLIC_NAMESPACES)
+def test_every_promised_name_is_documented(namespace: str) -> None:
+    """docs/library.md is the reference: it names each namespace, and every name of every
+    `__all__` in backticks."""
+    names, spans = documented()
+    assert any(namespace in span for span in spans), namespace
+    missing = sorted(set(importlib.import_module(namespace).__all__) - names)
+    assert missing == []
