@@ -1,6 +1,6 @@
 """Orders: written on the primary, read from the freshest replica that has the caller's writes.
 
-SQL runs on the async pools of `resilience_async.db` (no ORM, no thread hop); the schema is
+SQL runs on the async pools of `resilience_async.Database` (no ORM, no thread hop); the schema is
 Django's (`app/models.py`). A create with an idempotency key is one statement: the order and
 its key row commit together or not at all, so a retried request can never create twice.
 """

@@ -23,8 +23,13 @@ from app.orders import OrderService
 from app.reports import ReportService
 from app.tips import TipsService
 from resilience_async import ReadResult, ResilienceError, WriteResult
-from resilience_async.django.errors import answered
-from resilience_async.django.responses import JSON, json_error, json_response, method_not_allowed
+from resilience_async.django import (
+    JSON,
+    answered,
+    json_error,
+    json_response,
+    method_not_allowed,
+)
 
 # Which database server answered a read: primary, replica-1...
 SERVED_BY = "X-Database-Server"

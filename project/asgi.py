@@ -17,7 +17,7 @@ from django.conf import settings  # noqa: E402 - needs django.setup() first
 
 from project.resources import for_process  # noqa: E402
 from resilience_async import LifespanApp, tune_gc_for_serving  # noqa: E402
-from resilience_async.django.handler import EventLoopASGIHandler  # noqa: E402
+from resilience_async.django import EventLoopASGIHandler  # noqa: E402
 
 resources = for_process()
 

@@ -8,7 +8,6 @@ breaker. Only Redis and the broker are pinged (a short, bounded call).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -19,12 +18,11 @@ from resilience_async import (
     Database,
     DatabaseUnavailableError,
     Observation,
+    Probe,
     Status,
     describe_hosts,
     threshold,
 )
-
-Probe = Callable[[], Awaitable[Observation]]
 
 
 def database_checks(database: Database, *, max_lag: float) -> list[Check]:

@@ -7,6 +7,7 @@ closes it with the server's lifespan, `project/urls.py` routes to its `api`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,12 +49,12 @@ class Resources:
             socket_connect_timeout=settings.REDIS_TIMEOUT,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
-        shared = (
+        self.breaker_state = (
             RedisBreakerState(self.redis, timeout=settings.REDIS_TIMEOUT)
             if settings.BREAKER_SHARED
             else None
         )
-        self.tips_breaker = builders.tips_breaker(settings, shared=shared)
+        self.tips_breaker = builders.tips_breaker(settings, shared=self.breaker_state)
         self.tips_client = builders.tips_client(settings, breaker=self.tips_breaker)
         # Redis has its own breaker: a dead or hung Redis costs one short timeout per
         # breaker period, then the cache runs on its local tier alone.
@@ -95,19 +96,29 @@ class Resources:
         )
         if settings.METRICS_ENABLED:
             self._instrument()
+        self._opened = contextlib.AsyncExitStack()
 
     async def open(self) -> None:
-        await self.database.open()
-        await self.tips_breaker.start()
+        """Open every resource on the running loop (lifespan start-up), each after those it
+        uses: `close()` closes them in the reverse order. A failure closes what opened."""
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.primary_breaker)
+            await stack.enter_async_context(self.database)
+            if self.broker_redis is not None:
+                stack.push_async_callback(self.broker_redis.aclose)
+            stack.push_async_callback(self.redis.aclose)
+            if self.breaker_state is not None:
+                await stack.enter_async_context(self.breaker_state)
+            await stack.enter_async_context(self.tips_client)
+            await stack.enter_async_context(self.tips_breaker)
+            await stack.enter_async_context(self.redis_breaker)
+            await stack.enter_async_context(self.tips_cache)
+            self._opened = stack.pop_all()
 
     async def close(self) -> None:
-        await self.tips_cache.aclose()
-        await self.tips_breaker.aclose()
-        await self.tips_client.aclose()
-        await self.redis.aclose()
-        if self.broker_redis is not None:
-            await self.broker_redis.aclose()
-        await self.database.close()
+        """Close what `open()` opened, the last opened first (lifespan shutdown)."""
+        opened, self._opened = self._opened, contextlib.AsyncExitStack()
+        await opened.aclose()
 
     def _checks(self, settings: Any) -> list[Check]:
         on_backlog = None

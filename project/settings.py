@@ -29,8 +29,8 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", "insecure-local-only-key-never-served-
 
 INSTALLED_APPS = ["app"]
 MIDDLEWARE = [
-    "resilience_async.django.middleware.request_context_middleware",
-    "resilience_async.django.middleware.security_middleware",
+    "resilience_async.django.request_context_middleware",
+    "resilience_async.django.security_middleware",
 ]
 ROOT_URLCONF = "project.urls"
 USE_TZ = True
@@ -192,10 +192,10 @@ SERVICE_NAME = env.str("SERVICE_NAME", "resilient-django")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "resilience_async.logs.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "resilience_async.RequestIdFilter"}},
     "formatters": {
-        "json": {"()": "resilience_async.logs.JsonFormatter", "service": SERVICE_NAME},
-        "console": {"()": "resilience_async.logs.ConsoleFormatter"},
+        "json": {"()": "resilience_async.JsonFormatter", "service": SERVICE_NAME},
+        "console": {"()": "resilience_async.ConsoleFormatter"},
     },
     "handlers": {
         "stderr": {

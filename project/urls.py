@@ -1,19 +1,28 @@
-"""Routes of the service."""
+"""Routes of the service; the library's views get what they need from the settings here."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import path
 
 from project.resources import for_process
-from resilience_async.django import views as health
+from resilience_async.django import live, metrics_view, readiness_view
 
 resources = for_process()
 api = resources.api
 
 urlpatterns = [
-    path("health/live", health.live, name="health-live"),
-    path("health/ready", health.readiness_view(resources.readiness), name="health-ready"),
-    path("metrics", health.metrics_view, name="metrics"),
+    path("health/live", live, name="health-live"),
+    path(
+        "health/ready",
+        readiness_view(resources.readiness, health_token=settings.HEALTH_TOKEN),
+        name="health-ready",
+    ),
+    path(
+        "metrics",
+        metrics_view(multiprocess_dir=settings.METRICS_MULTIPROC_DIR),
+        name="metrics",
+    ),
     path("api/tips", api.tips, name="tips"),
     path("api/orders", api.orders, name="orders"),
     path("api/orders/<int:order_id>", api.order, name="order"),

@@ -9,6 +9,7 @@ a `WorkerRoot` on Dramatiq's `StubBroker` to run the actors in process.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -61,6 +62,7 @@ class WorkerRoot:
         self.actors: Actors = declare(
             broker, build_report=self.reports.build, max_retries=settings.JOBS_MAX_RETRIES
         )
+        self._opened = contextlib.AsyncExitStack()
 
     def _middleware(self, settings: Any) -> list[dramatiq.Middleware]:
         # RecordFailures before Retries: "after" hooks run in reverse, so it sees the verdict.
@@ -82,11 +84,18 @@ class WorkerRoot:
         ]
 
     async def open(self) -> None:
-        await self.database.open()
+        """Open the resources on the worker's loop, each after those it uses; a failure
+        closes what opened."""
+        async with contextlib.AsyncExitStack() as stack:
+            for resource in (self.primary_breaker, self.database, self.tips_breaker,
+                             self.tips_client):  # fmt: skip
+                await stack.enter_async_context(resource)
+            self._opened = stack.pop_all()
 
     async def close(self) -> None:
-        await self.tips_client.aclose()
-        await self.database.close()
+        """Close what `open()` opened, the last opened first."""
+        opened, self._opened = self._opened, contextlib.AsyncExitStack()
+        await opened.aclose()
 
 
 def setup_worker() -> None:

@@ -15,26 +15,47 @@ each process's values in files; `render` sums them so one scrape sees the whole 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any, TypeGuard
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-    multiprocess,
-)
+from resilience_async._breaker import STATE_LABELS, BreakerStateChange, CallOutcome, CircuitBreaker
+from resilience_async._cache import FallbackCache
+from resilience_async._extras import extra_needed
+from resilience_async._limits import Bulkhead
 
-from resilience_async.breaker import STATE_LABELS, BreakerStateChange, CallOutcome, CircuitBreaker
-from resilience_async.cache import FallbackCache, Source
-from resilience_async.db import Database, QueryKind, QueryOutcome
-from resilience_async.http import ResilientClient
-from resilience_async.limits import Bulkhead
-from resilience_async.topology import ServerState
+with extra_needed("resilience_async.prometheus"):
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        REGISTRY,
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        disable_created_metrics,
+        generate_latest,
+        multiprocess,
+    )
+
+if TYPE_CHECKING:
+    from resilience_async._cache import Source
+    from resilience_async._db import Database, QueryKind, QueryOutcome
+    from resilience_async._http import ResilientClient
+    from resilience_async._topology import ServerState
+
+__all__ = [
+    "CONTENT_TYPE",
+    "LATENCY_BUCKETS",
+    "BreakerExport",
+    "BulkheadExport",
+    "CacheExport",
+    "DatabaseExport",
+    "Instruments",
+    "RequestRecorder",
+    "UpstreamExport",
+    "default_instruments",
+    "instrument",
+    "render",
+]
 
 # `*_created` series double the exposition for a timestamp nobody graphs.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -122,17 +143,33 @@ def instrument(*primitives: object, instruments: Instruments | None = None) -> N
     into = instruments or default_instruments()
     for primitive in primitives:
         if isinstance(primitive, CircuitBreaker):
-            primitive.add_listener(BreakerExport(into, primitive.name))
-        elif isinstance(primitive, ResilientClient):
+            primitive.add_hook(BreakerExport(into, primitive.name))
+        elif _is_client(primitive):
             primitive.add_hook(UpstreamExport(into, primitive.name))
         elif isinstance(primitive, Bulkhead):
             primitive.add_hook(BulkheadExport(into, primitive.name))
         elif isinstance(primitive, FallbackCache):
             primitive.add_hook(CacheExport(into, primitive.namespace))
-        elif isinstance(primitive, Database):
+        elif _is_database(primitive):
             primitive.add_hook(DatabaseExport(into))
         else:
             raise TypeError(f"no Prometheus hook for {type(primitive).__name__}")
+
+
+def _is_client(primitive: object) -> TypeGuard[ResilientClient]:
+    return _instance_of(primitive, "_http", "ResilientClient")
+
+
+def _is_database(primitive: object) -> TypeGuard[Database]:
+    return _instance_of(primitive, "_db", "Database")
+
+
+def _instance_of(primitive: object, module: str, name: str) -> bool:
+    """`isinstance` without importing the class's module: no instance of a class exists
+    before its module was imported, and importing it would need its integration (httpx,
+    psycopg) installed where only a breaker is exported."""
+    loaded = sys.modules.get(f"resilience_async.{module}")
+    return loaded is not None and isinstance(primitive, getattr(loaded, name))
 
 
 class BreakerExport:
@@ -152,7 +189,7 @@ class BreakerExport:
         }
         self._state.set(0)
 
-    def __call__(self, event: BreakerStateChange) -> None:
+    def record_state_change(self, event: BreakerStateChange) -> None:
         self._state.set(_STATE_VALUES[STATE_LABELS[event.new]])
         self._transitions[event.new].inc()
 

@@ -27,9 +27,17 @@ import asyncio
 import contextlib
 from typing import Any, ClassVar
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
 from resilience_async._corked import CorkedTransport
+from resilience_async._extras import extra_needed
+
+with extra_needed("resilience_async.uvicorn"):
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = [
+    "SWEEP_INTERVAL",
+    "GuardedHttpToolsProtocol",
+    "guarded_protocol",
+]
 
 # Deadlines are checked this often: a slow client is cut off within this of its deadline.
 SWEEP_INTERVAL = 1.0

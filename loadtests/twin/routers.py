@@ -1,7 +1,7 @@
 """The guide's database router, for the sync twin: reads from the replica, writes to the
 primary. No lag check, no read-your-writes: a read right after a write may miss it, and a
 dead replica fails reads until someone edits the settings. The async service's
-`resilience_async.db` routing is the answer to both."""
+`resilience_async.Database` routing is the answer to both."""
 
 from __future__ import annotations
 

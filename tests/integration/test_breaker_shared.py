@@ -76,7 +76,7 @@ async def twins(clients: list[Redis], **settings: Any) -> AsyncIterator[list[Cir
         CircuitBreaker(
             name=name,
             shared=RedisBreakerState(client, poll_interval=POLL_INTERVAL, timeout=REDIS_TIMEOUT),
-            default_listeners=False,
+            default_hooks=False,
             **settings,
         )
         for client in clients

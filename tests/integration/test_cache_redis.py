@@ -141,7 +141,7 @@ async def test_paused_redis_costs_one_timeout_per_guard_period(
             reset_timeout=0.2,
             call_timeout=1.0,
             clock=guard_clock,
-            default_listeners=False,
+            default_hooks=False,
         )
     )  # the cache's default guard, its clock in the test's hands
     # A timeout generous enough that a busy machine never trips the guard before the pause.

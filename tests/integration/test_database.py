@@ -1,4 +1,4 @@
-"""`resilience_async.db.Database` against the real primary and replica of the stack.
+"""`resilience_async.Database` against the real primary and replica of the stack.
 
 Each test proves where a query ran by asking the connection that ran it
 (`pg_is_in_recovery()`), and makes every fault for real: replay paused, replica killed,
@@ -41,7 +41,7 @@ def primary_guard(**options: Any) -> CircuitBreaker:
     settings: dict[str, Any] = {"name": "test-primary", "failure_threshold": 3,
                                 "failure_rate_threshold": None, "reset_timeout": 1.0,
                                 "is_failure": counts_against_database,
-                                "default_listeners": False}  # fmt: skip
+                                "default_hooks": False}  # fmt: skip
     return CircuitBreaker(**(settings | options))
 
 
@@ -54,12 +54,9 @@ async def db(healthy_stack: Stack) -> AsyncIterator[Database]:
         monitor_interval=0.1,
         primary_guard=breaker,
     )
-    await database.open()
-    await usable_replica(database)
-    try:
+    async with database:
+        await usable_replica(database)
         yield database
-    finally:
-        await database.close()
 
 
 async def usable_replica(database: Database) -> None:
@@ -236,8 +233,7 @@ async def test_a_write_queued_for_a_connection_learns_of_a_dead_primary_from_the
         timeout=600,
         monitor_interval=0.1,
     )
-    await database.open()
-    try:
+    async with database:
         await database.monitor.first_round()
         holder = asyncio.create_task(
             database.write(lambda conn: conn.execute("SELECT pg_sleep(30)"))
@@ -249,8 +245,6 @@ async def test_a_write_queued_for_a_connection_learns_of_a_dead_primary_from_the
             await holder
         with pytest.raises(NoPrimaryError):
             await queued
-    finally:
-        await database.close()
 
 
 async def test_a_replica_lagging_past_the_limit_is_skipped_for_the_primary(
@@ -264,8 +258,7 @@ async def test_a_replica_lagging_past_the_limit_is_skipped_for_the_primary(
         monitor_interval=0.1,
         max_replica_lag=0.5,
     )
-    await database.open()
-    try:
+    async with database:
         await usable_replica(database)
         assert (await database.read(in_recovery)).server == "replica-1"
         with replay_paused(healthy_stack):
@@ -280,8 +273,6 @@ async def test_a_replica_lagging_past_the_limit_is_skipped_for_the_primary(
                 break
             await asyncio.sleep(0.01)
         caught_up = await database.read(in_recovery)
-    finally:
-        await database.close()
 
     assert (lagging.server, lagging.value) == ("primary", False)
     assert (caught_up.server, caught_up.value) == ("replica-1", True)
@@ -295,7 +286,7 @@ async def test_the_monitor_moves_the_primary_guard_once_per_change(
     moves: list[tuple[str, str]] = []
     guard = primary_guard(
         reset_timeout=60.0,
-        listeners=[lambda event: moves.append((event.old.name, event.new.name))],
+        hooks=[lambda event: moves.append((event.old.name, event.new.name))],
     )
     database = Database(
         primary_url=healthy_stack.env["DATABASE_URL"],
@@ -303,8 +294,7 @@ async def test_the_monitor_moves_the_primary_guard_once_per_change(
         monitor_interval=0.1,
         primary_guard=guard,
     )
-    await database.open()
-    try:
+    async with database:
         await database.monitor.first_round()
         kill(healthy_stack.children["primary"])
         await until(lambda: guard.current_state.name == "OPEN")
@@ -314,8 +304,6 @@ async def test_the_monitor_moves_the_primary_guard_once_per_change(
         still = (guard.current_state.name, guard.retry_after <= retry_after)
         healthy_stack.heal()
         await until(lambda: guard.current_state.name == "CLOSED")
-    finally:
-        await database.close()
 
     assert still == ("OPEN", True)
     assert moves == [("CLOSED", "OPEN"), ("OPEN", "CLOSED")]
@@ -326,15 +314,14 @@ async def test_a_killed_monitor_session_is_not_a_lost_primary(healthy_stack: Sta
     "kill a random database connection"): the next sample asks again on a new session, the
     primary stays up and its guard stays closed."""
     moves: list[str] = []
-    guard = primary_guard(listeners=[lambda event: moves.append(event.new.name)])
+    guard = primary_guard(hooks=[lambda event: moves.append(event.new.name)])
     database = Database(
         primary_url=healthy_stack.env["DATABASE_URL"],
         replica_urls=[],
         monitor_interval=60.0,  # only the samples this test asks for
         primary_guard=guard,
     )
-    await database.open()
-    try:
+    async with database:
         await database.monitor.first_round()
         with psycopg.connect(healthy_stack.env["DATABASE_URL"], autocommit=True) as admin:
             killed = admin.execute(
@@ -343,8 +330,6 @@ async def test_a_killed_monitor_session_is_not_a_lost_primary(healthy_stack: Sta
             ).fetchone()
         await database.monitor.sample()
         primary = database.monitor.primary
-    finally:
-        await database.close()
 
     assert killed == (1,)
     assert (primary.up, primary.error) == (True, None)

@@ -44,7 +44,7 @@ def breaker(**options: object) -> CircuitBreaker:
         "reset_timeout": 30.0,
         "call_timeout": 0.5,
         "result_is_failure": is_server_failure,
-        "default_listeners": False,
+        "default_hooks": False,
     }
     return CircuitBreaker(name="tips-test", **(settings | options))  # type: ignore[arg-type]
 

@@ -1,4 +1,4 @@
-"""CircuitBreaker: trips, open periods, probes, outcomes, stragglers, listeners and metrics."""
+"""CircuitBreaker: trips, open periods, probes, outcomes, stragglers, hooks and metrics."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from resilience_async import (
     RedisBreakerState,
     SaturatedError,
 )
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, FakeRedis
 
 CLOSED = aiobreaker.CircuitBreakerState.CLOSED
 OPEN = aiobreaker.CircuitBreakerState.OPEN
@@ -39,7 +39,7 @@ class Boom(Exception):
 
 
 class Outcomes:
-    """An outcome listener that keeps every call outcome it is told."""
+    """An outcome hook that keeps every call outcome it is told."""
 
     def __init__(self) -> None:
         self.seen: list[CallOutcome] = []
@@ -60,11 +60,11 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def make(clock: FakeClock) -> Callable[..., CircuitBreaker]:
-    """Build a breaker on the fake clock, with a unique name and no default listeners."""
+    """Build a breaker on the fake clock, with a unique name and no default hooks."""
 
     def build(**settings: Any) -> CircuitBreaker:
         settings.setdefault("name", f"test-{next(_names)}")
-        settings.setdefault("default_listeners", False)
+        settings.setdefault("default_hooks", False)
         settings.setdefault("failure_rate_threshold", None)
         settings.setdefault("clock", clock)
         return CircuitBreaker(**settings)
@@ -171,7 +171,7 @@ async def test_aiobreaker_keywords_build_the_same_breaker(clock: FakeClock) -> N
 
 def test_a_breaker_without_a_name_gets_one_of_its_own() -> None:
     """aiobreaker's `name` is optional: unnamed breakers get distinct names for logs."""
-    first, second = CircuitBreaker(default_listeners=False), CircuitBreaker()
+    first, second = CircuitBreaker(default_hooks=False), CircuitBreaker()
     assert first.name.startswith("breaker-")
     assert first.name != second.name
 
@@ -219,7 +219,7 @@ def test_another_state_storage_is_refused_pointing_at_shared() -> None:
 
 def test_excluded_predicates_are_added_removed_and_consulted() -> None:
     """add_excluded_exception takes a predicate too; is_system_error consults it."""
-    breaker = CircuitBreaker(default_listeners=False)
+    breaker = CircuitBreaker(default_hooks=False)
 
     def is_teapot(exc: BaseException) -> bool:
         return "teapot" in str(exc)
@@ -315,10 +315,26 @@ def test_constructor_validation_names_the_argument(
         make(**settings)
 
 
-def test_listener_of_unknown_kind_is_refused(make: Callable[..., CircuitBreaker]) -> None:
-    """An object that is neither callable, an outcome listener nor aiobreaker's is refused."""
-    with pytest.raises(TypeError, match="listener must be"):
-        make(listeners=[42])
+def test_hook_of_unknown_kind_is_refused(make: Callable[..., CircuitBreaker]) -> None:
+    """An object that records nothing, is not callable and not aiobreaker's is refused."""
+    with pytest.raises(TypeError, match="hook must have record_state_change"):
+        make(hooks=[42])
+
+
+def test_hooks_and_aiobreakers_listeners_are_one_list(
+    make: Callable[..., CircuitBreaker],
+) -> None:
+    """`listeners=`, `add_listener(s)` and `remove_listener` are aiobreaker's names for the
+    breaker's hooks; giving both keywords is refused."""
+    first, second, third = Outcomes(), Outcomes(), Outcomes()
+    breaker = make(listeners=[first])
+    breaker.add_hook(second)
+    breaker.add_listeners(third)
+    assert breaker.hooks == breaker.listeners == (first, second, third)
+    breaker.remove_listener(second)
+    assert breaker.hooks == (first, third)
+    with pytest.raises(ValueError, match="give hooks or listeners"):
+        make(hooks=[first], listeners=[second])
 
 
 # --- tripping ---------------------------------------------------------------------------
@@ -406,7 +422,7 @@ async def test_slow_calls_trip_on_the_slow_call_rate(
         minimum_calls=4,
         slow_call_duration=1.0,
         slow_call_rate_threshold=0.5,
-        listeners=[events.append],
+        hooks=[events.append],
     )
     assert await breaker.call_async(slow) == "late"
     await breaker.call_async(ok)
@@ -456,7 +472,7 @@ async def test_excluded_exceptions_count_for_nothing(make: Callable[..., Circuit
         pass
 
     outcomes = Outcomes()
-    breaker = make(failure_threshold=1, excluded=(BusinessError,), listeners=[outcomes])
+    breaker = make(failure_threshold=1, excluded=(BusinessError,), hooks=[outcomes])
 
     async def saturated() -> None:
         raise BulkheadFullError("upstream", 10)
@@ -511,7 +527,7 @@ async def test_result_predicate_counts_failures_but_returns_them(
 async def test_cancelled_call_counts_for_nothing(make: Callable[..., CircuitBreaker]) -> None:
     """A cancelled call (client gone) is re-raised as CancelledError and counted nowhere."""
     outcomes = Outcomes()
-    breaker = make(failure_threshold=1, listeners=[outcomes])
+    breaker = make(failure_threshold=1, hooks=[outcomes])
     gate = Gate(1)
     task = asyncio.create_task(breaker.call_async(gate))
     await gate.arrived.wait()
@@ -645,7 +661,7 @@ async def test_stragglers_neither_reopen_nor_extend_the_open_period(
     """64 calls in flight when it opened fail later: the period stays, no re-open, no trip."""
     events: list[BreakerStateChange] = []
     outcomes = Outcomes()
-    breaker = make(failure_threshold=5, reset_timeout=60, listeners=[events.append, outcomes])
+    breaker = make(failure_threshold=5, reset_timeout=60, hooks=[events.append, outcomes])
     early, late = Gate(32, boom), Gate(32, boom)
     stragglers = [asyncio.create_task(breaker.call_async(g)) for g in [early] * 32 + [late] * 32]
     await early.arrived.wait()
@@ -672,23 +688,23 @@ async def test_stragglers_neither_reopen_nor_extend_the_open_period(
     assert all(isinstance(task.exception(), Boom) for task in stragglers)
 
 
-# --- listeners and metrics --------------------------------------------------------------
+# --- hooks and metrics ------------------------------------------------------------------
 
 
-async def test_sync_and_async_listeners_get_each_transition(
+async def test_sync_and_async_hooks_get_each_transition(
     make: Callable[..., CircuitBreaker], clock: FakeClock
 ) -> None:
-    """Sync listeners run in line; async ones run as tasks and never hold the call up."""
+    """Sync hooks run in line; async ones run as tasks and never hold the call up."""
     seen: list[BreakerStateChange] = []
     seen_async: list[BreakerStateChange] = []
     may_finish = asyncio.Event()
 
-    async def slow_listener(event: BreakerStateChange) -> None:
+    async def slow_hook(event: BreakerStateChange) -> None:
         await may_finish.wait()
         seen_async.append(event)
 
-    breaker = make(failure_threshold=1, listeners=[seen.append, slow_listener])
-    await fail(breaker)  # returns although slow_listener is still waiting
+    breaker = make(failure_threshold=1, hooks=[seen.append, slow_hook])
+    await fail(breaker)  # returns although slow_hook is still waiting
     assert seen_async == []
     event = seen[0]
     assert (event.breaker, event.old, event.new) == (breaker.name, CLOSED, OPEN)
@@ -700,34 +716,34 @@ async def test_sync_and_async_listeners_get_each_transition(
     assert seen_async == seen
 
 
-async def test_failing_listeners_are_logged_not_raised(
+async def test_failing_hooks_are_logged_not_raised(
     make: Callable[..., CircuitBreaker], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A listener that raises, sync or async, is logged; the call and the transition stand."""
+    """A hook that raises, sync or async, is logged; the call and the transition stand."""
 
     def broken(event: BreakerStateChange) -> None:
-        raise RuntimeError("sync listener bug")
+        raise RuntimeError("sync hook bug")
 
     async def broken_async(event: BreakerStateChange) -> None:
-        raise RuntimeError("async listener bug")
+        raise RuntimeError("async hook bug")
 
-    breaker = make(failure_threshold=1, listeners=[broken, broken_async])
+    breaker = make(failure_threshold=1, hooks=[broken, broken_async])
     await fail(breaker)
     await breaker.aclose()
     assert breaker.current_state is OPEN
-    failures = [r for r in caplog.records if r.getMessage() == "breaker listener failed"]
+    failures = [r for r in caplog.records if r.getMessage() == "breaker hook failed"]
     assert len(failures) == 2
 
 
-def test_async_listener_without_a_running_loop_is_skipped(
+def test_async_hook_without_a_running_loop_is_skipped(
     make: Callable[..., CircuitBreaker], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A transition made outside the loop skips async listeners (never-awaited free)."""
+    """A transition made outside the loop skips async hooks (never-awaited free)."""
 
-    async def listener(event: BreakerStateChange) -> None:
+    async def hook(event: BreakerStateChange) -> None:
         raise AssertionError("not run")
 
-    breaker = make(listeners=[listener])
+    breaker = make(hooks=[hook])
     breaker.open()
     assert "no running event loop" in caplog.text
 
@@ -765,12 +781,12 @@ async def test_aiobreaker_listener_objects_keep_their_callbacks(
     assert len(breaker.listeners) == 1
 
 
-async def test_logging_listener_logs_structured_transitions(
+async def test_logging_hook_logs_structured_transitions(
     make: Callable[..., CircuitBreaker], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The default logging listener warns "circuit opened" with breaker, state and reason."""
+    """The default logging hook warns "circuit opened" with breaker, state and reason."""
     caplog.set_level(logging.INFO, logger="resilience_async.breaker")
-    breaker = make(failure_threshold=2, default_listeners=True)
+    breaker = make(failure_threshold=2, default_hooks=True)
     await fail(breaker, 2)
     opened = next(r for r in caplog.records if r.getMessage() == "circuit opened")
     assert opened.levelno == logging.WARNING
@@ -832,41 +848,6 @@ def test_snapshot_reports_the_figures(make: Callable[..., CircuitBreaker]) -> No
 # --- sharing, with an in-memory stand-in for Redis ----------------------------------------
 
 
-class FakeRedis:
-    """The three commands the sharing uses, in memory; `down` makes them all fail.
-
-    Each command first wakes `commands`, so a test can wait for what a polling round did.
-    """
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-        self.down = False
-        self.commands = asyncio.Condition()
-
-    async def _command(self) -> None:
-        async with self.commands:
-            self.commands.notify_all()
-        if self.down:
-            raise ConnectionError("redis is down")
-
-    async def set(self, key: str, value: str, px: int) -> None:
-        await self._command()
-        self.data[key] = value
-
-    async def get(self, key: str) -> str | None:
-        await self._command()
-        return self.data.get(key)
-
-    async def delete(self, key: str) -> None:
-        await self._command()
-        self.data.pop(key, None)
-
-    async def until(self, condition: Callable[[], bool]) -> None:
-        """Wait (5 s at most) until `condition` holds after some command."""
-        async with asyncio.timeout(5), self.commands:
-            await self.commands.wait_for(condition)
-
-
 async def test_breakers_share_open_periods_through_redis(
     make: Callable[..., CircuitBreaker], clock: FakeClock
 ) -> None:
@@ -875,7 +856,7 @@ async def test_breakers_share_open_periods_through_redis(
     shared = RedisBreakerState(redis, poll_interval=0.01, wall_clock=lambda: 5000.0)
     one = make(name="twin", shared=shared, reset_timeout=60)
     other = make(name="twin", shared=shared, reset_timeout=60)
-    assert await other.call_async(ok) == "ok"  # works before start(), without Redis
+    assert await other.call_async(ok) == "ok"  # works unopened, without Redis
     async with one, other:
         one.open()
         await redis.until(lambda: other.current_state is OPEN)

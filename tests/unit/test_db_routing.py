@@ -35,7 +35,7 @@ from resilience_async import (
     counts_against_database,
     parse_lsn,
 )
-from resilience_async.db import check_idle_connection
+from resilience_async._db import check_idle_connection
 from tests.fakes import FakeClock
 
 CLOSED = aiobreaker.CircuitBreakerState.CLOSED
@@ -159,14 +159,14 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def make_guard(clock: FakeClock) -> Callable[..., CircuitBreaker]:
-    """A primary guard as the service builds one, on the fake clock, without default listeners."""
+    """A primary guard as the service builds one, on the fake clock, without default hooks."""
 
     def build(**settings: Any) -> CircuitBreaker:
         settings.setdefault("name", f"db-test-{next(_names)}")
         settings.setdefault("is_failure", counts_against_database)
         settings.setdefault("failure_threshold", 2)
         settings.setdefault("failure_rate_threshold", None)
-        settings.setdefault("default_listeners", False)
+        settings.setdefault("default_hooks", False)
         settings.setdefault("clock", clock)
         return CircuitBreaker(**settings)
 

@@ -18,8 +18,8 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.urls import path
 from prometheus_client import REGISTRY
 
-from resilience_async.django.handler import EventLoopASGIHandler
-from resilience_async.django.signals import send_request_signal
+from resilience_async.django import EventLoopASGIHandler
+from resilience_async.django._signals import send_request_signal
 
 # --- views of this module's URLconf (tests point ROOT_URLCONF here) -----------------------
 view_events: dict[str, Any] = {}

@@ -15,11 +15,12 @@ from resilience_async import (
     Lifecycle,
     Observation,
     Phase,
+    Probe,
     Readiness,
     Status,
     threshold,
 )
-from resilience_async.health import Probe, overall_status
+from resilience_async._health import overall_status
 from tests.fakes import FakeClock
 
 

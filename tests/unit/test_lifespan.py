@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from resilience_async import Lifecycle, LifespanApp, Phase
-from resilience_async.lifespan import Message, Receive, Scope, Send
+from resilience_async._lifespan import Message, Receive, Scope, Send
 
 WAIT = 2.0  # upper bound for conditions that hold at once when the code is right
 

@@ -41,7 +41,7 @@ async def test_a_breaker_exports_state_transitions_and_outcomes(
     registry: CollectorRegistry, instruments: Instruments
 ) -> None:
     """State gauge 0 then 2, one transition to open, each call under its outcome."""
-    breaker = CircuitBreaker(name="pay", failure_threshold=1, default_listeners=False)
+    breaker = CircuitBreaker(name="pay", failure_threshold=1, default_hooks=False)
     instrument(breaker, instruments=instruments)
     assert sample(registry, "circuit_breaker_state", breaker="pay") == 0
 

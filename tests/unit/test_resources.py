@@ -22,7 +22,7 @@ def test_building_the_root_opens_nothing() -> None:
 
 def test_metrics_enabled_gives_every_primitive_its_prometheus_hook() -> None:
     resources = Resources(project_settings(METRICS_ENABLED=True))
-    exports = {type(listener) for listener in resources.tips_breaker.listeners}
+    exports = {type(hook) for hook in resources.tips_breaker.hooks}
     assert BreakerExport in exports
     assert any(isinstance(h, UpstreamExport) for h in resources.tips_client.hooks)
     assert any(isinstance(h, CacheExport) for h in resources.tips_cache.hooks)
@@ -31,9 +31,7 @@ def test_metrics_enabled_gives_every_primitive_its_prometheus_hook() -> None:
 
 def test_metrics_disabled_installs_no_hook() -> None:
     resources = Resources(project_settings(METRICS_ENABLED=False))
-    assert {type(listener).__name__ for listener in resources.tips_breaker.listeners} == {
-        "LoggingListener"
-    }
+    assert {type(hook).__name__ for hook in resources.tips_breaker.hooks} == {"LoggingHook"}
     assert resources.tips_client.hooks == ()
     assert resources.tips_cache.hooks == ()
     assert resources.database.hooks == ()

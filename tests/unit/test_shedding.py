@@ -12,8 +12,7 @@ import pytest
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from resilience_async.django.handler import EventLoopASGIHandler
-from resilience_async.django.views import live
+from resilience_async.django import EventLoopASGIHandler, live
 
 release = asyncio.Event()
 both_inside = asyncio.Event()

@@ -1,9 +1,11 @@
-"""Breaker hooks: state-change events, the listener protocols, and the logging listener.
+"""Breaker hooks: state-change events, the hook protocols, and the logging hook.
 
-Two kinds of hooks, both optional on one object. A *state listener* is called with a
-`BreakerStateChange` on every transition (rare: it may allocate, log, even be async). An
-*outcome listener* has `record_outcome(outcome)`, called on every call (hot: keep it cheap).
-aiobreaker's `CircuitBreakerListener` objects are accepted too and keep their callbacks.
+The breaker's hooks speak the library's one vocabulary (`hooks=`, `add_hook`, `record_*`),
+in two methods, either or both on one object. `record_state_change(event)` is told of every
+transition with a `BreakerStateChange` (rare: it may allocate, log, even be async; a plain
+function taking the event is such a hook too). `record_outcome(outcome)` is told of every
+call (hot: keep it cheap). aiobreaker's `CircuitBreakerListener` objects are accepted too,
+and keep their callbacks.
 """
 
 from __future__ import annotations
@@ -63,29 +65,32 @@ class BreakerStateChange:
     retry_after: float
 
 
-class BreakerListener(Protocol):
-    """Called on every state change; may return an awaitable, which runs as its own task."""
+@runtime_checkable
+class BreakerHook(Protocol):
+    """Told of every state change; may return an awaitable, which runs as its own task."""
 
-    def __call__(self, event: BreakerStateChange, /) -> Awaitable[None] | None: ...
+    def record_state_change(self, event: BreakerStateChange, /) -> Awaitable[None] | None: ...
 
 
 @runtime_checkable
-class OutcomeListener(Protocol):
+class OutcomeHook(Protocol):
     """Told the outcome of every call, on the call path: must be cheap and never raise."""
 
     def record_outcome(self, outcome: CallOutcome, /) -> None: ...
 
 
-Listener: TypeAlias = BreakerListener | OutcomeListener | CircuitBreakerListener
+StateChangeFunction: TypeAlias = Callable[[BreakerStateChange], Awaitable[None] | None]
+# What `hooks=` and `add_hook` take; aiobreaker's listener objects keep working.
+Hook: TypeAlias = BreakerHook | OutcomeHook | StateChangeFunction | CircuitBreakerListener
 
 
-class LoggingListener:
+class LoggingHook:
     """Logs state changes as structured records: a warning when opened, info otherwise."""
 
     def __init__(self, log: logging.Logger = logger) -> None:
         self._log = log
 
-    def __call__(self, event: BreakerStateChange) -> None:
+    def record_state_change(self, event: BreakerStateChange) -> None:
         level = logging.WARNING if event.new is CircuitBreakerState.OPEN else logging.INFO
         extra = {
             "breaker": event.breaker,
@@ -97,47 +102,43 @@ class LoggingListener:
         self._log.log(level, _MESSAGES[event.new], extra=extra)
 
 
-class ListenerSet:
-    """A breaker's listeners sorted by kind, and the tasks of its async state listeners."""
+class HookSet:
+    """A breaker's hooks sorted by what they record, and the tasks of its async ones."""
 
     def __init__(self, breaker: str) -> None:
         self._breaker = breaker
-        self.all: list[Listener] = []
+        self.all: list[Hook] = []
         self.outcome_hooks: tuple[Callable[[CallOutcome], None], ...] = ()
         self.legacy: tuple[Any, ...] = ()
-        self._state: tuple[BreakerListener, ...] = ()
+        self._state: tuple[StateChangeFunction, ...] = ()
         self._tasks: set[asyncio.Future[None]] = set()
 
-    def add(self, listener: Listener) -> None:
-        is_legacy = isinstance(listener, CircuitBreakerListener)
-        if not (is_legacy or callable(listener) or isinstance(listener, OutcomeListener)):
+    def add(self, hook: Hook) -> None:
+        recorded = _state_change_of(hook) is not None or isinstance(hook, OutcomeHook)
+        if not (recorded or isinstance(hook, CircuitBreakerListener)):
             raise TypeError(
-                f"listener must be callable with a BreakerStateChange, have record_outcome(), "
-                f"or be an aiobreaker CircuitBreakerListener; got {listener!r}"
+                "hook must have record_state_change() or record_outcome(), be callable with "
+                f"a BreakerStateChange, or be an aiobreaker CircuitBreakerListener; got {hook!r}"
             )
-        self.all.append(listener)
+        self.all.append(hook)
         self._sort()
 
-    def remove(self, listener: Listener) -> None:
-        self.all.remove(listener)
+    def remove(self, hook: Hook) -> None:
+        self.all.remove(hook)
         self._sort()
 
     def _sort(self) -> None:
         self.legacy = tuple(x for x in self.all if isinstance(x, CircuitBreakerListener))
-        self._state = tuple(
-            x for x in self.all if callable(x) and not isinstance(x, CircuitBreakerListener)
-        )
-        self.outcome_hooks = tuple(
-            x.record_outcome for x in self.all if isinstance(x, OutcomeListener)
-        )
+        self._state = tuple(record for x in self.all if (record := _state_change_of(x)) is not None)
+        self.outcome_hooks = tuple(x.record_outcome for x in self.all if isinstance(x, OutcomeHook))
 
     def notify(self, event: BreakerStateChange, legacy_args: tuple[Any, Any, Any]) -> None:
-        """Tell every state listener; a failing listener is logged, never raised to the caller."""
-        for listener in self._state:
+        """Tell every state-change hook; a failing one is logged, never raised to the caller."""
+        for record in self._state:
             try:
-                result = listener(event)
+                result = record(event)
             except Exception:
-                logger.exception("breaker listener failed", extra={"breaker": self._breaker})
+                logger.exception("breaker hook failed", extra={"breaker": self._breaker})
             else:
                 if inspect.isawaitable(result):
                     self._schedule(result)
@@ -148,14 +149,14 @@ class ListenerSet:
         try:
             method(*args, **kwargs)
         except Exception:
-            logger.exception("breaker listener failed", extra={"breaker": self._breaker})
+            logger.exception("breaker hook failed", extra={"breaker": self._breaker})
 
     def _schedule(self, awaitable: Awaitable[None]) -> None:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             logger.warning(
-                "async breaker listener skipped: no running event loop",
+                "async breaker hook skipped: no running event loop",
                 extra={"breaker": self._breaker},
             )
             if isinstance(awaitable, Coroutine):
@@ -168,16 +169,26 @@ class ListenerSet:
     def _finished(self, task: asyncio.Future[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
-            logger.error(
-                "breaker listener failed", exc_info=error, extra={"breaker": self._breaker}
-            )
+            logger.error("breaker hook failed", exc_info=error, extra={"breaker": self._breaker})
 
     async def drain(self, grace: float) -> None:
-        """Wait up to `grace` seconds for running async listeners, then cancel the rest."""
+        """Wait up to `grace` seconds for running async hooks, then cancel the rest."""
         if not self._tasks:
             return
         _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
         await _cancel_all(pending)
+
+
+def _state_change_of(hook: Hook) -> StateChangeFunction | None:
+    """What to call with a state change: the hook's `record_state_change`, or the hook itself
+    when it is a plain callable (aiobreaker's listeners are told their own way)."""
+    if isinstance(hook, CircuitBreakerListener):
+        return None
+    if isinstance(hook, BreakerHook):
+        return hook.record_state_change
+    if callable(hook):
+        return hook
+    return None
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Future[None]]) -> None:

@@ -17,13 +17,17 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from resilience_async._resource import AsyncResource
 from resilience_async._slots import Slots
 
 _NO_TIMEOUT: dict[str, float | None] = {}
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """Sends httpx requests through one aiohttp session, opened on first use on the loop.
+class AiohttpTransport(AsyncResource, httpx.AsyncBaseTransport):
+    """Sends httpx requests through one aiohttp session, on the running loop.
+
+    `async with transport:` opens the session (else the first request does); `aclose()`
+    closes it (a later request would open a new one).
 
     Args:
         max_connections: concurrent requests (and so connections) at most; more wait.
@@ -48,6 +52,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._slots.give_back()
         return httpx.Response(status, headers=headers, content=content, request=request)
 
+    async def _open(self) -> None:
+        if self._session is None:
+            self._new_session()
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -60,7 +68,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def _send(
         self, request: httpx.Request, timeouts: dict[str, Any]
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        session = self._session or self._open()
+        session = self._session or self._new_session()
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read")
         )
@@ -89,7 +97,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except aiohttp.ClientError as exc:
             raise httpx.NetworkError(str(exc), request=request) from exc
 
-    def _open(self) -> aiohttp.ClientSession:
+    def _new_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=self._max_connections, keepalive_timeout=self._keepalive_expiry
         )

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, TypeAlias, TypeVar
 
-from resilience_async.errors import SaturatedError
+from resilience_async._errors import SaturatedError
 
 C = TypeVar("C")
 V = TypeVar("V")

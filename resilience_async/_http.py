@@ -9,7 +9,7 @@ Every request goes bulkhead → (breaker → httpx) per attempt → retry decisi
 - only idempotent requests are retried, on a connection failure, a timeout or an overload
   answer (429/502/503/504), with full-jitter backoff (or the upstream's `Retry-After`), and
   only while the retry budget allows: an outage is never multiplied;
-- httpx's exceptions are translated here, once, into `resilience_async.errors`.
+- httpx's exceptions are translated here, once, into the library's exception tree.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from resilience_async._hooks import Hooked
-from resilience_async.breaker import Guard
-from resilience_async.errors import (
+from resilience_async._breaker import Guard
+from resilience_async._errors import (
     CallTimeoutError,
     PoolExhaustedError,
     UpstreamError,
@@ -31,9 +30,11 @@ from resilience_async.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from resilience_async.limits import Bulkhead
-from resilience_async.retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
-from resilience_async.transport import AiohttpTransport
+from resilience_async._extras import extra_needed
+from resilience_async._hooks import Hooked
+from resilience_async._limits import Bulkhead
+from resilience_async._resource import AsyncResource
+from resilience_async._retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
 
 
 class UpstreamHook(Protocol):
@@ -55,8 +56,12 @@ def is_server_failure(response: Any) -> bool:
     return status >= 500 or status == 429
 
 
-class ResilientClient(Hooked[UpstreamHook]):
+class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
     """HTTP calls to one upstream, with timeouts, a breaker, budgeted retries and a bulkhead.
+
+    `async with client:` opens its httpx client and transport on the running loop (an
+    unopened client opens its transport on first use); `aclose()` closes them. The breaker
+    and the bulkhead are the caller's: they may be shared, and are closed by their owner.
 
     Args:
         name: the upstream's name in errors, logs and metrics.
@@ -102,7 +107,7 @@ class ResilientClient(Hooked[UpstreamHook]):
         self._retry = retry or RetryPolicy()
         self._budget = budget or RetryBudget()
         self._timeout = timeout
-        self._transport = transport or AiohttpTransport(max_connections=max_connections)
+        self._transport = transport or _default_transport(max_connections)
         timeouts = httpx.Timeout(timeout, connect=connect_timeout, pool=pool_timeout)
         self.client = httpx.AsyncClient(
             base_url=base_url, timeout=timeouts, transport=self._transport
@@ -126,6 +131,9 @@ class ResilientClient(Hooked[UpstreamHook]):
             "retries": self._retries[True],
             "retries_refused": self._retries[False],
         }
+
+    async def _open(self) -> None:
+        await self.client.__aenter__()  # httpx opens its transport (aiohttp's session) here
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -250,6 +258,15 @@ class ResilientClient(Hooked[UpstreamHook]):
         self._attempts[outcome] = self._attempts.get(outcome, 0) + 1
         for hook in self._hooks:
             hook.record_attempt(outcome)
+
+
+def _default_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    """`AiohttpTransport`, imported only when no transport is given: with one of its own,
+    a client needs httpx alone (the `http` extra), not aiohttp."""
+    with extra_needed("ResilientClient's default transport (AiohttpTransport)"):
+        from resilience_async._transport import AiohttpTransport  # noqa: PLC0415
+
+    return AiohttpTransport(max_connections=max_connections)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -13,24 +13,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from resilience_async._extras import extra_needed
+from resilience_async._resource import AsyncResource
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger("resilience_async.breaker")
 
-# What a failed round of Redis commands may raise: the client's errors, socket errors, our
-# own command timeout, and a value another program wrote in a shape we don't know.
-_SHARING_ERRORS = (RedisError, OSError, TimeoutError, ValueError)
+
+@functools.cache
+def sharing_errors() -> tuple[type[Exception], ...]:
+    """What a failed round of Redis commands may raise: the client's errors, socket errors,
+    our own command timeout, and a value another program wrote in a shape we don't know.
+
+    redis is imported here, when the first `RedisBreakerState` is made: a breaker that shares
+    nothing (and the cache that uses one) never needs redis installed.
+    """
+    from redis.exceptions import RedisError  # noqa: PLC0415 - only when sharing
+
+    return (RedisError, OSError, TimeoutError, ValueError)
 
 
-class RedisBreakerState:
+class RedisBreakerState(AsyncResource):
     """Where breakers of several processes share their open periods; one per Redis.
+
+    Each breaker given it polls its own key once the breaker is entered (`async with
+    breaker:`). Entering the state opens nothing (the client is the caller's); `aclose()`
+    stops the polling of every breaker sharing through it, so one close ends them all.
 
     Args:
         client: a redis.asyncio client (owned, and closed, by the caller).
@@ -54,10 +72,18 @@ class RedisBreakerState:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.client = client
+        with extra_needed("resilience_async.RedisBreakerState"):
+            self.errors = sharing_errors()
         self.key_prefix = key_prefix
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.wall_clock = wall_clock
+        self._links: set[SharedLink] = set()  # the breakers polling now
+
+    async def aclose(self) -> None:
+        """Stop every breaker's polling; the Redis client stays open (it is the caller's)."""
+        for link in list(self._links):
+            await link.aclose()
 
     def key(self, breaker: str) -> str:
         return f"{self.key_prefix}{breaker}"
@@ -132,12 +158,14 @@ class SharedLink:
             self._closing = False
             self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name=f"breaker-share:{self._breaker}")
+            self._shared._links.add(self)
 
     async def aclose(self) -> None:
         """Stop polling; a write still pending is dropped (the key expires on its own)."""
         task, self._task = self._task, None
         if task is None:
             return
+        self._shared._links.discard(self)
         # The flag, not only the cancel: redis.asyncio may swallow a cancellation that lands
         # while one of its commands is timing out (redis/redis-py#2028, #2551); the loop then
         # ends at its next turn, at most one command timeout plus one poll interval later.
@@ -153,7 +181,7 @@ class SharedLink:
             try:
                 await self._flush()
                 await self._poll()
-            except _SHARING_ERRORS as exc:
+            except self._shared.errors as exc:
                 self._trouble(exc)
             else:
                 self._recovered()

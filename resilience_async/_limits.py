@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from resilience_async._errors import BulkheadFullError
 from resilience_async._hooks import Hooked
 from resilience_async._slots import Slots
-from resilience_async.errors import BulkheadFullError
 
 
 class BulkheadHook(Protocol):

@@ -19,9 +19,9 @@ import aiobreaker
 from aiobreaker import CircuitBreakerState
 from aiobreaker.storage.memory import CircuitMemoryStorage
 
-from resilience_async.breaker._validate import Exclusion, at_least, exclusions, positive
-from resilience_async.breaker.listeners import CallOutcome, Listener, ListenerSet
-from resilience_async.errors import SaturatedError
+from resilience_async._breaker._validate import Exclusion, at_least, exclusions, positive
+from resilience_async._breaker.hooks import CallOutcome, Hook, HookSet
+from resilience_async._errors import SaturatedError
 
 OPEN = CircuitBreakerState.OPEN
 HALF_OPEN = CircuitBreakerState.HALF_OPEN
@@ -57,7 +57,7 @@ class AiobreakerSurface(aiobreaker.CircuitBreaker):  # type: ignore[misc]
     _excluded: tuple[type[BaseException], ...]
     _exclude_if: tuple[Callable[[BaseException], bool], ...]
     _is_failure: Callable[[BaseException], bool]
-    _hooks: ListenerSet
+    _hooks: HookSet
     _outcome_hooks: tuple[Callable[[CallOutcome], None], ...]
     _legacy: tuple[Any, ...]
 
@@ -151,20 +151,30 @@ class AiobreakerSurface(aiobreaker.CircuitBreaker):  # type: ignore[misc]
             return False
         return self._is_failure(exception)
 
-    # --- listeners ----------------------------------------------------------------------
+    # --- listeners: aiobreaker's names for the breaker's hooks ---------------------------
     @property
-    def listeners(self) -> tuple[Listener, ...]:
-        return tuple(self._hooks.all)
+    def hooks(self) -> tuple[Hook, ...]:
+        raise NotImplementedError
 
-    def add_listener(self, listener: Listener) -> None:
-        self._hooks.add(listener)
-        self._outcome_hooks, self._legacy = self._hooks.outcome_hooks, self._hooks.legacy
+    def add_hook(self, hook: Hook) -> None:
+        raise NotImplementedError
 
-    def add_listeners(self, *listeners: Listener) -> None:
+    @property
+    def listeners(self) -> tuple[Hook, ...]:
+        """aiobreaker's name for `hooks`."""
+        return self.hooks
+
+    def add_listener(self, listener: Hook) -> None:
+        """aiobreaker's name for `add_hook`."""
+        self.add_hook(listener)
+
+    def add_listeners(self, *listeners: Hook) -> None:
+        """aiobreaker's: `add_hook` for each."""
         for listener in listeners:
-            self.add_listener(listener)
+            self.add_hook(listener)
 
-    def remove_listener(self, listener: Listener) -> None:
+    def remove_listener(self, listener: Hook) -> None:
+        """aiobreaker's: stop telling `listener` (one of `hooks`) of anything."""
         self._hooks.remove(listener)
         self._outcome_hooks, self._legacy = self._hooks.outcome_hooks, self._hooks.legacy
 

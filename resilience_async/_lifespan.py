@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
-from resilience_async.lifecycle import Lifecycle, Phase
+from resilience_async._lifecycle import Lifecycle, Phase
 
-logger = logging.getLogger(__name__)
+# Named as it was before the module turned private: log configurations keep working.
+logger = logging.getLogger("resilience_async.lifespan")
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

@@ -25,11 +25,12 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from resilience_async.errors import BulkheadFullError
-from resilience_async.limits import Bulkhead
-from resilience_async.logs import Throttle
+from resilience_async._errors import BulkheadFullError
+from resilience_async._limits import Bulkhead
+from resilience_async._logs import Throttle
 
-logger = logging.getLogger(__name__)
+# Named as it was before the module turned private: log configurations keep working.
+logger = logging.getLogger("resilience_async.django.admission")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 EXEMPT_PREFIX = "/health/"

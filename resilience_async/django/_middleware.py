@@ -3,6 +3,10 @@
 Django's `MiddlewareMixin` classes call `process_request` through `sync_to_async` under ASGI:
 one thread hand-off per middleware per request. These are written in Django's
 sync-and-async style instead, so each runs in whichever mode its server speaks.
+
+Django builds middleware from dotted paths, so no argument can reach it: the settings it
+reads are read with `getattr(settings, NAME, default)` (`ACCESS_LOG`, `METRICS_ENABLED`),
+so a project that has never heard of them gets the defaults, not an AttributeError.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.decorators import sync_and_async_middleware
 
+from resilience_async._logs import Throttle, request_id_var
 from resilience_async.django._headers import add_missing, prepare, put
-from resilience_async.django.responses import json_error
-from resilience_async.logs import Throttle, request_id_var
+from resilience_async.django._responses import json_error
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
 AsyncHandler = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -89,8 +93,10 @@ class _RequestContext:
 
 @sync_and_async_middleware
 def request_context_middleware(get_response: Handler | AsyncHandler) -> Handler | AsyncHandler:
-    """Request id (accepted from `X-Request-ID` or made), log context, request metrics."""
-    context = _RequestContext(request_recorder(), access_log=settings.ACCESS_LOG)
+    """Request id (accepted from `X-Request-ID` or made), log context, request metrics, and
+    one access-log line per request when `ACCESS_LOG` (default off)."""
+    access_log = bool(getattr(settings, "ACCESS_LOG", False))
+    context = _RequestContext(request_recorder(), access_log=access_log)
 
     if iscoroutinefunction(get_response):
         next_async = cast(AsyncHandler, get_response)

@@ -35,15 +35,15 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import set_script_prefix
 from django.utils.log import log_response
 
-from resilience_async.django.admission import Admission
-from resilience_async.django.middleware import (
+from resilience_async.django._admission import Admission
+from resilience_async.django._middleware import (
     KNOWN_METHODS,
     request_recorder,
     security_headers,
     valid_request_id,
 )
-from resilience_async.django.responses import json_error
-from resilience_async.django.signals import send_request_signal
+from resilience_async.django._responses import json_error
+from resilience_async.django._signals import send_request_signal
 
 Scope = dict[str, Any]
 Receive = Any

@@ -12,19 +12,21 @@ Three rules keep it honest under load:
   state only if it ended in the epoch it started in, so the 64 calls in flight when the
   breaker opened can't re-open it or push its reset timer back when they fail.
 - **Nothing slow on the call path.** No lock (one event loop), no Redis, no allocation of
-  our own in the closed state; listeners hear of transitions, async ones as their own tasks.
+  our own in the closed state; hooks hear of transitions, async ones as their own tasks.
 
     tips = CircuitBreaker(
         name="tips",
         call_timeout=2.0,
         result_is_failure=lambda response: response.status_code >= 500
         or response.status_code == 429,
-        shared=RedisBreakerState(redis),  # optional; then `await tips.start()` on the loop
+        shared=RedisBreakerState(redis),  # optional; then `async with tips:` on the loop
     )
     response = await tips.call_async(client.get, url)  # CircuitOpenError when open
 
 aiobreaker's own keywords (`fail_max`, `timeout_duration`, `exclude`, `listeners`, `name`)
-are accepted too: code written for aiobreaker builds this breaker unchanged.
+are accepted too: code written for aiobreaker builds this breaker unchanged. The breaker's
+hooks speak the library's vocabulary (`hooks=`, `add_hook`, `hooks`); aiobreaker's
+`listeners=`, `add_listener`... are the same hooks under aiobreaker's names.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 from aiobreaker import CircuitBreakerState
 
-from resilience_async.breaker._surface import AiobreakerSurface, initial_state
-from resilience_async.breaker._validate import (
+from resilience_async._breaker._surface import AiobreakerSurface, initial_state
+from resilience_async._breaker._validate import (
     Exclusion,
     alias,
     at_least,
@@ -53,16 +55,17 @@ from resilience_async.breaker._validate import (
     positive,
     seconds,
 )
-from resilience_async.breaker._window import FAILED, OK, SLOW, OutcomeWindow
-from resilience_async.breaker.listeners import (
+from resilience_async._breaker._window import FAILED, OK, SLOW, OutcomeWindow
+from resilience_async._breaker.hooks import (
     BreakerStateChange,
     CallOutcome,
-    Listener,
-    ListenerSet,
-    LoggingListener,
+    Hook,
+    HookSet,
+    LoggingHook,
 )
-from resilience_async.breaker.shared import RedisBreakerState, SharedLink
-from resilience_async.errors import CallTimeoutError, CircuitOpenError
+from resilience_async._breaker.shared import RedisBreakerState, SharedLink
+from resilience_async._errors import CallTimeoutError, CircuitOpenError
+from resilience_async._resource import AsyncResource
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -76,7 +79,7 @@ _IGNORED, _REJECTED = CallOutcome.IGNORED, CallOutcome.REJECTED
 
 # Callers refused while every probe slot is taken are told to come back within this long.
 _HALF_OPEN_RETRY_AFTER = 1.0
-# How long aclose() lets async listeners finish before cancelling them.
+# How long aclose() lets async hooks finish before cancelling them.
 _LISTENER_GRACE = 1.0
 # Names given to breakers built without one (aiobreaker's `name` is optional).
 _unnamed = itertools.count(1)
@@ -110,8 +113,12 @@ class BreakerSnapshot:
     retry_after: float
 
 
-class CircuitBreaker(AiobreakerSurface):
+class CircuitBreaker(AsyncResource, AiobreakerSurface):
     """A circuit breaker for coroutine functions, on one event loop.
+
+    `async with breaker:` starts sharing its open periods (with `shared`) on the running
+    loop, and `aclose()` stops; a breaker that shares nothing works unopened. `open()` and
+    `close()` are aiobreaker's: they trip and reset the circuit.
 
     Args:
         name: labels logs and metrics, and names the shared Redis key; default `breaker-N`.
@@ -129,9 +136,12 @@ class CircuitBreaker(AiobreakerSurface):
         excluded: exception types, or predicates on the exception, that never count
             (besides SaturatedError, always excluded; aiobreaker: `exclude`).
         result_is_failure: whether a returned value counts as a failure (it is still returned).
-        listeners: state listeners, outcome listeners, or aiobreaker CircuitBreakerListeners.
-        default_listeners: add the logging listener.
-        shared: share open periods with other processes (after `await start()`).
+        hooks: told of state changes (`record_state_change`, or a plain function taking the
+            event) and of call outcomes (`record_outcome`): see `BreakerHook`, `OutcomeHook`.
+        listeners: aiobreaker's name for `hooks` (its `CircuitBreakerListener` objects too);
+            give one or the other.
+        default_hooks: add the logging hook (`LoggingHook`).
+        shared: share open periods with other processes (once entered: `async with`).
         clock: monotonic seconds; used for open periods and slow-call durations.
         state_storage: aiobreaker's; only None or an in-memory storage (its state is the
             initial state): see `shared` for state across processes.
@@ -153,13 +163,14 @@ class CircuitBreaker(AiobreakerSurface):
         is_failure: Callable[[BaseException], bool] = counts_any_exception,
         excluded: Iterable[Exclusion] = (),
         result_is_failure: Callable[[Any], bool] | None = None,
-        listeners: Iterable[Listener] | None = (),
-        default_listeners: bool = True,
+        hooks: Iterable[Hook] | None = None,
+        default_hooks: bool = True,
         shared: RedisBreakerState | None = None,
         clock: Callable[[], float] = time.monotonic,
         fail_max: int | None = None,
         timeout_duration: timedelta | None = None,
         exclude: Iterable[Exclusion] | None = None,
+        listeners: Iterable[Hook] | None = None,
         state_storage: Any = None,
     ) -> None:
         if name is None:
@@ -200,13 +211,14 @@ class CircuitBreaker(AiobreakerSurface):
         self._window = OutcomeWindow(window, self._minimum_calls)
         self._calls = dict.fromkeys(CallOutcome, 0)
         self._transitions = dict.fromkeys(CircuitBreakerState, 0)
-        self._hooks = ListenerSet(name)
+        self._hooks = HookSet(name)
         self._outcome_hooks: tuple[Callable[[CallOutcome], None], ...] = ()
         self._legacy: tuple[Any, ...] = ()
         self._opened_by_peer = False
         self._link = None if shared is None else self._link_to(shared)
-        defaults = [LoggingListener()] if default_listeners else []
-        self.add_listeners(*defaults, *(listeners or ()))
+        defaults: list[Hook] = [LoggingHook()] if default_hooks else []
+        for hook in (*defaults, *alias("hooks", hooks, "listeners", listeners, ())):
+            self.add_hook(hook)
 
     # --- the call path ------------------------------------------------------------------
     async def call_async(
@@ -352,7 +364,7 @@ class CircuitBreaker(AiobreakerSurface):
         else:
             self._consecutive = 0
             self._window.reset()
-        self._state = new.value(self)  # aiobreaker's state object, for `state` and listeners
+        self._state = new.value(self)  # aiobreaker's state object, for `state` and its listeners
         self._transitions[new] += 1
         self._share(new, peer=open_for is not None)
         event = BreakerStateChange(self.name, old, new, reason, now, self.retry_after)
@@ -432,6 +444,17 @@ class CircuitBreaker(AiobreakerSurface):
             self.retry_after,
         )
 
+    # --- hooks --------------------------------------------------------------------------
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks told of this breaker's events, in the order they were added."""
+        return tuple(self._hooks.all)
+
+    def add_hook(self, hook: Hook) -> None:
+        """Tell `hook` of every state change and/or call outcome from now on."""
+        self._hooks.add(hook)
+        self._outcome_hooks, self._legacy = self._hooks.outcome_hooks, self._hooks.legacy
+
     # --- lifecycle ----------------------------------------------------------------------
     def _link_to(self, shared: RedisBreakerState) -> SharedLink:
         if not isinstance(shared, RedisBreakerState):
@@ -440,20 +463,13 @@ class CircuitBreaker(AiobreakerSurface):
             shared, self.name, on_peer_open=self._peer_opened, on_peer_clear=self._peer_cleared
         )
 
-    async def start(self) -> None:
-        """Start sharing state through Redis on the running loop (no-op when not shared)."""
+    async def _open(self) -> None:
+        """Start sharing state through Redis on the running loop (nothing when not shared)."""
         if self._link is not None:
             await self._link.start()
 
     async def aclose(self) -> None:
-        """Stop sharing, and give running async listeners a moment to finish."""
+        """Stop sharing, and give running async hooks a moment to finish."""
         if self._link is not None:
             await self._link.aclose()
         await self._hooks.drain(_LISTENER_GRACE)
-
-    async def __aenter__(self) -> CircuitBreaker:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

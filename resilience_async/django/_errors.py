@@ -10,8 +10,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 
-from resilience_async.django.responses import json_error
-from resilience_async.errors import (
+from resilience_async._errors import (
     CircuitOpenError,
     DatabaseUnavailableError,
     FallbackUnavailableError,
@@ -21,8 +20,10 @@ from resilience_async.errors import (
     UpstreamError,
     WriteOutcomeUnknownError,
 )
+from resilience_async.django._responses import json_error
 
-logger = logging.getLogger(__name__)
+# Named as it was before the module turned private: log configurations keep working.
+logger = logging.getLogger("resilience_async.django.errors")
 
 View = Callable[..., Awaitable[HttpResponseBase]]
 

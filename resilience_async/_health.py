@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resilience_async.lifecycle import Lifecycle
+from resilience_async._lifecycle import Lifecycle
 
 MEDIA_TYPE = "application/health+json"
 

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import TupleRow
 
-from resilience_async.lsn import parse_lsn
+from resilience_async._lsn import parse_lsn
+from resilience_async._resource import AsyncResource
 
-logger = logging.getLogger(__name__)
+# Named as it was before the module turned private: log configurations keep working.
+logger = logging.getLogger("resilience_async.topology")
 
 # The primary is reached through its (possibly multi-host, read-write) URL: the server
 # that answers is the one writes would reach.
@@ -136,8 +138,11 @@ def _describe(exc: BaseException, timeout: float) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-class Monitor:
+class Monitor(AsyncResource):
     """Samples the primary and the replicas concurrently, every `interval` seconds.
+
+    `async with monitor:` starts sampling in the background on the running loop (the first
+    round at once); `aclose()` stops it and closes the probes' connections.
 
     Args:
         primary_url: the primary's libpq URL (as the write pool uses it).
@@ -175,7 +180,7 @@ class Monitor:
         self._first_round = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def _open(self) -> None:
         """Start sampling in the background (the first round starts at once)."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="database-monitor")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from resilience_async.errors import InvalidLsnError
+from resilience_async._errors import InvalidLsnError
 
 _MAX_HALF = 0xFFFFFFFF
 _LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")

@@ -1,9 +1,8 @@
 """PostgreSQL access: a primary pool, one pool per streaming replica, and the routing between.
 
-    db = Database(primary_url=..., replica_urls=[...], primary_guard=CircuitBreaker(...))
-    await db.open()
-    written = await db.write(insert_order)            # on the primary; written.token
-    read = await db.read(load_order, token=written.token)  # a replica that has the write
+    async with Database(primary_url=..., replica_urls=[...], primary_guard=breaker) as db:
+        written = await db.write(insert_order)  # on the primary; written.token
+        read = await db.read(load_order, token=written.token)  # a replica that has the write
 
 Reads go to the freshest usable replica (a background `Monitor` measures each one's replay
 lag); a read carrying a consistency token (an LSN from an earlier write) goes to a replica
@@ -11,7 +10,7 @@ only once it has replayed past that LSN, else to the primary. A read that loses 
 connection is retried once, on the next server. Writes go to the primary through a guard (a
 circuit breaker): while the monitor cannot reach a writable primary they fail at once.
 
-Pools open on the running loop (`open()`), never in the constructor, and keep reconnecting
+Pools open on the running loop (`async with`), never in the constructor, and keep reconnecting
 in the background, so a database that is down at start-up or dies later makes requests
 fail fast instead of the service refusing to start. `max_waiting` and `timeout` bound the
 queue for a connection, so a sick database produces quick errors, not a pile-up.
@@ -38,11 +37,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
+from resilience_async._breaker import CircuitBreaker
 from resilience_async._deadline import firm_timeout
-from resilience_async._hooks import Hooked
-from resilience_async._slots import Slots
-from resilience_async.breaker import CircuitBreaker
-from resilience_async.errors import (
+from resilience_async._errors import (
     CircuitOpenError,
     DatabaseUnavailableError,
     NoPrimaryError,
@@ -51,8 +48,11 @@ from resilience_async.errors import (
     SaturatedError,
     WriteOutcomeUnknownError,
 )
-from resilience_async.lsn import parse_lsn
-from resilience_async.topology import Monitor, ServerState
+from resilience_async._hooks import Hooked
+from resilience_async._lsn import parse_lsn
+from resilience_async._resource import AsyncResource
+from resilience_async._slots import Slots
+from resilience_async._topology import Monitor, ServerState
 
 T = TypeVar("T")
 # Past its query timeout, the seconds a query's server-side cancel may take before the
@@ -132,8 +132,11 @@ async def check_idle_connection(conn: Connection) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-class Database(Hooked[DatabaseHook]):
+class Database(AsyncResource, Hooked[DatabaseHook]):
     """The primary pool, the replica pools and the monitor of one service process.
+
+    Built closed: `async with database:` opens the pools and starts the monitor on the
+    running loop, and `aclose()` (or leaving the block) closes them.
 
     Args:
         primary_url: libpq URL of the primary; several hosts with
@@ -154,7 +157,7 @@ class Database(Hooked[DatabaseHook]):
             (1 s, 2 s, 4 s...) cannot connect when the server (or a promoted replica) is back,
             while a freed slot is refilled at once, on demand or when the monitor sees the
             server come back.
-        close_timeout: seconds `close()` waits for connections still in use.
+        close_timeout: seconds `aclose()` waits for connections still in use.
         primary_guard: the breaker every primary call runs through (give it
             `is_failure=counts_against_database`); the monitor opens it as soon as it
             loses the primary and closes it as soon as it reaches a writable one again.
@@ -265,13 +268,13 @@ class Database(Hooked[DatabaseHook]):
             hook.record_sample(state)
 
     # --- lifecycle ----------------------------------------------------------------------
-    async def open(self) -> None:
+    async def _open(self) -> None:
         """Start every pool's connection attempts and the monitor, without waiting for them."""
         for pool in (self.primary, *self.replicas):
             await pool.open(wait=False)
-        await self.monitor.start()
+        await self.monitor._open()  # the monitor is ours: opened and closed with us
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop the monitor; close every pool, waiting at most `close_timeout` for those in use."""
         await self.monitor.aclose()
         for refill in list(self._refills):

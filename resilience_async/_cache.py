@@ -26,14 +26,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVar
 
+from resilience_async._breaker import CircuitBreaker, Guard
+from resilience_async._errors import CircuitOpenError, FallbackUnavailableError, ResilienceError
 from resilience_async._hooks import Hooked
-from resilience_async.breaker import CircuitBreaker, Guard
-from resilience_async.errors import CircuitOpenError, FallbackUnavailableError, ResilienceError
+from resilience_async._resource import AsyncResource
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-logger = logging.getLogger(__name__)
+# Named as it was before the module turned private: log configurations keep working.
+logger = logging.getLogger("resilience_async.cache")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -100,8 +102,11 @@ class _Entry:
     duration: float  # seconds the load took: XFetch's delta
 
 
-class FallbackCache(Hooked[CacheHook]):
+class FallbackCache(AsyncResource, Hooked[CacheHook]):
     """An in-process LRU tier plus a Redis tier, serving stale or fallback values on errors.
+
+    Entering it opens nothing (loads and writes start on the caller's loop as they come);
+    `aclose()` waits for those in flight.
 
     Args:
         redis: the shared tier, or None for the local tier only. Its lifetime is the caller's.
