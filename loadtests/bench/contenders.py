@@ -48,12 +48,10 @@ async def sender(name: str, settings: Any, closing: AsyncExitStack) -> Send:
     what it opened."""
     if name == RAW:
         return _raw(settings.TIPS_UPSTREAM_URL, settings.UPSTREAM_TIMEOUT, closing)
-    breaker = builders.tips_breaker(settings)
-    await breaker.start()
-    closing.push_async_callback(breaker.aclose)
+    breaker = await closing.enter_async_context(builders.tips_breaker(settings))
     chosen = transport(name, settings.UPSTREAM_MAX_CONNECTIONS)
     client = builders.tips_client(settings, breaker=breaker, transport=chosen)
-    closing.push_async_callback(client.aclose)
+    await closing.enter_async_context(client)
 
     async def send() -> int:
         try:
