@@ -101,5 +101,8 @@ def make_broker(
     if scheme in ("amqp", "amqps"):
         from dramatiq.brokers.rabbitmq import RabbitmqBroker  # noqa: PLC0415 - needs pika
 
-        return RabbitmqBroker(url=url, middleware=list(middleware))
+        # A publish returns once RabbitMQ has the message (written to disk, for the durable
+        # queues and persistent messages Dramatiq uses): the relay marks a row sent only
+        # then, so a node killed right after a publish loses nothing the relay let go of.
+        return RabbitmqBroker(url=url, middleware=list(middleware), confirm_delivery=True)
     raise ValueError(f"BROKER_URL must be redis:// or amqp://, got {scheme or url!r}")

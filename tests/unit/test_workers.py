@@ -359,9 +359,11 @@ def test_the_worker_root_builds_its_broker_from_the_project_settings() -> None:
     assert (retries.max_retries, retries.min_backoff, retries.max_backoff) == (3, 500, 8000)
 
 
-def test_an_amqp_broker_url_gets_rabbitmq() -> None:
+def test_an_amqp_broker_url_gets_rabbitmq_confirming_each_publish() -> None:
+    """The relay marks a row sent once RabbitMQ confirmed the message, not before."""
     root = RelayRoot(project_settings(BROKER_URL="amqp://guest:guest@127.0.0.1:1/"))
     assert isinstance(root.broker, RabbitmqBroker)
+    assert root.broker.confirm_delivery is True
 
 
 def test_another_broker_url_is_refused_naming_the_scheme() -> None:
