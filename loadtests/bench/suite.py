@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from devstack.stack import Stack
-from loadtests.bench import chart, collateral, data, http, index, jobs, outbound, scale, transport
+from loadtests.bench import chart, collateral, data, http, index, jobs, outbound, scale
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome
+from loadtests.bench.transport import part as transport
 
 PartRun = Callable[[Plan, Progress, Stack | None], Outcome]
 PARTS: dict[str, PartRun] = {

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.bench import plan, report, transport
-from loadtests.bench.client_process import ClientRun, cpu_seconds, load_result
+from loadtests.bench import plan, report
 from loadtests.bench.generator import ERROR_KINDS, Latencies, LoadResult
 from loadtests.bench.rounds import Measured, Rounds
 from loadtests.bench.transport import AIOHTTP, CEILING, HTTPX, NO_SNIFFIO
+from loadtests.bench.transport import part as transport
+from loadtests.bench.transport.process import ClientRun, cpu_seconds, load_result
 
 
 def measured(rps: float, cpu_us: float, *, upstream_core: float = 0.1,

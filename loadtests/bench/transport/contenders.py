@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from loadtests.bench.client_loop import Send
+from loadtests.bench.transport.loop import Send
 from project import builders
 from resilience_async import AiohttpTransport, UpstreamStatusError
 

@@ -1,6 +1,6 @@
 """One turn of `bench transport`: a client process started on its core, its figures read back.
 
-The process (`transport_client`) says when its measured window opens and prints its figures
+The process (`client.py`) says when its measured window opens and prints its figures
 when it closes; the upstream's CPU is read from /proc at those two moments, so both
 processes' CPU covers the same window.
 """
@@ -20,7 +20,7 @@ from typing import IO, Any
 from devstack.stack.child import tail
 from loadtests.bench.generator import ERROR_KINDS, Latencies, LoadResult
 from loadtests.bench.servers import ROOT, SERVER_CORE
-from loadtests.bench.transport_client import OPENED
+from loadtests.bench.transport.client import OPENED
 
 GRACE = 60.0  # seconds for start-up (imports) and the last requests, on top of the window
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -55,7 +55,7 @@ def run_client(contender: str, upstream_url: str, *, upstream_pid: int, concurre
                log: Path) -> ClientRun:  # fmt: skip
     """Run `contender` against `upstream_url` on the server core; raises RuntimeError when
     it fails (its log's end in the message)."""
-    argv = [sys.executable, "-m", "loadtests.bench.transport_client", contender,
+    argv = [sys.executable, "-m", "loadtests.bench.transport.client", contender,
             "--concurrency", str(concurrency), "--warmup", str(warmup),
             "--duration", str(duration), *(f"--hide={name}" for name in hidden)]  # fmt: skip
     if (os.cpu_count() or 1) > SERVER_CORE:

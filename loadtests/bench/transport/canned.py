@@ -6,7 +6,7 @@ demo upstream's `/tips` body, its headers as uvicorn sends them). No parser, no 
 request ends at its blank line, and requests carrying a body are not supported (the clients
 measured send GETs). Pipelined requests get one answer each, in one write.
 
-    python -m loadtests.bench.canned --port 8100
+    python -m loadtests.bench.transport.canned --port 8100
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ async def serve(port: int, host: str = "127.0.0.1") -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.canned")
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.transport.canned")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     import uvloop  # noqa: PLC0415 - the service's loop; only the process that serves needs it

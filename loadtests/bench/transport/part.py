@@ -3,7 +3,7 @@
 `ResilientClient` sends httpx's requests through aiohttp's pool (`AiohttpTransport`) for its
 CPU per request with many requests in flight; this part is the evidence, and its target says
 what the transport must show to keep its place. Each contender is a client process
-(`transport_client`) pinned to the server core, running the client the service builds (its
+(`client.py`) pinned to the server core, running the client the service builds (its
 breaker, retry budget, bulkhead and timeouts: `contenders.py`) with `plan.connections`
 requests in flight for the plan's window after a warmup. The upstream (`canned.py`, on the
 load generator's core) answers the tips upstream's body ready-made, so the client is what is
@@ -27,17 +27,17 @@ from pathlib import Path
 
 from devstack.stack import Stack
 from loadtests.bench import servers
-from loadtests.bench.client_process import run_client
 from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Measured, Rounds
 from loadtests.bench.targets import Verdict
+from loadtests.bench.transport.process import run_client
 
 
 @dataclass(frozen=True)
 class Contender:
-    """A row: the client process's contender (`transport_client`) and what it hides."""
+    """A row: the client process's contender (`client.py`) and what it hides."""
 
     name: str
     client: str  # httpx, aiohttp or raw
@@ -69,7 +69,7 @@ QUICK_CONTENDERS = (HTTPX, AIOHTTP, CEILING)
 UPSTREAM = servers.ServerSpec(
     "canned upstream",
     "raw asyncio on uvloop: the tips upstream's answer, ready-made",
-    (sys.executable, "-m", "loadtests.bench.canned", "--port", "{port}"),
+    (sys.executable, "-m", "loadtests.bench.transport.canned", "--port", "{port}"),
     core=servers.LOAD_CORE,
 )
 US = 1e6

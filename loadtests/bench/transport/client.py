@@ -1,6 +1,6 @@
 """`bench transport`'s client process: one contender keeping requests in flight to the upstream.
 
-    TIPS_UPSTREAM_URL=http://127.0.0.1:8100 python -m loadtests.bench.transport_client \\
+    TIPS_UPSTREAM_URL=http://127.0.0.1:8100 python -m loadtests.bench.transport.client \\
         httpx --concurrency 64 --warmup 1 --duration 5 [--hide sniffio]
 
 The upstream is the service's setting, read from the environment as every other one. The
@@ -21,9 +21,9 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from loadtests.bench.client_loop import Window, measure
 from loadtests.bench.generator.result import summarize
-from loadtests.bench.hiding import hide
+from loadtests.bench.transport.hiding import hide
+from loadtests.bench.transport.loop import Window, measure
 
 OPENED = "opened"
 CHOICES = ("httpx", "aiohttp", "raw")  # contenders.NAMES, not imported before hiding
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _measure(contender: str, concurrency: int, warmup: float, duration: float) -> Window:
     # Imported only now, after hiding: nothing they import may find a hidden module.
-    from loadtests.bench import contenders  # noqa: PLC0415
+    from loadtests.bench.transport import contenders  # noqa: PLC0415
     from project import settings  # noqa: PLC0415
     from resilience_async import tune_gc_for_serving  # noqa: PLC0415
 
@@ -81,7 +81,7 @@ def peak_rss() -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.transport_client")
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.transport.client")
     parser.add_argument("contender", choices=CHOICES)
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")

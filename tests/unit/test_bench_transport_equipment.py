@@ -10,10 +10,10 @@ import textwrap
 
 import pytest
 
-from loadtests.bench import canned, client_loop
-from loadtests.bench.client_loop import measure
-from loadtests.bench.hiding import hide
-from loadtests.bench.transport_client import figures
+from loadtests.bench.transport import canned, loop
+from loadtests.bench.transport.client import figures
+from loadtests.bench.transport.hiding import hide
+from loadtests.bench.transport.loop import measure
 
 
 async def test_only_answers_within_the_window_count_with_their_latencies() -> None:
@@ -37,7 +37,7 @@ async def test_only_answers_within_the_window_count_with_their_latencies() -> No
 
 async def test_failures_count_by_exception_and_do_not_spin(monkeypatch: pytest.MonkeyPatch) -> None:
     """A send that fails at once backs off instead of taking the loop."""
-    monkeypatch.setattr(client_loop, "FAILURE_BACKOFF", 0.01)
+    monkeypatch.setattr(loop, "FAILURE_BACKOFF", 0.01)
 
     async def send() -> int:
         raise ConnectionResetError
@@ -81,7 +81,7 @@ async def test_the_canned_upstream_answers_each_request_even_pipelined() -> None
 
 def test_a_hidden_module_fails_to_import_every_time_and_others_still_import() -> None:
     script = textwrap.dedent("""
-        from loadtests.bench.hiding import hide
+        from loadtests.bench.transport.hiding import hide
         hide(["sniffio"])
         for _ in range(2):
             try:
@@ -104,7 +104,7 @@ def test_hiding_a_module_already_imported_is_refused_and_a_missing_one_is_left()
 
 
 def test_the_client_prints_its_window_cpu_and_peak_rss() -> None:
-    window = client_loop.Window({200: 3}, {"CallTimeoutError": 1}, [0.001, 0.002, 0.003], 1.5,
+    window = loop.Window({200: 3}, {"CallTimeoutError": 1}, [0.001, 0.002, 0.003], 1.5,
                                 0.25, 0.05)  # fmt: skip
 
     printed = figures("aiohttp", window, hidden=["sniffio"])
@@ -123,7 +123,7 @@ def test_the_peak_rss_is_the_process_s_own_not_its_parent_s() -> None:
     """A child started from a larger process reports its own peak, not the parent's."""
     ballast = bytearray(192 * 2**20)
     ballast[:: 2**12] = b"\x01" * len(ballast[:: 2**12])  # resident, page by page
-    script = "from loadtests.bench.transport_client import peak_rss; print(peak_rss())"
+    script = "from loadtests.bench.transport.client import peak_rss; print(peak_rss())"
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True)  # fmt: skip
 
