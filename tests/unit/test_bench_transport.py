@@ -13,8 +13,8 @@ import pytest
 from loadtests.bench import plan, report
 from loadtests.bench.generator import ERROR_KINDS, Latencies, LoadResult
 from loadtests.bench.rounds import Measured, Rounds
-from loadtests.bench.transport import AIOHTTP, CEILING, HTTPX, NO_SNIFFIO
 from loadtests.bench.transport import part as transport
+from loadtests.bench.transport.part import AIOHTTP, CEILING, HTTPX, NO_SNIFFIO
 from loadtests.bench.transport.process import ClientRun, cpu_seconds, load_result
 
 
