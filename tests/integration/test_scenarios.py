@@ -4,7 +4,8 @@ Each shipped scenario runs end to end at a reduced scale (its own stack, fault p
 locust load, fault timeline, invariants) and must pass its SLOs. Two run at a time, each on
 a stack of its own (nothing but the machine is shared, so no fault reaches the other run):
 a run loads the machine lightly (60 requests a second; its p99 stays a few ms against limits
-of hundreds), and the suite waits half as long. A scenario built to fail must make the
+of hundreds), and the suite waits half as long; the runner's own checks below run beside
+them. A scenario built to fail must make the
 runner exit 1 and name the failed check, and an interrupted run must leave no process (and
 so no fault) behind.
 """
@@ -77,24 +78,10 @@ def shipped_runs(
         pool.shutdown(cancel_futures=True)  # a stopped session starts no more runs
 
 
-@pytest.mark.timeout(320)
-@pytest.mark.parametrize("name", BY_LENGTH)
-def test_shipped_scenario_holds_its_slos(
-    name: str, shipped_runs: tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]
-) -> None:
-    reports, runs = shipped_runs
-    result = runs[name].result()
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    report = json.loads((reports / name / "report.json").read_text())
-    failed = [v for v in report["slos"] if not v["passed"]]
-    failed += [i for i in report["invariants"] if not i["passed"]]
-    assert failed == [], output
-    assert report["invariants"], "the invariants were checked"
-    assert (reports / name / "report.html").stat().st_size > 0
-
-
+# The two runs below are light (10 requests a second): they run beside the shipped
+# scenarios' lanes, which the fixture has started by then.
 @pytest.mark.timeout(200)
+@pytest.mark.usefixtures("shipped_runs")
 def test_a_failed_slo_exits_1_and_is_named(tmp_path: Path) -> None:
     scenario = tmp_path / "impossible.toml"
     scenario.write_text(
@@ -119,6 +106,7 @@ def test_a_bad_scenario_file_starts_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(200)
+@pytest.mark.usefixtures("shipped_runs")
 def test_an_interrupted_run_leaves_no_process_and_no_fault(tmp_path: Path) -> None:
     scenario = tmp_path / "interrupted.toml"
     scenario.write_text(
@@ -159,3 +147,20 @@ def test_an_interrupted_run_leaves_no_process_and_no_fault(tmp_path: Path) -> No
              timeout=10)  # fmt: skip
     assert not run_dir.exists()
     assert not state_file.exists()
+
+
+@pytest.mark.timeout(320)
+@pytest.mark.parametrize("name", BY_LENGTH)
+def test_shipped_scenario_holds_its_slos(
+    name: str, shipped_runs: tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]
+) -> None:
+    reports, runs = shipped_runs
+    result = runs[name].result()
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    report = json.loads((reports / name / "report.json").read_text())
+    failed = [v for v in report["slos"] if not v["passed"]]
+    failed += [i for i in report["invariants"] if not i["passed"]]
+    assert failed == [], output
+    assert report["invariants"], "the invariants were checked"
+    assert (reports / name / "report.html").stat().st_size > 0
