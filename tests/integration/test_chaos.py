@@ -23,7 +23,7 @@ from devstack.faults import database, signals
 from devstack.stack import Stack
 from tests.servers import ROOT, WebServer, run_web
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
 
 EXPERIMENTS = ROOT / "loadtests" / "chaos"
 CHAOS = Path(sys.executable).parent / "chaos"

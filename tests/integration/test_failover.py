@@ -19,7 +19,7 @@ from devstack.stack import Stack
 from tests.helpers import kill, wait_for
 from tests.servers import WebServer, migrate, run_web
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
 
 _items = itertools.count()
 FAST = {"DATABASE_MONITOR_INTERVAL": "0.1", "DATABASE_QUERY_TIMEOUT": "2"}

@@ -21,7 +21,7 @@ from tests.helpers import wait_for
 from tests.jobs import jobs, relay_process, worker_process
 from tests.servers import WebServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
 
 
 def test_reports_accepted_while_the_broker_is_down_all_finish_once_it_is_back(

@@ -16,7 +16,7 @@ from devstack.stack import Stack
 from tests.helpers import wait_for
 from tests.jobs import jobs, relay_process, worker_process
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
 
 
 def test_jobs_run_through_rabbitmq_and_survive_a_killed_worker(

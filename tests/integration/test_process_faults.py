@@ -21,7 +21,7 @@ from loadtests.scenario.timeline import TimedFault, Timeline
 from tests.helpers import wait_for
 from tests.servers import migrate, run_web
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
 
 
 def url(stack: Stack, name: str, database: str = "app") -> str:

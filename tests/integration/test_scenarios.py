@@ -1,53 +1,29 @@
 """The load-plus-fault scenarios, run as users run them: `python -m loadtests scenario run`.
 
 Each shipped scenario runs end to end at a reduced scale (its own stack, fault proxy, app,
-locust load, fault timeline, invariants) and must pass its SLOs. Two run at a time, each on
-a stack of its own (nothing but the machine is shared, so no fault reaches the other run):
-a run loads the machine lightly (60 requests a second; its p99 stays a few ms against limits
-of hundreds), and the suite waits half as long; the runner's own checks below run beside
-them. A scenario built to fail must make the
-runner exit 1 and name the failed check, and an interrupted run must leave no process (and
-so no fault) behind.
+locust load, fault timeline, invariants) and must pass its SLOs; they run in lanes beside
+other tests (`tests/fix_scenarios.py`), and so do the runner's own checks below. A scenario
+built to fail must make the runner exit 1 and name the failed check, and an interrupted run
+must leave no process (and so no fault) behind.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from devstack.stack.state import start_ticks
-from loadtests.scenario import spec
+from tests.fix_scenarios import Runs
 from tests.helpers import wait_for
+from tests.scenarios import BY_LENGTH, SCENARIOS, run_scenario
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.integration
-
-SCENARIOS = sorted(p.stem for p in spec.SHIPPED.glob("*.toml"))
-# Longest first: the lanes end together, and no test waits long behind the others' runs.
-BY_LENGTH = sorted(
-    SCENARIOS, key=lambda name: -spec.load_scenario(spec.SHIPPED / f"{name}.toml").load.duration
-)
-# Long enough for each fault to show and heal, short enough for CI (each scenario ~30 s).
-CI_SCALE = float(os.environ.get("SCENARIO_TEST_SCALE", "0.3"))
-LANES = int(os.environ.get("SCENARIO_TEST_LANES", "2"))
-
-
-def run_scenario(
-    target: str, reports: Path, *, scale: float = CI_SCALE
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadtests", "scenario", "run", target, "--scale", str(scale),
-         "--reports", str(reports)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
 
 
 def test_every_scenario_is_listed() -> None:
@@ -60,26 +36,8 @@ def test_every_scenario_is_listed() -> None:
     assert len(SCENARIOS) >= 14
 
 
-@pytest.fixture(scope="module")
-def shipped_runs(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]]:
-    """The selected shipped scenarios, started `LANES` at a time, in the tests' order."""
-    chosen = [
-        item.callspec.params["name"]
-        for item in request.session.items
-        if getattr(item, "originalname", "") == "test_shipped_scenario_holds_its_slos"
-    ]
-    reports = tmp_path_factory.mktemp("scenarios")
-    pool = ThreadPoolExecutor(max_workers=LANES, thread_name_prefix="scenario")
-    try:
-        yield reports, {name: pool.submit(run_scenario, name, reports) for name in chosen}
-    finally:
-        pool.shutdown(cancel_futures=True)  # a stopped session starts no more runs
-
-
 # The two runs below are light (10 requests a second): they run beside the shipped
-# scenarios' lanes, which the fixture has started by then.
+# scenarios' lanes too.
 @pytest.mark.timeout(200)
 @pytest.mark.usefixtures("shipped_runs")
 def test_a_failed_slo_exits_1_and_is_named(tmp_path: Path) -> None:
@@ -151,9 +109,7 @@ def test_an_interrupted_run_leaves_no_process_and_no_fault(tmp_path: Path) -> No
 
 @pytest.mark.timeout(320)
 @pytest.mark.parametrize("name", BY_LENGTH)
-def test_shipped_scenario_holds_its_slos(
-    name: str, shipped_runs: tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]
-) -> None:
+def test_shipped_scenario_holds_its_slos(name: str, shipped_runs: Runs) -> None:
     reports, runs = shipped_runs
     result = runs[name].result()
     output = result.stdout + result.stderr

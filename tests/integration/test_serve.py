@@ -17,7 +17,7 @@ from devstack.stack.ports import free_port, is_listening
 from tests.helpers import metric, wait_for
 from tests.servers import ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
 
 
 def read_state(state_dir: Path) -> dict:

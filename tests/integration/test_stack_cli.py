@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import wait_for
 from tests.servers import ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
 
 SERVICE_URLS = (
     "DATABASE_URL",

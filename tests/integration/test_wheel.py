@@ -19,7 +19,7 @@ import pytest
 from loadtests.scenario import spec
 from tests.servers import ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
 
 INTEGRATIONS = ("psycopg", "psycopg_pool", "redis", "aiohttp", "httpx", "django", "uvicorn",
                 "prometheus_client")  # fmt: skip

@@ -1,0 +1,59 @@
+"""The shipped scenarios in lanes, beside the tests that mostly wait.
+
+Each shipped scenario runs end to end on a stack of its own (nothing but the machine is
+shared, so no fault reaches another run), two at a time (`SCENARIO_TEST_LANES`): a run
+loads the machine lightly (60 requests a second, p99 a few ms against limits of hundreds),
+and most of its time is its load's schedule. The lanes start with the first test marked
+`beside_scenarios` (modules whose tests mostly wait on processes and brokers: starting,
+killing, restarting), which run in the foreground meanwhile; the scenario tests come next
+and collect each run's result; every other test runs after them, on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.scenarios import SHIPPED_TEST, run_scenario
+
+LANES = int(os.environ.get("SCENARIO_TEST_LANES", "2"))
+SCENARIO_MODULE = "test_scenarios.py"
+Runs = tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests beside the lanes first, then the scenario tests, then the rest."""
+    beside = [item for item in items if item.get_closest_marker("beside_scenarios")]
+    scenarios = [item for item in items if item.path.name == SCENARIO_MODULE]
+    chosen = {id(item) for item in (*beside, *scenarios)}
+    items[:] = [*beside, *scenarios, *(item for item in items if id(item) not in chosen)]
+
+
+@pytest.fixture(scope="session")
+def shipped_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runs]:
+    """The selected shipped scenarios, started `LANES` at a time, in the tests' order."""
+    chosen = [
+        item.callspec.params["name"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == SHIPPED_TEST
+    ]
+    reports = tmp_path_factory.mktemp("scenarios")
+    pool = ThreadPoolExecutor(max_workers=LANES, thread_name_prefix="scenario")
+    try:
+        yield reports, {name: pool.submit(run_scenario, name, reports) for name in chosen}
+    finally:
+        pool.shutdown(cancel_futures=True)  # a stopped session starts no more runs
+
+
+@pytest.fixture(autouse=True)
+def _lanes_beside(request: pytest.FixtureRequest) -> None:
+    """A `beside_scenarios` test starts the lanes (once) before it runs."""
+    if request.node.get_closest_marker("beside_scenarios"):
+        request.getfixturevalue("shipped_runs")
