@@ -5,7 +5,8 @@ answers only after 2 s, a few closed-loop clients (4 connections each, 1 s timeo
 `GET /health/live` and `GET /api/orders/<id>` on the same server at the same time. The same
 two are measured with the upstream healthy (the same tips load) and with no tips load at
 all. A sync server whose threads all wait on the upstream has none left for anything else;
-an event loop should.
+an event loop should. While the upstream hangs, each window opens once the upstream holds
+one of the server's calls: the hang has taken hold, whatever the machine's pace.
 
 The servers are `bench outbound`'s: the async service, its per-request variant
 (`CACHE_SINGLE_FLIGHT=0`: 200 upstream calls, the sync twins' work, not one shared call),
@@ -44,7 +45,7 @@ import httpx
 import uvloop
 
 from devstack.stack import Stack, StackError
-from devstack.upstream import UpstreamControl
+from devstack.upstream import AsyncUpstreamControl, UpstreamControl
 from loadtests.bench import servers
 from loadtests.bench.generator import LoadResult, run_load
 from loadtests.bench.plan import Plan
@@ -62,6 +63,7 @@ SLOW_MS = 2000
 SEED_ORDERS = 100
 ORDER_ID = SEED_ORDERS // 2
 OUT_OF_REACH = str(10**6)
+HOLD_WITHIN = 10.0  # seconds for a server's first tips call to reach the hung upstream
 LIVE, ORDER, TIPS = "/health/live", "/api/orders/<id>", "/api/tips"
 ASYNC, PER_REQUEST = servers.ASYNC_SERVICE, servers.ASYNC_PER_REQUEST
 CONTENDERS = (ASYNC, PER_REQUEST, servers.SYNC_DJANGO, servers.SYNC_TUNED)
@@ -75,11 +77,12 @@ class Condition:
     name: str
     mode: dict[str, Any]  # the upstream's
     tips_load: bool = True
+    held: bool = False  # the window opens once the upstream holds one of the server's calls
 
 
 IDLE = Condition("no tips load", {"mode": "normal"}, tips_load=False)
 HEALTHY = Condition("healthy", {"mode": "normal"})
-HANGING = Condition("hanging", {"mode": "hang"})
+HANGING = Condition("hanging", {"mode": "hang"}, held=True)
 SLOW = Condition("slow 2 s", {"mode": "slow", "delay_ms": SLOW_MS})
 CONDITIONS = (IDLE, HEALTHY, HANGING, SLOW)
 QUICK_CONDITIONS = (IDLE, HANGING)
@@ -151,16 +154,17 @@ def _turn(turn: Turn, server: servers.RunningServer, control: UpstreamControl,
     control.set_mode(**condition.mode)
     try:
         names = {end: key(condition, server.spec, end) for end in (LIVE, ORDER, TIPS)}
-        _measure(turn, server, condition, plan, names)
+        _measure(turn, server, condition, plan, names, control_url=control.url)
     finally:
         control.set_mode("normal")
         _settle(server)
 
 
 def _measure(turn: Turn, server: servers.RunningServer, condition: Condition, plan: Plan,
-             names: dict[str, str]) -> None:  # fmt: skip
+             names: dict[str, str], *, control_url: str | None = None) -> None:  # fmt: skip
     """The side loads and (unless idle) the tips load, on one loop, over the same window;
-    each endpoint named in `names` is recorded under its name."""
+    each endpoint named in `names` is recorded under its name. A `held` condition's window
+    opens once the upstream holds one of the server's calls (see `_held`)."""
     window = functools.partial(run_load, duration=plan.duration, warmup=plan.warmup)
     loads = {
         LIVE: window(f"{server.url}/health/live", connections=SIDE_CONNECTIONS,
@@ -172,13 +176,40 @@ def _measure(turn: Turn, server: servers.RunningServer, condition: Condition, pl
         # Generous: a tips request that gives up and reconnects would lighten the load.
         loads[TIPS] = window(f"{server.url}/api/tips", connections=TIPS_CONNECTIONS,
                              timeout=UPSTREAM_TIMEOUT * 3)  # fmt: skip
-    for endpoint, result in zip(loads, _run(_gather(*loads.values())), strict=True):
+    held = server.url if condition.held else None
+    measured = _run(_gather(*loads.values(), held=held, control_url=control_url))
+    for endpoint, result in zip(loads, measured, strict=True):
         if endpoint in names:
             turn.add(names[endpoint], result)
 
 
-async def _gather(*loads: Coroutine[Any, Any, LoadResult]) -> list[LoadResult]:
-    return list(await asyncio.gather(*loads))
+async def _gather(*loads: Coroutine[Any, Any, LoadResult], held: str | None = None,
+                  control_url: str | None = None) -> list[LoadResult]:  # fmt: skip
+    async with contextlib.AsyncExitStack() as stack:
+        if held is not None and control_url is not None:
+            await _held(stack, held, control_url)
+        return list(await asyncio.gather(*loads))
+
+
+async def _held(stack: contextlib.AsyncExitStack, url: str, control_url: str) -> None:
+    """Send the server one tips request and return once the upstream holds it (it is
+    cancelled when `stack` closes).
+
+    Without it, a one-worker sync server may answer a side request or two before its
+    worker takes its first tips request, when the tips load's connections arrive after the
+    side loads' (a loaded machine, a short warmup): the window would show a hang that had
+    not yet taken hold.
+    """
+    client = await stack.enter_async_context(httpx.AsyncClient(trust_env=False))
+    control = await stack.enter_async_context(AsyncUpstreamControl(control_url))
+    holding = (await control.stats())["in_flight"]
+    call = asyncio.create_task(client.get(f"{url}{TIPS}", timeout=UPSTREAM_TIMEOUT * 3))
+    stack.callback(call.cancel)
+    deadline = time.monotonic() + HOLD_WITHIN
+    while (await control.stats())["in_flight"] <= holding:
+        if call.done() or time.monotonic() > deadline:
+            raise StackError(f"the upstream held no call from {url} within {HOLD_WITHIN:g} s")
+        await asyncio.sleep(0.01)
 
 
 def _run(main: Coroutine[Any, Any, list[LoadResult]]) -> list[LoadResult]:
