@@ -25,8 +25,15 @@ from devstack.stack.child import Child
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.1) -> T:
-    """Poll `condition()` until it returns a truthy value; fail with the last value seen."""
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float = 15.0,
+    interval: float = 0.1,
+    *,
+    show: Callable[[], object] | None = None,
+) -> T:
+    """Poll `condition()` until it returns a truthy value; fail with the last value seen
+    (and what `show()` returns then: the state that explains it)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -34,7 +41,8 @@ def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float 
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}")
+    shown = f"; {show()!r}" if show is not None else ""
+    raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}{shown}")
 
 
 def kill(child: Child, signum: int = signal.SIGKILL) -> None:
@@ -97,3 +105,11 @@ def project_settings(**overrides: Any) -> SimpleNamespace:
 
     names = {name: getattr(settings, name) for name in dir(settings) if name.isupper()}
     return SimpleNamespace(**(names | overrides))
+
+
+def forget_reports(stack: Stack, ids: list[str]) -> None:
+    """Delete the reports the run submitted, and their outbox messages: no relay runs here,
+    and an unsent message older than OUTBOX_WARN_AGE turns later tests' readiness to warn."""
+    with psycopg.connect(stack.services["primary"]["url"], autocommit=True) as conn:
+        conn.execute("DELETE FROM outbox WHERE payload->>'report_id' = ANY(%s)", (ids,))
+        conn.execute("DELETE FROM reports WHERE id::text = ANY(%s)", (ids,))

@@ -23,12 +23,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from aiohttp import web
 
 from devstack.stack import Stack
 from devstack.stack.ports import free_port
+from tests.helpers import forget_reports
 from tests.servers import ROOT, run_web
 
 pytestmark = pytest.mark.integration
@@ -296,11 +296,3 @@ def test_every_endpoint_of_the_real_service_answers_the_locustfile(
     assert {r["endpoint"] for r in lines} == FULL_MIX_ENDPOINTS
     assert [r for r in lines if not 200 <= r["status"] < 300] == []
     assert all(r["key"] and r["attempt"] == 1 for r in lines if r["endpoint"] == "order_create")
-
-
-def forget_reports(stack: Stack, ids: list[str]) -> None:
-    """Delete the reports the run submitted, and their outbox messages: no relay runs here,
-    and an unsent message older than OUTBOX_WARN_AGE turns later tests' readiness to warn."""
-    with psycopg.connect(stack.services["primary"]["url"], autocommit=True) as conn:
-        conn.execute("DELETE FROM outbox WHERE payload->>'report_id' = ANY(%s)", (ids,))
-        conn.execute("DELETE FROM reports WHERE id::text = ANY(%s)", (ids,))

@@ -154,7 +154,8 @@ def test_readiness_turns_back_to_pass_when_the_breaker_closes(
         wait_for(lambda: server.get("/health/ready").json()["status"] == "warn")
         upstream.set_mode("normal")
         wait_for(lambda: tips(server).json()["source"] == "live")
-        wait_for(lambda: server.get("/health/ready").json()["status"] == "pass")
+        wait_for(lambda: server.get("/health/ready").json()["status"] == "pass",
+                 show=lambda: server.get("/health/ready").json())  # fmt: skip
 
 
 def test_a_hung_refresh_costs_callers_the_stale_budget_not_the_timeout(
