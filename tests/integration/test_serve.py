@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from devstack.stack.ports import free_port, is_listening
+from devstack.stack.state import StateDir
 from tests.helpers import metric, wait_for
 from tests.servers import ROOT
 
@@ -64,8 +65,13 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, str]
         yield process, state_dir, url
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.send_signal(signal.SIGINT)  # as Ctrl-C: it stops all and deletes its files
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        StateDir(state_dir).clean_stale()  # whatever a killed run left: processes, run dir
 
 
 def test_serve_runs_everything_and_stops_it_all_on_sigint(
