@@ -3,8 +3,9 @@
 httpcore's pool scans every pooled connection on each request, so its cost grows with the
 requests in flight. `bench transport` (docs/benchmarks.md) measures the tips client on each,
 64 requests in flight on one core: 3.1 ms of CPU per request through httpcore, 0.23 ms
-through this transport, and 18x the requests a second. Bodies are read whole (a service-to-service JSON client, not a downloader),
-and httpx decodes them, so aiohttp's own decompression is off.
+through this transport, and 18x the requests a second. Bodies are read whole (a
+service-to-service JSON client, not a downloader), and httpx decodes them, so aiohttp's own
+decompression is off.
 
 Pool waiting is bounded here, with a semaphore, so that waiting for one of *our* connections
 raises `httpx.PoolTimeout` (our saturation) and never looks like the upstream timing out.
