@@ -13,7 +13,7 @@ from pathlib import Path
 from devstack.stack import Stack, StackError
 from devstack.stack.child import tail
 from devstack.stack.logs import LogEcho
-from devstack.stack.state import StateDir, default_state_dir
+from devstack.stack.state import StateDir, default_state_dir, start_ticks
 from devstack.stack.supervisor import serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,13 +101,18 @@ def down(timeout: float = 15.0) -> int:
         for line in state.clean_stale() or ["no stack is running"]:
             say(line)
         return 0
+    ticks = start_ticks(pid)
+
+    def running() -> bool:  # a zombie (exited, not yet reaped) has stopped
+        return start_ticks(pid, living=True) == ticks
+
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+    while time.monotonic() < deadline and running():
         time.sleep(0.1)
-    if Path(f"/proc/{pid}").exists():
+    if running():
         os.kill(pid, signal.SIGKILL)
-        state.clean_stale()
+    state.clean_stale()  # what a supervisor killed, or dead without stopping, left behind
     say("stopped")
     return 0
 

@@ -1,7 +1,6 @@
 """`python -m loadtests`: the load-plus-fault scenarios (scenario) and the benchmarks (bench).
 
-Each command imports what it runs only when it runs: `scenario list` needs the standard
-library alone.
+The local stack's commands are `python -m devstack`'s.
 """
 
 from __future__ import annotations

@@ -27,11 +27,15 @@ Runs = tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests beside the lanes first, then the scenario tests, then the rest."""
-    beside = [item for item in items if item.get_closest_marker("beside_scenarios")]
-    scenarios = [item for item in items if item.path.name == SCENARIO_MODULE]
-    chosen = {id(item) for item in (*beside, *scenarios)}
-    items[:] = [*beside, *scenarios, *(item for item in items if id(item) not in chosen)]
+    """The tests beside the lanes first, then the scenario tests, then the rest (a stable
+    sort: each group keeps its order)."""
+    items.sort(key=_group)
+
+
+def _group(item: pytest.Item) -> int:
+    if item.get_closest_marker("beside_scenarios"):
+        return 0
+    return 1 if item.path.name == SCENARIO_MODULE else 2
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -113,3 +116,30 @@ def forget_reports(stack: Stack, ids: list[str]) -> None:
     with psycopg.connect(stack.services["primary"]["url"], autocommit=True) as conn:
         conn.execute("DELETE FROM outbox WHERE payload->>'report_id' = ANY(%s)", (ids,))
         conn.execute("DELETE FROM reports WHERE id::text = ANY(%s)", (ids,))
+
+
+# Prepended to `fresh_python`'s code: packages made to look uninstalled, as pip leaves them.
+_HIDE = """
+import importlib.abc, sys
+class Hidden(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {hidden!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Hidden())
+"""
+
+
+def fresh_python(
+    code: str, *, hidden: Collection[str] = (), **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter of this venv, run in the checkout with a bare
+    environment (PATH and `env`), the top-level packages `hidden` looking uninstalled."""
+    return subprocess.run(
+        [sys.executable, "-c", _HIDE.format(hidden=set(hidden)) + code],
+        cwd=Path(__file__).resolve().parents[1],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 
 from devstack.faults._common import FaultError, check_count, pick
-from devstack.stack.state import cmdline
+from devstack.stack.state import cmdline, proc_stat
 
 
 def kill(pid: int, *, name: str = "process") -> None:
@@ -112,12 +112,8 @@ def _signal_error(action: str, name: str, pid: int, exc: OSError) -> FaultError:
 
 def _stat(pid: int) -> tuple[str, int] | None:
     """A process's state letter and parent pid, None when it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1])
+    fields = proc_stat(pid)
+    return None if fields is None else (fields[0], int(fields[1]))
 
 
 def _children(pid: int) -> list[int]:

@@ -75,18 +75,28 @@ def export_lines(env: dict[str, str]) -> str:
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.items()))
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of `/proc/<pid>/stat` after the command name, None when it is gone:
+    [0] the state letter, [1] the parent pid, [11] and [12] user and system CPU (clock
+    ticks), [19] the start time (clock ticks since boot)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses; the last ")" ends it.
+    return stat.rsplit(")", 1)[1].split()
+
+
 def start_ticks(pid: int, *, living: bool = False) -> int | None:
     """When a process started (clock ticks since boot): with the pid, its identity.
 
     A pid alone may have been reused by an unrelated process since a crashed run recorded it.
     `living`: None for a zombie too (killed, not yet reaped by its new parent).
     """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = proc_stat(pid)
+    if fields is None or (living and fields[0] == "Z"):
         return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if living and fields[0] == "Z" else int(fields[19])
+    return int(fields[19])
 
 
 def cmdline(pid: int) -> str | None:

@@ -176,18 +176,20 @@ def _measure(turn: Turn, server: servers.RunningServer, condition: Condition, pl
         # Generous: a tips request that gives up and reconnects would lighten the load.
         loads[TIPS] = window(f"{server.url}/api/tips", connections=TIPS_CONNECTIONS,
                              timeout=UPSTREAM_TIMEOUT * 3)  # fmt: skip
-    held = server.url if condition.held else None
-    measured = _run(_gather(*loads.values(), held=held, control_url=control_url))
+    hold = (server.url, control_url) if condition.held and control_url else None
+    measured = _run(_gather(*loads.values(), hold=hold))
     for endpoint, result in zip(loads, measured, strict=True):
         if endpoint in names:
             turn.add(names[endpoint], result)
 
 
-async def _gather(*loads: Coroutine[Any, Any, LoadResult], held: str | None = None,
-                  control_url: str | None = None) -> list[LoadResult]:  # fmt: skip
+async def _gather(*loads: Coroutine[Any, Any, LoadResult],
+                  hold: tuple[str, str] | None = None) -> list[LoadResult]:  # fmt: skip
+    """The loads, together; with `hold` (the server's URL, the upstream's control URL),
+    once the upstream holds one of the server's calls."""
     async with contextlib.AsyncExitStack() as stack:
-        if held is not None and control_url is not None:
-            await _held(stack, held, control_url)
+        if hold is not None:
+            await _held(stack, *hold)
         return list(await asyncio.gather(*loads))
 
 

@@ -92,9 +92,13 @@ def _bare(turn: Turn, name: str, kind: str, url: str, plan: Plan) -> None:
     argv = [sys.executable, "-m", "loadtests.bench.bare_pool", kind, "--url", url,
             "--id", str(READ_ID), "--concurrency", str(POOL_SIZE),
             "--duration", str(plan.duration), "--warmup", str(plan.warmup)]  # fmt: skip
-    if (os.cpu_count() or 1) > servers.SERVER_CORE:
-        argv = ["taskset", "-c", str(servers.SERVER_CORE), *argv]
-    out = subprocess.run(argv, cwd=servers.ROOT, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        servers.pinned(argv, servers.SERVER_CORE),
+        cwd=servers.ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     data = json.loads(out.stdout)
     result = LoadResult(
         requests=data["requests"],

@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
+from devstack.stack.state import proc_stat
+
 PROC = Path("/proc")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -83,10 +85,5 @@ class PeakRss:
 
 
 def _parent(entry: Path) -> int | None:
-    try:
-        stat = (entry / "stat").read_text()
-    except OSError:
-        return None
-    # "pid (comm) state ppid ...": comm may hold spaces and parentheses; the last ")" ends it.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return int(fields[1]) if len(fields) > 1 else None
+    fields = proc_stat(int(entry.name))
+    return None if fields is None else int(fields[1])

@@ -172,14 +172,18 @@ def stop_all(running: Sequence[RunningServer]) -> None:
         server.child.finish_stop(deadline)
 
 
+def pinned(argv: Sequence[str], core: int) -> list[str]:
+    """`argv` run on `core` only (as is on a machine without that core)."""
+    if (os.cpu_count() or 1) > core:
+        return ["taskset", "-c", str(core), *argv]
+    return list(argv)
+
+
 def _spawn(spec: ServerSpec, env: Mapping[str, str], log_dir: Path) -> RunningServer:
     port = free_port()
-    argv = spec.argv(port)
-    if (os.cpu_count() or 1) > spec.core:
-        argv = ["taskset", "-c", str(spec.core), *argv]
     child = Child(
         spec.name,
-        argv,
+        pinned(spec.argv(port), spec.core),
         log_dir / f"{spec.name.replace(' ', '-')}.log",
         env={**os.environ, **env, **dict(spec.settings)},
         cwd=ROOT,

@@ -7,14 +7,12 @@ Each check runs in a fresh interpreter (the test process has imported everything
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import fresh_python
+
 INTEGRATIONS = (
     "aiobreaker",
     "aiohttp",
@@ -26,15 +24,6 @@ INTEGRATIONS = (
     "redis",
     "uvicorn",
 )
-# A meta-path finder that makes packages look uninstalled, as pip would leave them.
-HIDE = """
-import importlib.abc, sys
-class Hidden(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {hidden!r}:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-sys.meta_path.insert(0, Hidden())
-"""
 REPORT = """
 import json
 print(json.dumps(sorted(sys.modules)))
@@ -42,16 +31,7 @@ print(json.dumps(sorted(sys.modules)))
 
 
 def run(code: str, *, hidden: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    """`code` in a fresh interpreter of this venv, in the worktree, with `hidden` uninstalled."""
-    return subprocess.run(
-        [sys.executable, "-c", HIDE.format(hidden=set(hidden)) + code],
-        cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return fresh_python(code, hidden=hidden)
 
 
 def loaded_after(code: str, *, hidden: tuple[str, ...] = ()) -> set[str]:

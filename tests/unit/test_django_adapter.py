@@ -3,12 +3,7 @@ without a default, and its views get what they need as arguments."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import fresh_python
 
 # A foreign project: only what Django itself needs, and the adapter's two middlewares.
 FOREIGN_PROJECT = """
@@ -81,14 +76,6 @@ print("served")
 def test_a_foreign_django_project_serves_the_health_and_metrics_views() -> None:
     """Live, readiness (with and without its token) and metrics, through both middlewares,
     Django's test clients and the event-loop handler: no AttributeError for a setting."""
-    done = subprocess.run(
-        [sys.executable, "-c", FOREIGN_PROJECT],
-        cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = fresh_python(FOREIGN_PROJECT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "served"

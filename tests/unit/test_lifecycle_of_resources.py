@@ -36,15 +36,8 @@ class ClosedPool:
         self.closed = True
 
 
-@pytest.fixture(autouse=True)
-def no_sampling(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A monitor that runs samples nothing: no database is reached from a unit test."""
-
-    async def sample(self: Monitor) -> None:
-        self._first_round.set()
-
-    monkeypatch.setattr(Monitor, "sample", sample)
-
+# Refused at once: an open monitor samples it for real, and no database is reached.
+NOWHERE = "postgresql://127.0.0.1:1/app?connect_timeout=1"
 
 # Each case: a resource, built, and what says it is open now (on the loop).
 Case = tuple[Any, Callable[[], bool]]
@@ -68,8 +61,8 @@ def cache() -> Case:
 
 def database() -> Case:
     built = Database(
-        primary_url="postgresql://primary.invalid/app",
-        replica_urls=["postgresql://replica.invalid/app"],
+        primary_url=NOWHERE,
+        replica_urls=[NOWHERE],
         pool_class=ClosedPool,  # type: ignore[arg-type]
     )
     pools = (built.primary, *built.replicas)
@@ -77,7 +70,7 @@ def database() -> Case:
 
 
 def monitor() -> Case:
-    built = Monitor("postgresql://primary.invalid/app", [])
+    built = Monitor(NOWHERE, [])
     return built, lambda: monitor_running(built)
 
 

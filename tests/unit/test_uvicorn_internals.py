@@ -63,7 +63,7 @@ def test_each_cycle_attribute_used_is_set_by_its_constructor() -> None:
     assert missing == [], f"RequestResponseCycle no longer sets {missing}"
 
 
-async def test_the_guarded_protocol_builds_and_sweeps_on_a_real_config() -> None:
+async def test_the_guarded_protocol_builds_on_a_real_config() -> None:
     """The subclass constructs as uvicorn constructs it, with its limits in place."""
     config = Config(app=_app, http=GuardedHttpToolsProtocol, ws="none")
     config.load()

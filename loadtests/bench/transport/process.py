@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from devstack.stack.child import tail
+from devstack.stack.state import proc_stat
 from loadtests.bench.generator import ERROR_KINDS, Latencies, LoadResult
-from loadtests.bench.servers import ROOT, SERVER_CORE
+from loadtests.bench.servers import ROOT, SERVER_CORE, pinned
 from loadtests.bench.transport.client import OPENED
 
 GRACE = 60.0  # seconds for start-up (imports) and the last requests, on top of the window
@@ -55,11 +56,10 @@ def run_client(contender: str, upstream_url: str, *, upstream_pid: int, concurre
                log: Path) -> ClientRun:  # fmt: skip
     """Run `contender` against `upstream_url` on the server core; raises RuntimeError when
     it fails (its log's end in the message)."""
-    argv = [sys.executable, "-m", "loadtests.bench.transport.client", contender,
-            "--concurrency", str(concurrency), "--warmup", str(warmup),
-            "--duration", str(duration), *(f"--hide={name}" for name in hidden)]  # fmt: skip
-    if (os.cpu_count() or 1) > SERVER_CORE:
-        argv = ["taskset", "-c", str(SERVER_CORE), *argv]
+    argv = pinned([sys.executable, "-m", "loadtests.bench.transport.client", contender,
+                   "--concurrency", str(concurrency), "--warmup", str(warmup),
+                   "--duration", str(duration), *(f"--hide={name}" for name in hidden)],
+                  SERVER_CORE)  # fmt: skip
     env = {**os.environ, "TIPS_UPSTREAM_URL": upstream_url, "LOG_LEVEL": "error"}
     with log.open("ab") as errors, subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
@@ -93,9 +93,9 @@ def _read(stdout: IO[str], upstream_pid: int) -> ClientRun | None:
 
 def cpu_seconds(pid: int) -> float:
     """`pid`'s user + system CPU seconds so far, from /proc (clock-tick resolution)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # "pid (comm) state ppid ...": utime and stime are the 14th and 15th fields.
-    fields = stat[stat.rfind(")") + 2 :].split()
+    fields = proc_stat(pid)
+    if fields is None:
+        raise ProcessLookupError(f"no process {pid}")
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
