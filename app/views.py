@@ -26,9 +26,9 @@ from resilience_async import ReadResult, ResilienceError, WriteResult
 from resilience_async.django import (
     JSON,
     answered,
-    json_error,
     json_response,
     method_not_allowed,
+    problem_response,
 )
 
 # Which database server answered a read: primary, replica-1...
@@ -44,7 +44,7 @@ def answers_errors(view: V) -> V:
         try:
             return await view(*args, **kwargs)
         except ApiError as exc:
-            return json_error(exc.status, exc.code, exc.message, field=exc.field)
+            return problem_response(exc.status, exc.code, exc.message, field=exc.field)
         except ResilienceError as exc:
             return answered(exc)
 
@@ -169,7 +169,7 @@ async def _one(
     read = await load(_consistency_token(request))
     served = {SERVED_BY: read.server}
     if read.value is None:
-        return json_error(404, NotFound.code, f"no {what}", headers=served)
+        return problem_response(404, NotFound.code, f"no {what}", headers=served)
     return json_response(read.value.to_json(), headers=served)
 
 

@@ -8,6 +8,9 @@ from django.urls import path
 from project.resources import for_process
 from resilience_async.django import live, metrics_view, readiness_view
 
+# An unexpected failure answers problem details too (and is logged as an ERROR).
+handler500 = "resilience_async.django.server_error"
+
 resources = for_process()
 api = resources.api
 

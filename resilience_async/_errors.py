@@ -17,7 +17,9 @@
     └── InvalidLsnError           a consistency token that is not an LSN (also ValueError)
 
 Every error that means "try again later" has `retry_after` (seconds), which the HTTP layer
-turns into a `Retry-After` header; `InvalidLsnError` alone is the caller's mistake (a 400).
+turns into a `Retry-After` header, and `public_detail`: what a caller may be told (the
+dependency and its state), while `str()` keeps the driver's text and addresses for the log.
+`InvalidLsnError` alone is the caller's mistake (a 400).
 Foreign exceptions (httpx, redis, psycopg) are translated once, at the boundary of the
 primitive that met them, with `raise ... from exc`.
 """
@@ -34,6 +36,11 @@ class ResilienceError(Exception):
     """Root of every error raised by `resilience_async`."""
 
     retry_after: float | None = None
+
+    @property
+    def public_detail(self) -> str:
+        """What a caller may be told: the dependency and its state, never an address."""
+        return "a dependency is unavailable"
 
 
 class CircuitOpenError(ResilienceError, CircuitBreakerError):  # type: ignore[misc]
@@ -61,6 +68,10 @@ class CircuitOpenError(ResilienceError, CircuitBreakerError):  # type: ignore[mi
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def public_detail(self) -> str:
+        return f"{self.breaker} is unavailable (circuit open)"
+
 
 class CallTimeoutError(ResilienceError, TimeoutError):
     """A call guarded by a breaker ran past its timeout and was cancelled."""
@@ -69,6 +80,10 @@ class CallTimeoutError(ResilienceError, TimeoutError):
         self.breaker = breaker
         self.timeout = timeout
         super().__init__(f"call through {breaker!r} gave no result within {timeout:.2f} s")
+
+    @property
+    def public_detail(self) -> str:
+        return f"{self.breaker} did not answer in time"
 
 
 class SaturatedError(ResilienceError):
@@ -83,12 +98,20 @@ class BulkheadFullError(SaturatedError):
         self.limit = limit
         super().__init__(f"bulkhead {name!r} is full ({limit} calls in flight)")
 
+    @property
+    def public_detail(self) -> str:
+        return f"too many calls in flight ({self.name})"
+
 
 class PoolExhaustedError(SaturatedError):
     def __init__(self, name: str, timeout: float) -> None:
         self.name = name
         self.timeout = timeout
         super().__init__(f"couldn't get a connection to {name!r} after {timeout:.2f} sec")
+
+    @property
+    def public_detail(self) -> str:
+        return f"no connection to {self.name} became free in time"
 
 
 class UpstreamError(ResilienceError):
@@ -103,6 +126,10 @@ class UpstreamError(ResilienceError):
     def __str__(self) -> str:
         return f"upstream {self.upstream!r} {self.detail} (attempts: {self.attempts})"
 
+    @property
+    def public_detail(self) -> str:
+        return f"the upstream {self.upstream} failed"
+
 
 class UpstreamUnavailableError(UpstreamError):
     """Connection refused, reset or otherwise broken before a full answer."""
@@ -110,6 +137,10 @@ class UpstreamUnavailableError(UpstreamError):
 
 class UpstreamTimeoutError(UpstreamError, TimeoutError):
     """No full answer within the configured timeout."""
+
+    @property
+    def public_detail(self) -> str:
+        return f"the upstream {self.upstream} did not answer in time"
 
 
 class UpstreamStatusError(UpstreamError):
@@ -133,6 +164,12 @@ class DatabaseUnavailableError(ResilienceError):
     def __str__(self) -> str:
         return f"database {self.server} unavailable: {self.detail}"
 
+    @property
+    def public_detail(self) -> str:
+        if self.server == "servers":
+            return "no database server can serve this read"
+        return f"the {self.server} database is unreachable"
+
 
 class NoPrimaryError(DatabaseUnavailableError):
     """No writable primary can be reached; the write was not sent."""
@@ -150,6 +187,13 @@ class WriteOutcomeUnknownError(DatabaseUnavailableError):
     def __str__(self) -> str:
         return f"write on {self.server} interrupted, outcome unknown: {self.detail}"
 
+    @property
+    def public_detail(self) -> str:
+        return (
+            f"the write was interrupted on the {self.server} database and may have committed; "
+            "retry it with the same Idempotency-Key"
+        )
+
 
 class FallbackUnavailableError(ResilienceError):
     """Loading `key` failed and the cache had neither stale data nor a declared fallback."""
@@ -158,6 +202,14 @@ class FallbackUnavailableError(ResilienceError):
         self.key = key
         super().__init__(f"no live, stale or fallback value for {key!r}")
 
+    @property
+    def public_detail(self) -> str:
+        return f"no value for {self.key} is available"
+
 
 class InvalidLsnError(ResilienceError, ValueError):
     """Text that is not an LSN in PostgreSQL's `X/Y` form (a malformed consistency token)."""
+
+    @property
+    def public_detail(self) -> str:
+        return "not a consistency token returned by a write"

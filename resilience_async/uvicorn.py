@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from resilience_async._corked import CorkedTransport
 from resilience_async._extras import extra_needed
+from resilience_async._problem import problem_bytes
 
 with extra_needed("resilience_async.uvicorn"):
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -47,7 +48,7 @@ _REFUSALS = {
     431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
 }
 
-_CODES = {403: b"websocket_refused", 408: b"request_timeout", 431: b"headers_too_large"}
+_CODES = {403: "websocket_refused", 408: "request_timeout", 431: "headers_too_large"}
 
 
 class _Refused(Exception):
@@ -149,12 +150,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def _refuse(self, status: int, message: str) -> None:
-        """The service's JSON error for `status`, then close: nothing more is read."""
-        body = b'{"error":{"code":"%s","message":"%s"}}' % (_CODES[status], message.encode())
+        """The service's problem details for `status`, then close: nothing more is read."""
+        body = problem_bytes(status, _CODES[status], message)
         head = [_REFUSALS[status]]
         for name, value in self.server_state.default_headers:
             head.append(name + b": " + value + b"\r\n")
-        head.append(b"content-type: application/json\r\nconnection: close\r\n")
+        head.append(b"content-type: application/problem+json\r\nconnection: close\r\n")
         head.append(b"content-length: " + str(len(body)).encode() + b"\r\n\r\n")
         self.transport.write(b"".join(head) + body)
         self.transport.close()

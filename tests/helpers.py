@@ -66,16 +66,28 @@ def replay_paused(stack: Stack) -> Iterator[None]:
 
 
 def assert_error(response: httpx.Response, status: int, field: str | None) -> dict[str, Any]:
-    """The service's one error shape (naming `field` when one is given)."""
+    """The service's one error shape, RFC 9457 problem details (naming `field` when one is
+    given); returns the problem."""
     assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/json"
-    error = response.json()["error"]
-    assert error["code"]
-    assert error["message"]
+    assert response.headers["Content-Type"] == "application/problem+json"
+    return assert_problem(response.json(), status, field)
+
+
+def assert_problem(
+    problem: dict[str, Any], status: int, field: str | None = None
+) -> dict[str, Any]:
+    """A problem details object of `status`: type from its code, title, detail, and `field`
+    (an extension member) when the problem is about one."""
+    code = problem["code"]
+    assert problem["type"] == f"/problems/{code}"
+    assert problem["title"] == code.replace("_", " ").capitalize()
+    assert problem["status"] == status
+    assert problem["detail"]
+    expected = {"type", "title", "status", "detail", "code"} | ({"field"} if field else set())
+    assert set(problem) == expected, problem
     if field is not None:
-        assert set(error) == {"code", "message", "field"}
-        assert error["field"] == field
-    return error
+        assert problem["field"] == field
+    return problem
 
 
 def rejected(call: Callable[..., Any], *args: Any) -> InvalidInput:

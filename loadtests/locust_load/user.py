@@ -181,9 +181,11 @@ def _describe(error: BaseException | None) -> str:
 
 
 def _error_code(status: int, body: bytes | None) -> str:
-    """`HTTP 503 no_primary`: the status and the service's error code, when it sent one."""
+    """`HTTP 503 no_primary`: the status and the error code, when one was sent: the
+    service's problem details carry it as `code`, the sync twin's body as `error.code`."""
     try:
-        code = json.loads(body or b"")["error"]["code"]
+        answer = json.loads(body or b"")
+        code = answer["code"] if "code" in answer else answer["error"]["code"]
     except (ValueError, KeyError, TypeError):
         return f"HTTP {status}"
     return f"HTTP {status} {str(code)[:60]}"

@@ -10,10 +10,10 @@ _middleware.py   `request_context_middleware` (request id, access log, request m
                  `security_middleware` (Host check, security headers); Django builds them
                  from dotted paths: `"resilience_async.django.security_middleware"`
 _views.py        `live`, `readiness_view(readiness, health_token=...)`,
-                 `metrics_view(multiprocess_dir=...)`
+                 `metrics_view(multiprocess_dir=...)`, `server_error` (for `handler500`)
 _errors.py       `error_response`, `answered`, `answers_resilience_errors`: the one mapping
                  of `ResilienceError` to HTTP
-_responses.py    `json_response`, `json_error`, `method_not_allowed`: the error shape
+_responses.py    `json_response`, `problem_response`, `method_not_allowed`: RFC 9457 errors
 _signals.py      request signals sent without a thread hand-off
 _headers.py      response headers written once checked
 
@@ -33,15 +33,16 @@ with _extras.extra_needed("resilience_async.django"):
     from resilience_async.django._middleware import request_context_middleware, security_middleware
     from resilience_async.django._responses import (
         JSON,
-        json_error,
         json_response,
         method_not_allowed,
+        problem_response,
     )
     from resilience_async.django._views import (
         HEALTH_TOKEN_HEADER,
         live,
         metrics_view,
         readiness_view,
+        server_error,
     )
 
 __all__ = [
@@ -51,14 +52,15 @@ __all__ = [
     "answered",
     "answers_resilience_errors",
     "error_response",
-    "json_error",
     "json_response",
     "live",
     "method_not_allowed",
     "metrics_view",
+    "problem_response",
     "readiness_view",
     "request_context_middleware",
     "security_middleware",
+    "server_error",
 ]
 
 # As the package root does: reprs and tracebacks name the namespace people import.

@@ -3,7 +3,7 @@
 A refusal must cost far less than a request served, or shedding feeds the overload it is
 meant to end: a client refused at once asks again at once, and every refusal that builds a
 request, runs the middleware and logs an error takes the time of the requests admitted. So
-the refusal is sent here, as ready-made bytes (the service's error body, its security
+the refusal is sent here, as ready-made bytes (the service's problem details, its security
 headers, `Retry-After`), with the request's id echoed or made up, no request object and no
 log line per refusal: a warning at most once per `LOG_INTERVAL` says how many there were,
 and `bulkhead_rejections_total{bulkhead="requests"}` counts each one.
@@ -19,15 +19,15 @@ Health endpoints are never refused: a probe must see the process, busy or not.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from resilience_async._errors import BulkheadFullError
 from resilience_async._limits import Bulkhead
 from resilience_async._logs import Throttle
+from resilience_async._problem import MEDIA_TYPE as PROBLEM_JSON
+from resilience_async._problem import problem_bytes
 
 # Named as it was before the module turned private: log configurations keep working.
 logger = logging.getLogger("resilience_async.django.admission")
@@ -53,10 +53,9 @@ class Admission:
                  valid_id: Callable[[str], object] = bool) -> None:  # fmt: skip
         self.requests = Bulkhead("requests", max_concurrent=limit, max_queue=limit,
                                  queue_timeout=wait)  # fmt: skip
-        error = BulkheadFullError("requests", limit)
-        body = json.dumps({"error": {"code": "overloaded", "message": str(error)}},
-                          separators=(",", ":")).encode()  # fmt: skip
-        fixed = {"Content-Type": "application/json", "Content-Length": str(len(body)),
+        detail = f"the service is at its limit of {limit} requests in flight"
+        body = problem_bytes(503, "overloaded", detail)
+        fixed = {"Content-Type": PROBLEM_JSON, "Content-Length": str(len(body)),
                  "Retry-After": str(RETRY_AFTER), **headers}  # fmt: skip
         self._headers = [(name.lower().encode(), value.encode("latin-1"))
                          for name, value in fixed.items()]  # fmt: skip

@@ -42,7 +42,7 @@ from resilience_async.django._middleware import (
     security_headers,
     valid_request_id,
 )
-from resilience_async.django._responses import json_error
+from resilience_async.django._responses import problem_response
 from resilience_async.django._signals import send_request_signal
 
 Scope = dict[str, Any]
@@ -169,8 +169,10 @@ class EventLoopASGIHandler(ASGIHandler):
     async def _refuse_body(self, scope: Scope, send: Send, limit: int) -> None:
         """413 with the error body, and `Connection: close`: the rest of the body is never
         read, so the connection can't carry another request."""
-        refusal = json_error(413, "payload_too_large", f"the body is larger than {limit} bytes",
-                             field="body", headers={"Connection": "close"})  # fmt: skip
+        refusal = problem_response(
+            413, "payload_too_large", f"the body is larger than {limit} bytes",
+            field="body", headers={"Connection": "close"},
+        )  # fmt: skip
         refusal["Content-Length"] = str(len(refusal.content))
         await self.send_response(refusal, send)
         self._record(scope.get("method", "OTHER"), "unmatched", 413)
@@ -380,17 +382,18 @@ CLIENT_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation)
 
 
 def client_error_response(request: HttpRequest, exc: Exception) -> HttpResponseBase:
-    """The JSON answer to an exception that means the client asked wrongly (as Django maps them)."""
+    """The problem details for an exception that means the client asked wrongly (mapped as
+    Django maps them)."""
     if isinstance(exc, Http404):
-        return json_error(404, "not_found", f"nothing at {request.path}")
+        return problem_response(404, "not_found", f"nothing at {request.path}")
     if isinstance(exc, PermissionDenied):
-        return json_error(403, "forbidden", "permission denied")
+        return problem_response(403, "forbidden", "permission denied")
     if isinstance(exc, RequestDataTooBig):
-        return json_error(413, "payload_too_large", "request body is too large")
+        return problem_response(413, "payload_too_large", "request body is too large")
     if isinstance(exc, SuspiciousOperation):
         security_logger = logging.getLogger(f"django.security.{exc.__class__.__name__}")
         security_logger.error(str(exc), extra={"status_code": 400})
-    return json_error(400, "bad_request", "the request could not be understood")
+    return problem_response(400, "bad_request", "the request could not be understood")
 
 
 def _answering_client_errors(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -27,7 +27,7 @@ from django.utils.decorators import sync_and_async_middleware
 
 from resilience_async._logs import Throttle, request_id_var
 from resilience_async.django._headers import add_missing, prepare, put
-from resilience_async.django._responses import json_error
+from resilience_async.django._responses import problem_response
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
 AsyncHandler = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -165,10 +165,8 @@ class _Security:
             request.get_host()
         except DisallowedHost:
             self._log_refusal(key[1] if key[0] is None else key[0])
-            refusal = json_error(400, "bad_host", "the Host header is not served here",
-                                 field="Host")  # fmt: skip
-            refusal._has_been_logged = True  # type: ignore[attr-defined]  # not per request
-            return refusal
+            return problem_response(400, "bad_host", "the Host header is not served here",
+                                    field="Host")  # fmt: skip
         if len(self._allowed) < _MAX_REMEMBERED_HOSTS:
             self._allowed.add(key)
         return None

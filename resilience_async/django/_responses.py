@@ -1,4 +1,4 @@
-"""JSON responses in the service's one error shape: {"error": {"code", "message", "field"}}."""
+"""JSON responses, and errors in the one shape of RFC 9457 problem details."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+
+from resilience_async._problem import MEDIA_TYPE as PROBLEM_JSON
+from resilience_async._problem import problem_bytes
 
 JSON = "application/json"
 
@@ -22,25 +25,28 @@ def json_response(
     return HttpResponse(body, status=status, content_type=content_type, headers=headers)
 
 
-def json_error(
+def problem_response(
     status: int,
     code: str,
-    message: str,
+    detail: str,
     *,
     field: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> HttpResponse:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        error["field"] = field
-    return json_response({"error": error}, status=status, headers=headers)
+    """An `application/problem+json` answer (`field`: the field, header or parameter it is
+    about). It is an answer given on purpose, so Django's per-request log line skips it:
+    `/metrics` counts it, and the access log shows it."""
+    body = problem_bytes(status, code, detail, field=field)
+    response = HttpResponse(body, status=status, content_type=PROBLEM_JSON, headers=headers)
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django's log_response
+    return response
 
 
 def method_not_allowed(request: HttpRequest, *allowed: str) -> HttpResponse | None:
-    """A JSON 405 naming the allowed methods, or None when `request.method` is one of them."""
+    """A 405 naming the allowed methods, or None when `request.method` is one of them."""
     if request.method in allowed:
         return None
-    return json_error(
+    return problem_response(
         405,
         "method_not_allowed",
         f"{request.method} is not allowed here",

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from resilience_async._health import MEDIA_TYPE, Readiness
+from resilience_async._problem import MEDIA_TYPE as PROBLEM_JSON
+from resilience_async._problem import problem_bytes
 from resilience_async.django._responses import json_response, method_not_allowed
 
 View = Callable[[HttpRequest], Awaitable[HttpResponse]]
@@ -55,9 +57,13 @@ def readiness_view(readiness: Readiness, *, health_token: str = "") -> View:
             return rejected
         report = await readiness.report()
         body = report.to_json(detailed=wants_details(request, health_token))
-        return json_response(
+        response = json_response(
             body, status=report.http_status, content_type=MEDIA_TYPE, headers=_NO_STORE
         )
+        # A 503 here is the answer a probe needs, not a server error: no log line per probe
+        # (the checks log their state changes, and /metrics counts the answers).
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
 
     return ready
 
@@ -85,3 +91,13 @@ def metrics_view(*, multiprocess_dir: str | None = None) -> View:
         return HttpResponse(body, content_type=prometheus.CONTENT_TYPE)
 
     return metrics
+
+
+def server_error(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    """Django's `handler500`: a problem details body instead of Django's HTML page.
+
+    Django calls it synchronously, then logs the exception as an ERROR with its traceback:
+    an unexpected failure is the one answer that must be logged per request.
+    """
+    body = problem_bytes(500, "internal_error", "the server failed; its log has the details")
+    return HttpResponse(body, status=500, content_type=PROBLEM_JSON)

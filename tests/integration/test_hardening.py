@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from devstack.stack import Stack
-from tests.helpers import assert_error, forget_reports, metric
+from tests.helpers import assert_error, assert_problem, forget_reports, metric
 from tests.servers import WebServer, run_web
 
 pytestmark = pytest.mark.integration
@@ -112,9 +112,11 @@ def test_a_body_declared_too_large_is_refused_before_it_is_sent(web: WebServer) 
         status, headers, body = raw_response(sock)
         wait_closed_by_server(sock)
     assert (status, headers["connection"]) == (413, "close")
-    assert json.loads(body)["error"] == {
-        "code": "payload_too_large", "field": "body",
-        "message": "the body is larger than 16384 bytes",
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body) == {
+        "type": "/problems/payload_too_large", "title": "Payload too large", "status": 413,
+        "detail": "the body is larger than 16384 bytes", "code": "payload_too_large",
+        "field": "body",
     }  # fmt: skip
 
 
@@ -130,7 +132,7 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(web: WebServer) -> N
         status, headers, body = raw_response(sock)
         wait_closed_by_server(sock)
     assert (status, headers["connection"]) == (413, "close")
-    assert json.loads(body)["error"]["code"] == "payload_too_large"
+    assert json.loads(body)["code"] == "payload_too_large"
 
 
 class KeepAliveLoad:
@@ -213,7 +215,8 @@ def refusal(sock: socket.socket) -> tuple[int, str]:
     status, headers, body = raw_response(sock)
     wait_closed_by_server(sock)
     assert headers["connection"] == "close"
-    return status, json.loads(body)["error"]["code"]
+    assert headers["content-type"] == "application/problem+json"
+    return status, assert_problem(json.loads(body), status)["code"]
 
 
 REQUEST_LINE = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"

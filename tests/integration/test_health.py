@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,6 +171,44 @@ def test_readiness_fails_at_once_on_sigterm_while_serving(
         assert server.get("/health/live").status_code == 200
         # uvicorn re-raises the signal it handled once it has shut down cleanly.
         assert server.child.popen.wait(timeout=10) == -signal.SIGTERM  # type: ignore[union-attr]
+
+
+def test_an_outage_of_everything_is_told_plainly_and_logged_quietly(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    """Every dependency dead under a readiness probe every 0.25 s and steady traffic: the
+    answers are expected ones (503 with Retry-After, or tips from the fallback), no body
+    names a host, a port or a driver's message, and the log has no ERROR line at all, and
+    one warning per kind of failure, not one per request or per probe."""
+    with run_web(healthy_stack, tmp_path) as server:
+        ready_when(server, lambda r: r.status_code == 200)
+        for name in ("primary", "replica", "redis", "upstream"):
+            kill(healthy_stack.children[name])
+        ready_when(server, lambda r: r.status_code == 503)
+        answers: list[httpx.Response] = []
+        for _ in range(16):  # 4 s of probes, with a write, two reads and tips between each
+            answers.append(server.get("/health/ready", token=False))
+            answers.append(server.client.post("/api/orders", json={"item": "x", "quantity": 1}))
+            answers.append(server.client.get("/api/orders/1"))
+            answers.append(server.client.get("/api/orders"))
+            answers.append(server.client.get("/api/tips"))
+            time.sleep(0.25)
+    ports = [str(service["port"]) for service in healthy_stack.services.values()
+             if "port" in service]  # fmt: skip
+    for answer in answers:
+        assert answer.status_code in (200, 503), answer.text
+        assert "127.0.0.1" not in answer.text
+        assert "connection" not in answer.text.lower()
+        assert not any(port in answer.text for port in ports), answer.text
+        if answer.status_code == 503 and answer.url.path.startswith("/api/"):
+            assert int(answer.headers["Retry-After"]) >= 1
+            assert answer.headers["Content-Type"] == "application/problem+json"
+    assert {a.json()["source"] for a in answers if a.url.path == "/api/tips"} == {"fallback"}
+    lines = [json.loads(line) for log in tmp_path.glob("web-*.log")
+             for line in log.read_text().splitlines() if line.startswith("{")]  # fmt: skip
+    assert [line for line in lines if line["level"] in ("error", "critical")] == []
+    answered = [line for line in lines if line["message"].startswith("answered 503")]
+    assert 1 <= len(answered) <= 6, answered  # per kind of failure, not per request
 
 
 def test_migrations_reach_the_replica(healthy_stack: Stack) -> None:

@@ -358,7 +358,7 @@ def test_an_absent_order_is_a_json_404(healthy_stack: Stack, web: WebServer, ord
     """An id no order has is a 404 in the error shape, saying which server looked."""
     response = web.client.get(f"/api/orders/{order_id}")
     assert response.status_code == 404, response.text
-    assert response.json()["error"]["code"] == "not_found"
+    assert response.json()["code"] == "not_found"
     assert SERVED_BY.fullmatch(response.headers["X-Database-Server"])
 
 
@@ -366,7 +366,7 @@ def test_an_id_beyond_bigint_is_404_not_500(healthy_stack: Stack, web: WebServer
     """An id too large for the column cannot name an order: 404, not a database error."""
     response = web.client.get("/api/orders/99999999999999999999")
     assert response.status_code == 404, response.text
-    assert response.json()["error"]["code"] == "not_found"
+    assert response.json()["code"] == "not_found"
 
 
 @pytest.mark.parametrize("path", ["/api/orders/1", "/api/orders"])
@@ -408,7 +408,7 @@ def test_other_methods_are_405_with_allow(
     response = web.client.request(method, path)
     assert response.status_code == 405, response.text
     assert response.headers["Allow"] == allow
-    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.json()["code"] == "method_not_allowed"
 
 
 # --- paging -------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def test_bad_methods_are_refused(web: WebServer) -> None:
     response = web.client.post("/api/tips")
     assert response.status_code == 405
     assert response.headers["Allow"] == "GET, HEAD"
-    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.json()["code"] == "method_not_allowed"
 
 
 def test_readiness_turns_back_to_pass_when_the_breaker_closes(

@@ -75,6 +75,7 @@ async def echo(request: HttpRequest) -> HttpResponse:
     return HttpResponse(request.body, content_type="application/octet-stream")
 
 
+handler500 = "resilience_async.django.server_error"
 urlpatterns = [
     path("bare", bare),
     path("missing", missing),
@@ -236,19 +237,32 @@ async def test_a_quick_answer_never_starts_watching_for_a_disconnect(
     assert watched == []
 
 
-async def test_unhandled_view_errors_are_a_plain_500() -> None:
-    """A bug in a view still becomes Django's 500 response."""
+async def test_unhandled_view_errors_are_a_500_logged_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug in a view still becomes Django's 500, in problem details (`handler500`), and
+    the one answer Django logs as an ERROR, with the traceback; the body tells nothing."""
     async with client_for(EventLoopASGIHandler()) as client:
         response = await client.get("/explodes")
     assert response.status_code == 500
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "internal_error"
+    assert "bug in a view" not in response.text
+    [logged] = [r for r in caplog.records if r.name == "django.request"]
+    assert logged.levelno == logging.ERROR
+    assert logged.exc_info is not None
 
 
-async def test_client_errors_are_json() -> None:
-    """Unknown paths and Http404 answer the service's JSON error shape."""
+async def test_client_errors_are_problem_details() -> None:
+    """Unknown paths and Http404 answer RFC 9457 problem details."""
     async with client_for(EventLoopASGIHandler()) as client:
         response = await client.get("/nowhere")
     assert response.status_code == 404
-    assert response.json() == {"error": {"code": "not_found", "message": "nothing at /nowhere"}}
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "/problems/not_found", "title": "Not found", "status": 404,
+        "detail": "nothing at /nowhere", "code": "not_found",
+    }  # fmt: skip
 
 
 async def test_user_sync_receivers_run_in_a_thread_async_ones_on_the_loop() -> None:
@@ -308,7 +322,7 @@ async def test_security_headers_and_host_validation() -> None:
     assert ok.headers["X-Content-Type-Options"] == "nosniff"
     assert ok.headers["X-Frame-Options"] == "DENY"
     assert rejected.status_code == 400
-    assert rejected.json()["error"]["field"] == "Host"
+    assert rejected.json()["field"] == "Host"
 
 
 async def test_refused_hosts_are_logged_once_per_interval_cut_short(
@@ -354,7 +368,7 @@ async def test_bodies_are_read_in_memory_up_to_the_limit_never_spooled(
     assert (whole.status_code, len(whole.content)) == (200, 1000)
     for refused in (declared, streamed):
         assert (refused.status_code, refused.headers["Connection"]) == (413, "close")
-        assert refused.json()["error"]["code"] == "payload_too_large"
+        assert refused.json()["code"] == "payload_too_large"
 
 
 @pytest.mark.parametrize(

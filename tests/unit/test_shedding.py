@@ -52,7 +52,7 @@ async def test_requests_past_the_limit_are_refused_at_once_and_health_still_answ
 
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "1"
-    assert refused.json()["error"]["code"] == "overloaded"
+    assert refused.json()["code"] == "overloaded"
     assert len(entered) == 3  # the refused one never reached the view; the later one did
     assert probe.status_code == 200
     assert [answer.status_code for answer in answers] == [200, 200]
@@ -80,9 +80,11 @@ async def test_a_refusal_is_the_service_s_error_with_its_headers_and_no_log_line
         await asyncio.gather(*admitted)
 
     assert kept.status_code == replaced.status_code == 503
-    message = "bulkhead 'requests' is full (2 calls in flight)"
-    assert kept.json() == {"error": {"code": "overloaded", "message": message}}
-    assert kept.headers["Content-Type"] == "application/json"
+    assert kept.json() == {
+        "type": "/problems/overloaded", "title": "Overloaded", "status": 503,
+        "detail": "the service is at its limit of 2 requests in flight", "code": "overloaded",
+    }  # fmt: skip
+    assert kept.headers["Content-Type"] == "application/problem+json"
     assert kept.headers["Retry-After"] == "1"
     assert kept.headers["X-Frame-Options"] == "DENY"
     assert kept.headers["X-Content-Type-Options"] == "nosniff"
