@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from app import schemas
+from app import openapi, schemas
 from app.errors import ApiError, NotFound
 from app.orders import OrderService
 from app.reports import ReportService
@@ -84,6 +84,14 @@ class Api:
         self._orders = orders
         self._reports = reports
         self._encode_tips = _EncodedOnce()
+        self._openapi = openapi.document_bytes()
+
+    async def openapi(self, request: HttpRequest) -> HttpResponse:
+        """The OpenAPI 3.1 document of this API (built once, at start-up)."""
+        rejected = method_not_allowed(request, "GET", "HEAD")
+        if rejected is not None:
+            return rejected
+        return HttpResponse(self._openapi, content_type=JSON)
 
     @answers_errors
     async def tips(self, request: HttpRequest) -> HttpResponse:

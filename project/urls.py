@@ -26,6 +26,7 @@ urlpatterns = [
         metrics_view(multiprocess_dir=settings.METRICS_MULTIPROC_DIR),
         name="metrics",
     ),
+    path("api/openapi.json", api.openapi, name="openapi"),
     path("api/tips", api.tips, name="tips"),
     path("api/orders", api.orders, name="orders"),
     path("api/orders/<int:order_id>", api.order, name="order"),

@@ -166,10 +166,10 @@ def test_bad_item_prefixes_are_422_about_item_prefix(value: Any) -> None:
 
 
 @pytest.mark.parametrize("escape", [b"\\ud800", b"\\udfff", b"tea \\udc00"])
-def test_lone_surrogates_in_item_prefix_are_422(escape: bytes) -> None:
-    """A JSON escape of an unpaired surrogate is valid JSON but not text: refused."""
+def test_lone_surrogates_in_item_prefix_are_400_malformed(escape: bytes) -> None:
+    """A JSON escape of an unpaired surrogate is not text: the body cannot be read."""
     exc = rejected(JSON, b'{"item_prefix": "' + escape + b'"}')
-    assert_invalid(exc, 422, "invalid", "item_prefix")
+    assert_invalid(exc, 400, "malformed_json", "body")
 
 
 def test_a_surrogate_pair_in_item_prefix_is_one_character() -> None:
@@ -258,9 +258,12 @@ def test_include_tips_that_is_not_a_boolean_is_422(value: Any) -> None:
     assert_invalid(exc, 422, "invalid", "include_tips")
 
 
-def test_the_first_bad_field_in_the_body_is_named() -> None:
-    """Fields are checked in the order sent: the first bad one is the one reported."""
+def test_types_are_checked_before_the_date() -> None:
+    """Types are checked in the order sent, as the body is decoded; `since` is read as a
+    date once the body is: a wrong type is reported first, wherever it stands."""
     exc = rejected(JSON, b'{"include_tips": 1, "since": "never"}')
     assert exc.field == "include_tips"
     exc = rejected(JSON, b'{"since": "never", "include_tips": 1}')
+    assert exc.field == "include_tips"
+    exc = rejected(JSON, b'{"since": 5, "include_tips": 1}')
     assert exc.field == "since"

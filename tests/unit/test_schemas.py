@@ -179,10 +179,10 @@ def test_good_items_are_kept_as_sent(item: str) -> None:
 
 
 @pytest.mark.parametrize("escape", [b"\\ud800", b"\\udfff", b"tea \\udc00"])
-def test_lone_surrogates_in_item_are_422_about_item(escape: bytes) -> None:
-    """JSON escapes of unpaired surrogates are not text: refused like a NUL, not stored."""
+def test_lone_surrogates_in_item_are_400_malformed(escape: bytes) -> None:
+    """JSON escapes of unpaired surrogates are not text: the body cannot be read as text."""
     exc = rejected(parse_new_order, JSON, b'{"item": "' + escape + b'", "quantity": 1}')
-    assert_invalid(exc, 422, "invalid", "item")
+    assert_invalid(exc, 400, "malformed_json", "body")
 
 
 def test_a_surrogate_pair_is_one_character() -> None:
@@ -226,10 +226,15 @@ def test_bad_quantities_are_422_about_quantity(quantity: Any, code: str) -> None
     assert_invalid(exc, 422, code, "quantity")
 
 
-@pytest.mark.parametrize("raw", [b"NaN", b"Infinity", b"-Infinity", b"1e2"])
-def test_json_number_extensions_are_not_integers(raw: bytes) -> None:
-    """NaN, Infinity and exponent notation read as floats, so they are not quantities."""
+@pytest.mark.parametrize("raw", [b"NaN", b"Infinity", b"-Infinity"])
+def test_json_number_extensions_are_malformed(raw: bytes) -> None:
+    """NaN and Infinity are not JSON (RFC 8259), whatever Python's json module reads."""
     exc = rejected(parse_new_order, JSON, b'{"item": "tea", "quantity": ' + raw + b"}")
+    assert_invalid(exc, 400, "malformed_json", "body")
+
+
+def test_exponent_notation_is_a_number_not_an_integer() -> None:
+    exc = rejected(parse_new_order, JSON, b'{"item": "tea", "quantity": 1e2}')
     assert_invalid(exc, 422, "invalid", "quantity")
 
 
