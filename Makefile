@@ -24,13 +24,14 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 	@touch $(STAMP)
 
 # Compiles the locks again from pyproject.toml (after a range or a dependency changed there;
-# commit both). A version already locked stays while its range allows it; UPGRADE=1 takes
-# the newest of every package instead. For CPython 3.11 on x86-64 Linux (the image's and
-# CI's), whatever runs the command. The service lock is constrained by the dev lock, so the
-# versions the image ships are the ones the tests ran.
-LOCK := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --no-strip-markers \
+# commit all three). A version already locked stays while its range allows it; UPGRADE=1
+# takes the newest of every package, UPGRADE="django redis" of those named. For CPython 3.11
+# on x86-64 Linux (the image's and CI's), whatever runs the command. The service lock is
+# constrained by the dev lock: the image ships the versions the tests ran.
+LOCK = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --no-strip-markers \
 	--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
-	--custom-compile-command 'make lock' $(if $(filter 1 yes true,$(UPGRADE)),--upgrade)
+	--custom-compile-command 'make lock' \
+	$(if $(filter 1 yes true,$(UPGRADE)),--upgrade,$(UPGRADE:%=--upgrade-package %))
 
 lock: $(BIN)/uv
 	@mkdir -p $(dir $(DEV_LOCK))
