@@ -21,12 +21,13 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
 # Dependencies first, in their own layer, so a source change does not download them again.
-# They are read from pyproject.toml itself: the library's and the `service` extra, never
-# another extra (the sync twin's, the scenarios', dev); every one of them ships wheels for
-# CPython on Linux (x86-64 and arm64), so no compiler is needed.
-COPY pyproject.toml docker/requirements.py ./
-RUN python requirements.py service > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+# From the service lock (`make lock`): the library's and the `service` extra's requirements
+# and theirs, each at one version with its hashes, never another extra (the sync twin's, the
+# scenarios', dev). --require-hashes: pip refuses a file whose hash differs and a package
+# the lock does not pin. Every one ships wheels for CPython on Linux (x86-64 and arm64; the
+# lock holds the hashes of every file of a version), so no compiler is needed.
+COPY requirements/service.txt /tmp/service-lock.txt
+RUN pip install --require-hashes -r /tmp/service-lock.txt
 
 # Then the service's source alone (the context is already trimmed by .dockerignore): not the
 # project's wheel, which also carries the development equipment (devstack/, loadtests/).

@@ -3,17 +3,46 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+# The locks: every package at one version, with its hashes, compiled from pyproject.toml's
+# ranges by `make lock`. The service's image installs the first, make install the second.
+SERVICE_LOCK := requirements/service.txt
+DEV_LOCK     := requirements/dev.txt
 
-.PHONY: install system-packages run test lint format bench scenario clean
+.PHONY: install system-packages lock run test lint format bench scenario clean
 
 install: $(STAMP) system-packages
 
-# Re-installs only when pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml
+# Re-installs only when pyproject.toml or the dev lock changed since the last install. The
+# lock holds every dependency, hashed (pip refuses a file whose hash differs, or a package
+# the lock does not pin); then the project itself, editable, with nothing more.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found " + sys.version.split()[0] + "); set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --require-hashes -r $(DEV_LOCK)
+	$(PIP) install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+# Compiles the locks again from pyproject.toml (after a range or a dependency changed there;
+# commit all three). A version already locked stays while its range allows it; UPGRADE=1
+# takes the newest of every package, UPGRADE="django redis" of those named. For CPython 3.11
+# on x86-64 Linux (the image's and CI's), whatever runs the command. The service lock is
+# constrained by the dev lock: the image ships the versions the tests ran.
+LOCK = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --no-strip-markers \
+	--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	--custom-compile-command 'make lock' \
+	$(if $(filter 1 yes true,$(UPGRADE)),--upgrade,$(UPGRADE:%=--upgrade-package %))
+
+lock: $(BIN)/uv
+	@mkdir -p $(dir $(DEV_LOCK))
+	$(LOCK) --extra dev --output-file $(DEV_LOCK)
+	$(LOCK) --extra service --constraint $(DEV_LOCK) --output-file $(SERVICE_LOCK)
+
+# uv alone, at the version the dev lock pins, so that a lock broken by a merge can still be
+# compiled again (make install would refuse it).
+$(BIN)/uv:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet "$$(grep -m1 -o '^uv==[^ ]*' $(DEV_LOCK) 2>/dev/null || echo uv)"
 
 # The servers the local stack runs (make run, make test): PostgreSQL, Redis and RabbitMQ from
 # Debian's packages. Missing ones are installed when we are root with apt-get, without
