@@ -1,14 +1,18 @@
 """The API's own errors: one base, each carrying its HTTP answer; `app.views` maps them once.
 
-    ApiError                    status, code, message, field
+    ApiError                    status, code, message, field, headers
     ├── InvalidInput            the request could not be read (400) or a field is wrong (422)
     ├── IdempotencyKeyReused    the key came with another request before (422)
-    └── NotFound                no such resource (404)
+    ├── NotFound                no such resource (404)
+    ├── app.keys.Unauthorized   no API key, or not one of ours (401)
+    └── app.keys.KeyRevoked     a revoked API key (403)
 
 Dependency failures are not here: they are `resilience_async.ResilienceError`s (503).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 
 class ApiError(Exception):
@@ -16,6 +20,7 @@ class ApiError(Exception):
 
     status = 400
     code = "bad_request"
+    headers: Mapping[str, str] = {}  # added to the answer (WWW-Authenticate...)
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.message = message

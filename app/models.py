@@ -97,3 +97,33 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} key {self.key!r} -> {self.resource_id}"
+
+
+class ApiKey(models.Model):
+    """A caller allowed to write: a name, the key's digest (never the key) and its limit.
+
+    A key is `rdk_<prefix>_<secret>`; `prefix` finds the row, and the SHA-256 of the whole
+    key is compared with `digest` in constant time (a key is 256 random bits: a slow hash
+    would add nothing but cost per request). After a rotation the previous key keeps
+    working until `previous_valid_until`, so callers can move to the new one.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    previous_prefix = models.CharField(max_length=16, db_default="")
+    previous_digest = models.CharField(max_length=64, db_default="")
+    previous_valid_until = models.DateTimeField(null=True)
+    rate_limit = models.IntegerField(null=True)  # requests per rate_window; null: the default
+    rate_window = models.FloatField(null=True)  # seconds
+    created_at = models.DateTimeField(db_default=Now())
+    rotated_at = models.DateTimeField(null=True)
+    revoked_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "api_keys"
+        indexes = [models.Index(fields=["previous_prefix"], name="api_keys_previous_prefix")]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "active"
+        return f"API key {self.name!r} ({self.prefix}, {state})"

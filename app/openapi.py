@@ -166,11 +166,29 @@ def _body(struct: type[Struct], *, required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": _ref(struct)}}}
 
 
+_KEYED = {
+    "401": _problem(
+        "No API key, or not one of ours: send `Authorization: Bearer <key>`.",
+        {
+            "WWW-Authenticate": _header(
+                '`Bearer realm="api"`, with `error="invalid_token"` for a bad key.'
+            )
+        },
+    ),
+    "403": _problem("The API key was revoked (or rotated, and its grace period is over)."),
+}
+
+
 def _operation(operation_id: str, summary: str, responses: dict[str, Any], *,
                parameters: tuple[Parameter, ...] = (), body: dict[str, Any] | None = None,
-               tags: tuple[str, ...] = ("api",)) -> dict[str, Any]:  # fmt: skip
+               tags: tuple[str, ...] = ("api",),
+               keyed: bool = False) -> dict[str, Any]:  # fmt: skip
+    if keyed:
+        responses = {**responses, **_KEYED}
     operation: dict[str, Any] = {"operationId": operation_id, "summary": summary,
                                  "tags": list(tags), "responses": responses}  # fmt: skip
+    if keyed:
+        operation["security"] = [{"apiKey": []}]
     if parameters:
         operation["parameters"] = [parameter.openapi() for parameter in parameters]
     if body is not None:
@@ -178,7 +196,7 @@ def _operation(operation_id: str, summary: str, responses: dict[str, Any], *,
     return operation
 
 
-def _paths() -> dict[str, Any]:
+def _paths(*, reads_need_key: bool) -> dict[str, Any]:
     order_link = {"operationId": "getOrder",
                   "parameters": {"order_id": "$response.body#/id"}}  # fmt: skip
     report_link = {"operationId": "getReport",
@@ -209,34 +227,36 @@ def _paths() -> dict[str, Any]:
                 "schema": {"type": "string"}}}}}, tags=("meta",))},
         "/api/tips": {"get": _operation(
             "getTips", "The upstream's tips, through breaker and cache: never an error.",
-            {"200": _json("Tips, and where they came from.", Tips), **_COMMON})},
+            {"200": _json("Tips, and where they came from.", Tips), **_COMMON},
+            keyed=reads_need_key)},
         "/api/orders": {
             "get": _operation(
                 "listOrders", "Orders, newest first, a page at a time.",
                 {"200": _json("A page.", OrderPage, _SERVED_BY), **_COMMON},
-                parameters=(schemas.LIMIT, schemas.BEFORE, schemas.CONSISTENCY_TOKEN)),
+                parameters=(schemas.LIMIT, schemas.BEFORE, schemas.CONSISTENCY_TOKEN),
+                keyed=reads_need_key),
             "post": _operation(
                 "createOrder", "Create an order on the primary.",
                 {"201": created, **_WRITE}, parameters=(schemas.IDEMPOTENCY_KEY,),
-                body=_body(schemas.NewOrder)),
+                body=_body(schemas.NewOrder), keyed=True),
         },
         "/api/orders/{order_id}": {"get": _operation(
             "getOrder", "One order, from a replica that has the caller's writes.",
             {"200": _json("The order.", Order, _SERVED_BY), **_READ},
-            parameters=(schemas.ORDER_ID, schemas.CONSISTENCY_TOKEN))},
+            parameters=(schemas.ORDER_ID, schemas.CONSISTENCY_TOKEN), keyed=reads_need_key)},
         "/api/reports": {"post": _operation(
             "createReport", "Accept a report job: it commits with its outbox message.",
             {"202": accepted, **_WRITE}, parameters=(schemas.IDEMPOTENCY_KEY,),
-            body=_body(schemas.ReportRequest, required=False))},
+            body=_body(schemas.ReportRequest, required=False), keyed=True)},
         "/api/reports/{report_id}": {"get": _operation(
             "getReport", "A report: queued, running, done (with its result) or failed.",
             {"200": _json("The report.", Report, _SERVED_BY), **_READ},
-            parameters=(schemas.REPORT_ID, schemas.CONSISTENCY_TOKEN))},
+            parameters=(schemas.REPORT_ID, schemas.CONSISTENCY_TOKEN), keyed=reads_need_key)},
     }  # fmt: skip
 
 
-def document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the API."""
+def document(*, reads_need_key: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API (reads carry a key too when `reads_need_key`)."""
     _, components = msgspec.json.schema_components(_STRUCTS, ref_template=_REF)
     try:
         version = metadata.version("resilient-django")
@@ -251,10 +271,20 @@ def document() -> dict[str, Any]:
             "description": "Errors are RFC 9457 problem details (`application/problem+json`); "
             "`code` is stable, `field` names the part of the request at fault.",
         },
-        "paths": _paths(),
-        "components": {"schemas": components},
+        "paths": _paths(reads_need_key=reads_need_key),
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "rdk_<prefix>_<secret>",
+                    "description": "An API key from `manage.py apikeys create <name>`.",
+                }
+            },
+        },
     }
 
 
-def document_bytes() -> bytes:
-    return msgspec.json.encode(document())
+def document_bytes(*, reads_need_key: bool = False) -> bytes:
+    return msgspec.json.encode(document(reads_need_key=reads_need_key))

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from app import openapi, schemas
 from app.errors import ApiError, NotFound
+from app.keys import ApiKeys, Caller
 from app.orders import OrderService
 from app.reports import ReportService
 from app.tips import TipsService
@@ -44,7 +45,8 @@ def answers_errors(view: V) -> V:
         try:
             return await view(*args, **kwargs)
         except ApiError as exc:
-            return problem_response(exc.status, exc.code, exc.message, field=exc.field)
+            return problem_response(exc.status, exc.code, exc.message, field=exc.field,
+                                    headers=exc.headers)  # fmt: skip
         except ResilienceError as exc:
             return answered(exc)
 
@@ -77,14 +79,19 @@ class Api:
         tips: the upstream's tips, through breaker and cache.
         orders: orders on the primary and the replicas.
         reports: report jobs, accepted through the outbox.
+        keys: the API keys a write must carry (`Authorization: Bearer <key>`).
+        reads_need_key: reads must carry one too (by default they are open).
     """
 
-    def __init__(self, *, tips: TipsService, orders: OrderService, reports: ReportService) -> None:
+    def __init__(self, *, tips: TipsService, orders: OrderService, reports: ReportService,
+                 keys: ApiKeys, reads_need_key: bool = False) -> None:  # fmt: skip
         self._tips = tips
         self._orders = orders
         self._reports = reports
+        self._keys = keys
+        self._reads_need_key = reads_need_key
         self._encode_tips = _EncodedOnce()
-        self._openapi = openapi.document_bytes()
+        self._openapi = openapi.document_bytes(reads_need_key=reads_need_key)
 
     async def openapi(self, request: HttpRequest) -> HttpResponse:
         """The OpenAPI 3.1 document of this API (built once, at start-up)."""
@@ -100,6 +107,7 @@ class Api:
         rejected = method_not_allowed(request, "GET", "HEAD")
         if rejected is not None:
             return rejected
+        await self._admit_read(request)
         result = await self._tips.get()
         body = b'{"tips":%s,"source":"%s"' % (
             self._encode_tips(result.value),
@@ -119,6 +127,7 @@ class Api:
             return rejected
         if request.method == "POST":
             return await self._create_order(request)
+        await self._admit_read(request)
         limit, before = schemas.parse_page(request.GET)
         read = await self._orders.page(limit, before, token=_consistency_token(request))
         found = read.value
@@ -129,6 +138,7 @@ class Api:
     @answers_errors
     async def order(self, request: HttpRequest, order_id: int) -> HttpResponseBase:
         """One order, from a replica that has the caller's writes (`X-Consistency-Token`)."""
+        await self._admit_read(request)
         if order_id > schemas.MAX_ID:
             raise NotFound(f"order {order_id}")
         return await _one(request, f"order {order_id}",
@@ -141,6 +151,7 @@ class Api:
         rejected = method_not_allowed(request, "POST")
         if rejected is not None:
             return rejected
+        await self._admit_write(request)
         params = schemas.parse_report_params(request.content_type or "", _body(request))
         key = schemas.parse_idempotency_key(request.META.get("HTTP_IDEMPOTENCY_KEY"))
         written = await self._reports.create(params, idempotency_key=key)
@@ -151,10 +162,20 @@ class Api:
     @answers_errors
     async def report(self, request: HttpRequest, report_id: uuid.UUID) -> HttpResponseBase:
         """queued, running, done (with the result) or failed (with the reason)."""
+        await self._admit_read(request)
         return await _one(request, f"report {report_id}",
                           lambda token: self._reports.get(report_id, token=token))  # fmt: skip
 
+    async def _admit_write(self, request: HttpRequest) -> Caller:
+        """The caller, by its API key (401/403 without a valid one)."""
+        return await self._keys.authenticate(request.META.get("HTTP_AUTHORIZATION"))
+
+    async def _admit_read(self, request: HttpRequest) -> None:
+        if self._reads_need_key:
+            await self._admit_write(request)
+
     async def _create_order(self, request: HttpRequest) -> HttpResponseBase:
+        await self._admit_write(request)
         new = schemas.parse_new_order(request.content_type or "", _body(request))
         key = schemas.parse_idempotency_key(request.META.get("HTTP_IDEMPOTENCY_KEY"))
         written = await self._orders.create(new, idempotency_key=key)

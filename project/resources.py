@@ -18,6 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from app.keys import ApiKeys
 from app.orders import OrderService
 from app.reports import ReportService
 from app.tips import TipsService
@@ -86,6 +87,8 @@ class Resources:
                              stale_budget=settings.CACHE_STALE_BUDGET),
             orders=OrderService(database=self.database, key_ttl=settings.IDEMPOTENCY_KEY_TTL),
             reports=ReportService(database=self.database, key_ttl=settings.IDEMPOTENCY_KEY_TTL),
+            keys=ApiKeys(database=self.database, cache_ttl=settings.API_KEY_CACHE_TTL),
+            reads_need_key=settings.API_READS_NEED_KEY,
         )  # fmt: skip
         self.readiness = Readiness(
             self._checks(settings),

@@ -70,6 +70,12 @@ REDIS_TIMEOUT = env.seconds("REDIS_TIMEOUT", 0.25, allow_zero=False)
 BROKER_URL = env.str("BROKER_URL", REDIS_URL)
 TIPS_UPSTREAM_URL = env.str("TIPS_UPSTREAM_URL", "http://127.0.0.1:8001")
 
+# --- Callers: API keys -----------------------------------------------------------------------
+# Writes need `Authorization: Bearer <key>` (manage.py apikeys); reads too when this is on.
+API_READS_NEED_KEY = env.bool("API_READS_NEED_KEY", False)
+# What the database says about a key is kept this long: a revocation takes effect within it.
+API_KEY_CACHE_TTL = env.seconds("API_KEY_CACHE_TTL", 5.0)
+
 # --- Outbound HTTP: timeouts, retries, bulkhead, circuit breaker --------------------------
 UPSTREAM_TIMEOUT = env.seconds("UPSTREAM_TIMEOUT", 2.0, allow_zero=False)
 UPSTREAM_CONNECT_TIMEOUT = env.seconds("UPSTREAM_CONNECT_TIMEOUT", 1.0, allow_zero=False)

@@ -18,7 +18,7 @@ import httpx
 from devstack.stack import Stack
 from devstack.stack.child import Child
 from devstack.stack.ports import free_port
-from devstack.stack.supervisor import uvicorn_argv
+from devstack.stack.supervisor import create_api_key, uvicorn_argv
 from devstack.stack.waits import http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +26,7 @@ HEALTH_TOKEN = "test-health-token"
 
 
 def migrate(env: dict[str, str]) -> None:
+    """Migrate the stack's database, and put a fresh API key in `env` (as `API_KEY`)."""
     result = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
         cwd=ROOT,
@@ -35,15 +36,19 @@ def migrate(env: dict[str, str]) -> None:
         check=False,
     )
     assert result.returncode == 0, f"migrate failed: {result.stdout}{result.stderr}"
+    env["API_KEY"] = create_api_key({**os.environ, **env}, "tests")
 
 
 class WebServer:
     """A real uvicorn process serving `project.asgi:application` against a stack."""
 
-    def __init__(self, child: Child, port: int) -> None:
+    def __init__(self, child: Child, port: int, api_key: str = "") -> None:
         self.child = child
         self.url = f"http://127.0.0.1:{port}"
-        self.client = httpx.Client(base_url=self.url, timeout=10)
+        self.api_key = api_key
+        # Writes need the key: the client sends it with every request, as a caller would.
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(base_url=self.url, timeout=10, headers=headers)
 
     def get(self, path: str, *, token: bool = True) -> httpx.Response:
         headers = {"X-Health-Token": HEALTH_TOKEN} if token else {}
@@ -70,7 +75,7 @@ def run_web(
     argv = uvicorn_argv("127.0.0.1", port, workers)
     child = Child("web", argv, log_dir / f"web-{port}.log", env=env, cwd=ROOT)
     child.start()
-    server = WebServer(child, port)
+    server = WebServer(child, port, env.get("API_KEY", ""))
     try:
         server.wait_live()
         yield server

@@ -64,6 +64,25 @@ def migrate(stack: Stack, env: dict[str, str]) -> None:
         )
     if result.returncode != 0:
         raise StackError(f"migrations failed: {tail(log_path)}")
+    stack.env["API_KEY"] = env["API_KEY"] = create_api_key(env, DEVELOPMENT_KEY)
+
+
+# The key `make run`, the scenarios and the bench write with, exported as API_KEY: its limit
+# is far above what one machine can send, so load is never limited by it.
+DEVELOPMENT_KEY = "development"
+DEVELOPMENT_KEY_LIMIT = "1000000/1"
+
+
+def create_api_key(env: dict[str, str], name: str, limit: str = DEVELOPMENT_KEY_LIMIT) -> str:
+    """A fresh API key named `name` (`manage.py apikeys`; an existing one is rotated)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "apikeys", "create", name, "--or-rotate", "--quiet",
+         "--limit", limit],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise StackError(f"could not create the API key {name!r}: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def uvicorn_argv(host: str, port: int, workers: int) -> list[str]:

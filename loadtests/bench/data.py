@@ -35,6 +35,7 @@ from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Measured, Rounds, Turn
+from loadtests.bench.seed import write_headers
 from loadtests.bench.stage import stage
 from loadtests.bench.targets import Verdict
 
@@ -71,7 +72,7 @@ def _rounds(service: servers.RunningServer, ceiling: servers.RunningServer, stac
     """Each round: the bare route and its ceiling, reads and writes through the service and
     on the bare pool."""
     rounds = Rounds("data", plan.rounds, progress)
-    post = {"method": "POST", "headers": {"Content-Type": "application/json"}, "body": ORDER_BODY}
+    post = {"method": "POST", "headers": write_headers(stack), "body": ORDER_BODY}
     gets = {BARE_ROUTE: (service, "/health/live"), CEILING: (ceiling, "/health/live"),
             READS: (service, f"/api/orders/{READ_ID}")}  # fmt: skip
     for _ in rounds:
@@ -153,7 +154,7 @@ async def _failover(url: str, stack: Stack, calm: float) -> Failover:
     """`calm`: seconds of load before the kill and after the first write accepted again."""
     seen = Failover()
     stop, resumed = asyncio.Event(), asyncio.Event()
-    json_header = {"Content-Type": "application/json"}
+    json_header = write_headers(stack)
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
 
         async def reader() -> None:

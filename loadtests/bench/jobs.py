@@ -27,6 +27,7 @@ from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Rounds
+from loadtests.bench.seed import write_headers
 from loadtests.bench.stage import stage
 
 SEED_ORDERS = 1000
@@ -34,7 +35,6 @@ JOBS, QUICK_JOBS = 500, 20
 WORKER_COUNTS, QUICK_WORKER_COUNTS = (1, 2), (1,)
 THREADS = 4
 ACCEPTED, CEILING = "accepted: POST /api/reports", f"ceiling: {servers.BARE_ASGI.name}"
-POST = {"method": "POST", "headers": {"Content-Type": "application/json"}, "body": b"{}"}
 
 
 def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> Outcome:
@@ -48,19 +48,20 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
         env = {**os.environ, **where.env("warning", **settings)}
         specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI]
         with servers.serving(specs, env, where.work) as (service, ceiling):
-            rounds = _accepted(service, ceiling, plan, progress)
+            rounds = _accepted(service, ceiling, plan, progress, write_headers(where.stack))
             end_to_end = {n: _end_to_end(where.stack, env, service.url, n, jobs=jobs,
                                          progress=progress) for n in counts}  # fmt: skip
     return _report(rounds, end_to_end, plan)
 
 
 def _accepted(service: servers.RunningServer, ceiling: servers.RunningServer, plan: Plan,
-              progress: Progress) -> Rounds:  # fmt: skip
+              progress: Progress, headers: dict[str, str]) -> Rounds:  # fmt: skip
     rounds = Rounds("jobs", plan.rounds, progress)
+    post = {"method": "POST", "headers": headers, "body": b"{}"}
     for _ in rounds:
         for name, server in ((ACCEPTED, service), (CEILING, ceiling)):
             with rounds.turn(name, server) as turn:
-                turn.add(name, run_load_sync(f"{server.url}/api/reports", **plan.load(), **POST))
+                turn.add(name, run_load_sync(f"{server.url}/api/reports", **plan.load(), **post))
     return rounds
 
 

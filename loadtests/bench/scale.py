@@ -30,6 +30,7 @@ from loadtests.bench.plan import Plan
 from loadtests.bench.progress import SILENT, Progress
 from loadtests.bench.report import Outcome, finish
 from loadtests.bench.rounds import Measured, Rounds
+from loadtests.bench.seed import write_headers
 from loadtests.bench.stage import stage
 from loadtests.bench.targets import Verdict, non_2xx
 from project import settings as service_settings
@@ -50,11 +51,11 @@ class Route:
     method: str = "GET"
     body: bytes | None = None
 
-    def load(self) -> dict[str, Any]:
+    def load(self, headers: dict[str, str]) -> dict[str, Any]:
+        """The load generator's arguments; `headers`: a write's (with the API key)."""
         if self.method == "GET":
             return {}
-        return {"method": self.method, "body": self.body,
-                "headers": {"Content-Type": "application/json"}}  # fmt: skip
+        return {"method": self.method, "body": self.body, "headers": headers}
 
 
 LIVE = Route("GET /health/live", "/health/live")
@@ -107,6 +108,7 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
     with stage("scale", stack, orders=SEED_ORDERS) as where:
         servers.pin_stack(where.stack)
         env = where.env()
+        writes = write_headers(where.stack)
         chosen = variants_to_measure(plan.quick)
         specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI, *(variant(*v) for v in chosen)]
         with servers.serving(specs, env, where.work) as (service, ceiling, *others):
@@ -118,7 +120,8 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
                 for route in routes:
                     for level in levels:
                         with rounds.turn(key(route.name, level), service) as turn:
-                            turn.add(key(route.name, level), _load(service.url, route, level, plan))
+                            load = _load(service.url, route, level, plan, writes)
+                            turn.add(key(route.name, level), load)
                 for (label, *_), other in zip(chosen, others, strict=True):
                     for level in levels:
                         name = key(read_with(label), level)
@@ -127,9 +130,11 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
     return _report(rounds, routes, levels, [label for label, *_ in chosen], plan)
 
 
-def _load(url: str, route: Route, level: int, plan: Plan) -> LoadResult:
+def _load(url: str, route: Route, level: int, plan: Plan,
+          headers: dict[str, str] | None = None) -> LoadResult:  # fmt: skip
     return run_load_sync(f"{url}{route.path}", connections=level, duration=plan.duration,
-                         warmup=plan.warmup, timeout=TIMEOUT, **route.load())  # fmt: skip
+                         warmup=plan.warmup, timeout=TIMEOUT,
+                         **route.load(headers or {}))  # fmt: skip
 
 
 def _report(rounds: Rounds, routes: tuple[Route, ...], levels: tuple[int, ...],

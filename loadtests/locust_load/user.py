@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class ServiceUser(FastHttpUser):
         self._schedule, self._rng = self._run.new_user()
         self._slot = self._schedule.first_slot(time.time())  # it starts at its spawn time
         self._retries = RetryQueue()
+        # Writes need an API key: the stack exports one as API_KEY (`source .stack/env`).
+        key = os.environ.get("API_KEY", "")
+        self._auth = {"Authorization": f"Bearer {key}"} if key else {}
 
     def wait_time(self) -> float:
         return 0.0  # the schedule paces the user, not a think time
@@ -149,6 +153,7 @@ class ServiceUser(FastHttpUser):
     ) -> Answer:
         """Send one request; locust's stats get its latency from the intended send time."""
         sent = time.time()
+        headers = {**self._auth, **(headers or {})}
         response = self.client.request(method, path, name=endpoint, data=body, headers=headers,
                                        catch_response=True)  # fmt: skip
         end = time.time()

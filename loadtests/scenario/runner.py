@@ -228,7 +228,8 @@ def _locust(
             "--host", url, *spec.locust_args(scenario.load), "--records-dir", str(records_dir),
             "--csv", str(report_dir / "locust"), "--only-summary", "--loglevel", "WARNING",
             "--exit-code-on-error", "0"]  # fmt: skip
-    child = Child("locust", argv, stack.log_path("locust"), cwd=ROOT)
+    env = {**os.environ, "API_KEY": stack.env.get("API_KEY", "")}
+    child = Child("locust", argv, stack.log_path("locust"), env=env, cwd=ROOT)
     child.start()
     return child
 

@@ -262,7 +262,7 @@ BAD_INPUT = {
     "item-prefix-101": Bad(_J, json.dumps({"item_prefix": "x" * 101}).encode(), 422,
                            "item_prefix"),
     "item-prefix-nul": Bad(_J, b'{"item_prefix": "tea\\u0000"}', 422, "item_prefix"),
-    "item-prefix-surrogate": Bad(_J, b'{"item_prefix": "tea \\ud800"}', 422, "item_prefix"),
+    "item-prefix-surrogate": Bad(_J, b'{"item_prefix": "tea \\ud800"}', 400, "body"),
     "since-garbage": Bad(_J, b'{"since": "last tuesday"}', 422, "since"),
     "since-int": Bad(_J, b'{"since": 1714564800}', 422, "since"),
     "since-too-long": Bad(_J, json.dumps({"since": "2024-05-01" + " " * 40}).encode(), 422,
