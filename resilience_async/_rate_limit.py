@@ -15,10 +15,12 @@ which lets a script that read the clock write). A bucket's key expires when the 
 would be full again.
 
 Redis is never a reason to refuse a call, nor to raise. Every round trip has a short
-timeout and goes through a guard (a circuit breaker that opens on one failure); when Redis
-is slow, down or answers garbage, the decision is made in process, on a bucket of this
-process's own: the limits then hold per process, each with the full budget (fail open).
-Entering and leaving that state is told to hooks and logged (a warning at most once a minute).
+timeout and goes through a guard (a circuit breaker that opens on one failure), and only so
+many go at once (a call whose turn does not come in time is decided locally, without
+blaming Redis). When Redis is slow, down or answers garbage, the decision is made in
+process, on a bucket of this process's own: the limits then hold per process, each with the
+full budget (fail open). Entering and leaving that state is told to hooks and logged (a
+warning at most once a minute).
 """
 
 from __future__ import annotations
@@ -105,9 +107,10 @@ class RateLimiter(AsyncResource, Hooked[RateLimitHook]):
         redis_guard: breaker for Redis calls; default: a `CircuitBreaker` that opens on a
             failure and lets one probe through every `redis_cooldown` seconds.
         redis_cooldown: seconds the default breaker skips Redis after a failure.
-        redis_max_in_flight: round trips at once; more wait their turn within
-            `redis_timeout`. Keep it below the client's pool size (redis-py's pool refuses
-            a command past `max_connections`, 100 by default, instead of queueing it).
+        redis_max_in_flight: round trips at once; more wait their turn, and one that does
+            not come within `redis_timeout` is decided in process (without blaming Redis).
+            Keep it below the client's pool size: redis-py's pool refuses a command past
+            `max_connections` (100 by default) instead of queueing it.
         local_max_keys: buckets kept in process; the least recently used are forgotten.
         clock: monotonic seconds, for the local buckets (Redis uses its own clock).
         hooks: told of decisions and of the fallback (see `RateLimitHook`).
@@ -195,17 +198,9 @@ class RateLimiter(AsyncResource, Hooked[RateLimitHook]):
             raise ValueError(f"cost must be an integer in [1, {policy.capacity}], got {cost!r}")
         bucket = f"{self.namespace}:{policy.name}:{key}"
         if self._redis is not None:
-            try:
-                interval = policy.interval_us
-                allowed, full_after = await self._guard.call_async(
-                    self._shared_take, bucket, cost * interval, policy.capacity * interval
-                )
-            except self._failures as exc:
-                self._fall_back(exc)
-            else:
-                if self._fallback:
-                    self._recover()
-                return self._decided(policy, cost, allowed, full_after, shared=True)
+            taken = await self._shared(bucket, policy, cost)
+            if taken is not None:
+                return self._decided(policy, cost, *taken, shared=True)
         allowed, full_after = self._local.take(bucket, policy, cost)
         return self._decided(policy, cost, allowed, full_after, shared=False)
 
@@ -222,16 +217,32 @@ class RateLimiter(AsyncResource, Hooked[RateLimitHook]):
             logger.debug("rate limit script not loaded: %s", _describe(exc))
 
     # --- Redis -------------------------------------------------------------------------
+    async def _shared(
+        self, bucket: str, policy: RateLimitPolicy, cost: int
+    ) -> tuple[bool, int] | None:
+        """Redis's decision (allowed, microseconds until full), or None when there is none
+        to be had within the timeout."""
+        turns = self._in_flight
+        if not turns.try_take() and not await turns.take(self._timeout):
+            return None  # our own calls queued past the timeout: no fault of Redis's
+        interval = policy.interval_us
+        try:
+            taken = await self._guard.call_async(
+                self._shared_take, bucket, cost * interval, policy.capacity * interval
+            )
+        except self._failures as exc:
+            self._fall_back(exc)
+            return None
+        finally:
+            turns.give_back()
+        if self._fallback:
+            self._recover()
+        return taken
+
     async def _shared_take(self, bucket: str, increment: int, tolerance: int) -> tuple[bool, int]:
-        # Inside the guard, so that a timeout counts as a failure of Redis: waiting for a
-        # turn too, since calls queue up only when Redis answers slower than they come.
+        # Inside the guard, so that a timeout counts as a failure of Redis.
         async with asyncio.timeout(self._timeout):
-            if not self._in_flight.try_take():
-                await self._in_flight.take(None)
-            try:
-                reply = await self._run_script(bucket, increment, tolerance)
-            finally:
-                self._in_flight.give_back()
+            reply = await self._run_script(bucket, increment, tolerance)
         return _parse(reply)
 
     async def _run_script(self, bucket: str, increment: int, tolerance: int) -> object:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -57,7 +57,24 @@ def guard(clock: FakeClock) -> CircuitBreaker:
 
 
 def limiter(client: Redis, namespace: str, **options: Any) -> RateLimiter:
-    return RateLimiter(redis=client, namespace=namespace, redis_timeout=REDIS_TIMEOUT, **options)
+    settings = {"redis_timeout": REDIS_TIMEOUT} | options
+    return RateLimiter(redis=client, namespace=namespace, **settings)
+
+
+class HeldGuard:
+    """A real breaker whose first call waits until the test lets it go: a round trip held
+    in flight for as long as the test likes."""
+
+    def __init__(self, inner: CircuitBreaker) -> None:
+        self.inner = inner
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def call_async(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        if not self.entered.is_set():
+            self.entered.set()
+            await self.release.wait()
+        return await self.inner.call_async(fn, *args)
 
 
 async def acquire_all(
@@ -90,12 +107,34 @@ async def test_concurrent_calls_take_exactly_the_capacity(
 ) -> None:
     """300 calls at once from two processes on a bucket of 50: exactly 50 pass, though each
     process has more calls at once than its client's pool has connections (100)."""
-    limiters = [limiter(client, namespace) for client in clients]
+    # A timeout no queue reaches on a busy machine: every call is decided in Redis.
+    limiters = [limiter(client, namespace, redis_timeout=5.0) for client in clients]
     policy = RateLimitPolicy("burst", limit=50, window=HOUR)
     decisions = await acquire_all(limiters, "addr:10.0.0.1", policy, 300)
     assert sum(d.allowed for d in decisions) == 50
     assert {d.shared for d in decisions} == {True}
     assert sorted(d.remaining for d in decisions if d.allowed) == list(range(50))
+
+
+async def test_a_call_whose_turn_does_not_come_is_decided_in_process(
+    clients: list[Redis], namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One round trip at a time, held: the next call waits its turn for the timeout, then is
+    decided locally, without blaming Redis (no fallback, no warning, the guard untouched)."""
+    caplog.set_level(logging.WARNING, logger="resilience_async.ratelimit")
+    held = HeldGuard(guard(FakeClock()))
+    limits = limiter(clients[0], namespace, redis_guard=held, redis_max_in_flight=1)
+    policy = RateLimitPolicy("p", limit=10, window=HOUR)
+    first = asyncio.create_task(limits.acquire("k", policy))
+    await held.entered.wait()
+    queued = await limits.acquire("k", policy)
+    assert (queued.allowed, queued.shared, queued.remaining) == (True, False, 9)
+    held.release.set()
+    assert (await first).shared
+    assert (await limits.acquire("k", policy)).remaining == 8  # Redis's count went on
+    assert not limits.fallback
+    assert held.inner.stats()["calls_failure"] == 0
+    assert caplog.records == []
 
 
 async def test_a_bucket_key_expires_when_the_bucket_would_be_full(
@@ -117,11 +156,13 @@ async def test_a_bucket_key_expires_when_the_bucket_would_be_full(
 
 
 async def test_an_acquire_is_one_round_trip(clients: list[Redis], namespace: str) -> None:
-    """Once entered (the script loaded), 100 acquires are 100 EVALSHA and nothing else sent
-    (Redis counts the commands its scripts run too: a TIME, a GET and a SET each)."""
+    """Entering loads the script: then 100 acquires, the first included, are 100 EVALSHA
+    and nothing else sent (Redis counts the commands its scripts run too: a TIME, a GET and
+    a SET each)."""
     client, observer = clients
+    await observer.script_flush()
+    await client.ping()  # connected: redis-py's handshake is not the limiter's
     async with limiter(client, namespace) as limits:
-        await limits.acquire("warm", RateLimitPolicy("p", limit=1000, window=HOUR))
         before = await command_counts(observer)
         for _ in range(100):
             await limits.acquire("k", RateLimitPolicy("p", limit=1000, window=HOUR))
