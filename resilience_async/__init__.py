@@ -15,6 +15,9 @@ module is private (`_name`); each line below is one, with what it exports and ne
     _transport.py   AiohttpTransport, ResilientClient's default transport     [aiohttp]
     _cache.py       FallbackCache, CacheResult, CacheHook                     ([redis] tier)
     _limits.py      Bulkhead, BulkheadHook
+    _rate_limit.py  RateLimiter, RateLimitHook: token buckets shared through Redis ([redis])
+    _token_bucket.py  RateLimitPolicy, RateLimitDecision, the buckets' arithmetic
+    _rate_headers.py  rate_limit_headers: RateLimit-Policy, RateLimit, Retry-After
     _retry.py       RetryPolicy, RetryBudget
     _db.py          Database, ReadResult, WriteResult, DatabaseHook...        [postgres]
     _topology.py    Monitor, ServerState: who can serve what                  [postgres]
@@ -129,9 +132,20 @@ if TYPE_CHECKING:
         format_lsn,
         parse_lsn,
     )
+    from resilience_async._rate_headers import (
+        rate_limit_headers,
+    )
+    from resilience_async._rate_limit import (
+        RateLimiter,
+        RateLimitHook,
+    )
     from resilience_async._retry import (
         RetryBudget,
         RetryPolicy,
+    )
+    from resilience_async._token_bucket import (
+        RateLimitDecision,
+        RateLimitPolicy,
     )
     from resilience_async._topology import (
         Monitor,
@@ -199,7 +213,10 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "_limits": ("Bulkhead", "BulkheadHook"),
     "_logs": ("ConsoleFormatter", "JsonFormatter", "RequestIdFilter", "request_id_var"),
     "_lsn": ("format_lsn", "parse_lsn"),
+    "_rate_headers": ("rate_limit_headers",),
+    "_rate_limit": ("RateLimitHook", "RateLimiter"),
     "_retry": ("RetryBudget", "RetryPolicy"),
+    "_token_bucket": ("RateLimitDecision", "RateLimitPolicy"),
     "_topology": ("Monitor", "ServerState"),
     "_transport": ("AiohttpTransport",),
 }
@@ -242,6 +259,10 @@ __all__ = [
     "Phase",
     "PoolExhaustedError",
     "Probe",
+    "RateLimitDecision",
+    "RateLimitHook",
+    "RateLimitPolicy",
+    "RateLimiter",
     "ReadResult",
     "Readiness",
     "RedisBreakerState",
@@ -266,6 +287,7 @@ __all__ = [
     "format_lsn",
     "is_server_failure",
     "parse_lsn",
+    "rate_limit_headers",
     "request_id_var",
     "threshold",
     "tune_gc_for_serving",

@@ -22,6 +22,7 @@ from resilience_async._breaker import STATE_LABELS, BreakerStateChange, CallOutc
 from resilience_async._cache import FallbackCache
 from resilience_async._extras import extra_needed
 from resilience_async._limits import Bulkhead
+from resilience_async._rate_limit import RateLimiter
 
 with extra_needed("resilience_async.prometheus"):
     from prometheus_client import (
@@ -50,6 +51,7 @@ __all__ = [
     "CacheExport",
     "DatabaseExport",
     "Instruments",
+    "RateLimitExport",
     "RequestRecorder",
     "UpstreamExport",
     "default_instruments",
@@ -117,6 +119,18 @@ class Instruments:
             "Values served by a fallback cache, by key namespace and source: live, cache, "
             "stale, fallback.", ["namespace", "source"], registry=r,
         )  # fmt: skip
+        self.rate_limit_decisions = Counter(
+            "rate_limit_decisions_total",
+            "Rate limit decisions by limiter, policy, decision (allowed, refused) and where "
+            "they were made (shared: in Redis; local: in process).",
+            ["limiter", "policy", "decision", "store"], registry=r,
+        )  # fmt: skip
+        # Under several processes the worst live value is exported.
+        self.rate_limit_fallback = Gauge(
+            "rate_limit_fallback",
+            "1 while a rate limiter decides in process because Redis is unavailable, else 0.",
+            ["limiter"], multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
         self.database_queries = Counter(
             "database_queries_total",
             "Reads and writes by the server that ran them (primary, replica-N) and outcome.",
@@ -139,7 +153,8 @@ def default_instruments() -> Instruments:
 
 
 def instrument(*primitives: object, instruments: Instruments | None = None) -> None:
-    """Give each primitive (breaker, client, bulkhead, cache, database) its Prometheus hook."""
+    """Give each primitive (breaker, client, bulkhead, cache, rate limiter, database) its
+    Prometheus hook."""
     into = instruments or default_instruments()
     for primitive in primitives:
         if isinstance(primitive, CircuitBreaker):
@@ -150,6 +165,8 @@ def instrument(*primitives: object, instruments: Instruments | None = None) -> N
             primitive.add_hook(BulkheadExport(into, primitive.name))
         elif isinstance(primitive, FallbackCache):
             primitive.add_hook(CacheExport(into, primitive.namespace))
+        elif isinstance(primitive, RateLimiter):
+            primitive.add_hook(RateLimitExport(into, primitive.namespace))
         elif _is_database(primitive):
             primitive.add_hook(DatabaseExport(into))
         else:
@@ -237,6 +254,34 @@ class CacheExport:
 
     def record_served(self, source: Source) -> None:
         self._served[source].inc()
+
+
+class RateLimitExport:
+    """One rate limiter's decisions, by policy, and its fallback state."""
+
+    def __init__(self, into: Instruments, limiter: str) -> None:
+        self._decisions = into.rate_limit_decisions
+        self._limiter = limiter
+        self._children: dict[tuple[str, bool, bool], Any] = {}
+        self._fallback = into.rate_limit_fallback.labels(limiter)
+        self._fallback.set(0)
+
+    def record_decision(self, policy: str, allowed: bool, shared: bool) -> None:
+        key = (policy, allowed, shared)
+        child = self._children.get(key)
+        if child is None:
+            decision, store = _DECISIONS[allowed], _STORES[shared]
+            child = self._children[key] = self._decisions.labels(
+                self._limiter, policy, decision, store
+            )
+        child.inc()
+
+    def record_fallback(self, active: bool) -> None:
+        self._fallback.set(1 if active else 0)
+
+
+_DECISIONS = {True: "allowed", False: "refused"}
+_STORES = {True: "shared", False: "local"}
 
 
 class DatabaseExport:

@@ -65,10 +65,13 @@ def test_the_core_primitives_import_no_database_http_or_redis_client() -> None:
 
 
 def test_the_core_primitives_work_without_redis_installed() -> None:
-    """A breaker and a cache (local tier only) are built and called with redis uninstalled."""
+    """A breaker, a cache (local tier only) and a rate limiter (its local buckets) are
+    built and called with redis uninstalled."""
     code = """
 import asyncio
-from resilience_async import Bulkhead, CircuitBreaker, FallbackCache, RetryPolicy
+from resilience_async import (
+    Bulkhead, CircuitBreaker, FallbackCache, RateLimiter, RateLimitPolicy, RetryPolicy,
+)
 
 async def main():
     breaker = CircuitBreaker(name="b")
@@ -78,6 +81,9 @@ async def main():
                                  ttl=1, stale_ttl=1)
     assert result.value == "v", result
     assert RetryPolicy().attempts == 3
+    async with RateLimiter(redis=None) as limiter:
+        decision = await limiter.acquire("k", RateLimitPolicy("p", limit=1, window=1))
+    assert decision.allowed and not decision.shared, decision
 
 asyncio.run(main())
 """
@@ -117,6 +123,12 @@ asyncio.run(main())
             "from resilience_async import RedisBreakerState; RedisBreakerState(object())",
             "redis",
             "resilience_async.RedisBreakerState",
+        ),
+        (
+            "redis",
+            "from resilience_async import RateLimiter; RateLimiter(redis=object())",
+            "redis",
+            "resilience_async.RateLimiter",
         ),
         (
             "prometheus_client",

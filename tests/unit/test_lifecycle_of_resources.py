@@ -15,6 +15,7 @@ from resilience_async import (
     Database,
     FallbackCache,
     Monitor,
+    RateLimiter,
     RedisBreakerState,
     ResilientClient,
 )
@@ -59,6 +60,11 @@ def cache() -> Case:
     return built, lambda: True  # opens nothing: loads start with the calls that need them
 
 
+def rate_limiter() -> Case:
+    built = RateLimiter(redis=None)
+    return built, lambda: True  # loads its script into Redis, if any; nothing runs after
+
+
 def database() -> Case:
     built = Database(
         primary_url=NOWHERE,
@@ -95,7 +101,7 @@ def session_open(transport: AiohttpTransport) -> bool:
 
 @pytest.mark.parametrize(
     "case",
-    [breaker, breaker_state, cache, database, monitor, client, transport],
+    [breaker, breaker_state, cache, rate_limiter, database, monitor, client, transport],
     ids=lambda case: case.__name__,
 )
 async def test_a_resource_opens_when_entered_and_closes_with_aclose(
@@ -108,7 +114,7 @@ async def test_a_resource_opens_when_entered_and_closes_with_aclose(
     reopened, is_open = case()
     await reopened.__aenter__()
     await reopened.aclose()
-    if case is not breaker_state and case is not cache:  # those two have nothing to close
+    if case not in (breaker_state, cache, rate_limiter):  # those have nothing to close
         assert not is_open()
 
 

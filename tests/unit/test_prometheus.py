@@ -15,12 +15,20 @@ from resilience_async import (
     CircuitBreaker,
     CircuitOpenError,
     FallbackCache,
+    RateLimiter,
+    RateLimitPolicy,
     ResilientClient,
     RetryPolicy,
     ServerState,
     UpstreamStatusError,
 )
-from resilience_async.prometheus import DatabaseExport, Instruments, instrument, render
+from resilience_async.prometheus import (
+    DatabaseExport,
+    Instruments,
+    RateLimitExport,
+    instrument,
+    render,
+)
 
 
 @pytest.fixture
@@ -109,6 +117,36 @@ async def test_a_cache_exports_each_value_served_by_source(
         for source in ("live", "cache", "stale", "fallback")
     }
     assert served == {"live": 1, "cache": 1, "stale": 0, "fallback": 0}
+
+
+async def test_a_rate_limiter_exports_decisions_by_policy_and_store(
+    registry: CollectorRegistry, instruments: Instruments
+) -> None:
+    """Three calls on a bucket of two: two allowed and one refused, all decided locally."""
+    limiter = RateLimiter(redis=None, namespace="api")
+    instrument(limiter, instruments=instruments)
+    for _ in range(3):
+        await limiter.acquire("addr:127.0.0.1", RateLimitPolicy("addr", limit=2, window=60))
+    decisions = "rate_limit_decisions_total"
+    assert sample(registry, decisions, limiter="api", policy="addr", decision="allowed",
+                  store="local") == 2  # fmt: skip
+    assert sample(registry, decisions, limiter="api", policy="addr", decision="refused",
+                  store="local") == 1  # fmt: skip
+    assert sample(registry, "rate_limit_fallback", limiter="api") == 0
+
+
+def test_a_rate_limit_hook_exports_the_fallback_state(
+    registry: CollectorRegistry, instruments: Instruments
+) -> None:
+    hook = RateLimitExport(instruments, "api")
+    hook.record_decision("key", True, True)
+    hook.record_fallback(True)
+    assert sample(registry, "rate_limit_fallback", limiter="api") == 1
+    hook.record_fallback(False)
+    assert sample(registry, "rate_limit_fallback", limiter="api") == 0
+    decisions = "rate_limit_decisions_total"
+    assert sample(registry, decisions, limiter="api", policy="key", decision="allowed",
+                  store="shared") == 1  # fmt: skip
 
 
 def test_a_database_hook_exports_queries_and_samples(
