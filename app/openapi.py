@@ -144,6 +144,19 @@ _COMMON = {
         _RETRY_AFTER,
     ),
 }
+_LIMITED = {
+    "429": _problem(
+        "Past a rate limit (the API key's, or the client address's when addresses are limited).",
+        {
+            **_RETRY_AFTER,
+            "RateLimit-Policy": _header(
+                'draft-ietf-httpapi-ratelimit-headers: `"key";q=100;w=60`.'
+            ),
+            "RateLimit": _header('draft-ietf-httpapi-ratelimit-headers: `"key";r=0;t=1`.'),
+        },
+    )
+}
+_COMMON = {**_COMMON, **_LIMITED}
 _READ = {"404": _problem("No such resource."), **_COMMON}
 _WRITE = {
     "413": _problem("The body is larger than the limit."),

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from app import openapi, schemas
 from app.errors import ApiError, NotFound
 from app.keys import ApiKeys, Caller
+from app.limits import CallerLimits
 from app.orders import OrderService
 from app.reports import ReportService
 from app.tips import TipsService
@@ -80,15 +81,18 @@ class Api:
         orders: orders on the primary and the replicas.
         reports: report jobs, accepted through the outbox.
         keys: the API keys a write must carry (`Authorization: Bearer <key>`).
+        limits: the rate limits per key and per client address.
         reads_need_key: reads must carry one too (by default they are open).
     """
 
     def __init__(self, *, tips: TipsService, orders: OrderService, reports: ReportService,
-                 keys: ApiKeys, reads_need_key: bool = False) -> None:  # fmt: skip
+                 keys: ApiKeys, limits: CallerLimits,
+                 reads_need_key: bool = False) -> None:  # fmt: skip
         self._tips = tips
         self._orders = orders
         self._reports = reports
         self._keys = keys
+        self._limits = limits
         self._reads_need_key = reads_need_key
         self._encode_tips = _EncodedOnce()
         self._openapi = openapi.document_bytes(reads_need_key=reads_need_key)
@@ -167,12 +171,20 @@ class Api:
                           lambda token: self._reports.get(report_id, token=token))  # fmt: skip
 
     async def _admit_write(self, request: HttpRequest) -> Caller:
-        """The caller, by its API key (401/403 without a valid one)."""
-        return await self._keys.authenticate(request.META.get("HTTP_AUTHORIZATION"))
+        """The caller, by its API key (401/403 without a valid one), within its limits (429
+        past one)."""
+        await self._limits.check_address(request.META.get("REMOTE_ADDR") or "unknown")
+        return await self._keyed(request)
 
     async def _admit_read(self, request: HttpRequest) -> None:
+        await self._limits.check_address(request.META.get("REMOTE_ADDR") or "unknown")
         if self._reads_need_key:
-            await self._admit_write(request)
+            await self._keyed(request)
+
+    async def _keyed(self, request: HttpRequest) -> Caller:
+        caller = await self._keys.authenticate(request.META.get("HTTP_AUTHORIZATION"))
+        await self._limits.check_key(caller)
+        return caller
 
     async def _create_order(self, request: HttpRequest) -> HttpResponseBase:
         await self._admit_write(request)

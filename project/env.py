@@ -74,6 +74,22 @@ class Env:
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be {what}, got {raw!r}") from None
 
+    def rate(self, name: str, default: str) -> tuple[int, float] | None:
+        """`REQUESTS/SECONDS` (e.g. `600/60`), or None for `off` (or `0`)."""
+        raw = self.str(name, default).strip().lower()
+        if raw in ("off", "0", ""):
+            return None
+        requests, _, seconds = raw.partition("/")
+        try:
+            rate = int(requests), float(seconds)
+        except ValueError:
+            rate = (0, 0.0)
+        if rate[0] < 1 or not 0 < rate[1] < 86_400:
+            raise ImproperlyConfigured(
+                f"{name} must be REQUESTS/SECONDS (e.g. 600/60) or off, got {raw!r}"
+            )
+        return rate
+
     def list(self, name: str, default: list[str]) -> list[str]:
         raw = self._environ.get(name, "")
         items = [item.strip() for item in raw.split(",") if item.strip()]

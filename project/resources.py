@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.keys import ApiKeys
+from app.limits import CallerLimits
 from app.orders import OrderService
 from app.reports import ReportService
 from app.tips import TipsService
@@ -29,6 +30,7 @@ from resilience_async import (
     CircuitBreaker,
     FallbackCache,
     Lifecycle,
+    RateLimiter,
     Readiness,
     RedisBreakerState,
 )
@@ -73,6 +75,11 @@ class Resources:
             redis_guard=self.redis_breaker,
             single_flight=settings.CACHE_SINGLE_FLIGHT,
         )
+        # Shared token buckets (one Redis round trip per decision); in process while Redis
+        # is slow or down, failing open.
+        self.rate_limiter = RateLimiter(
+            redis=self.redis, namespace="api", redis_timeout=settings.RATE_LIMIT_REDIS_TIMEOUT
+        )
         self.broker_url = settings.BROKER_URL
         self.broker_redis = (
             Redis.from_url(settings.BROKER_URL, socket_timeout=settings.REDIS_TIMEOUT,
@@ -88,6 +95,8 @@ class Resources:
             orders=OrderService(database=self.database, key_ttl=settings.IDEMPOTENCY_KEY_TTL),
             reports=ReportService(database=self.database, key_ttl=settings.IDEMPOTENCY_KEY_TTL),
             keys=ApiKeys(database=self.database, cache_ttl=settings.API_KEY_CACHE_TTL),
+            limits=CallerLimits(self.rate_limiter, per_key=settings.RATE_LIMIT_KEY,
+                                per_address=settings.RATE_LIMIT_ADDRESS),
             reads_need_key=settings.API_READS_NEED_KEY,
         )  # fmt: skip
         self.readiness = Readiness(
@@ -116,6 +125,7 @@ class Resources:
             await stack.enter_async_context(self.tips_breaker)
             await stack.enter_async_context(self.redis_breaker)
             await stack.enter_async_context(self.tips_cache)
+            await stack.enter_async_context(self.rate_limiter)
             self._opened = stack.pop_all()
 
     async def close(self) -> None:
@@ -148,7 +158,7 @@ class Resources:
 
         client = self.tips_client
         instrument(self.primary_breaker, self.database, self.tips_breaker, client,
-                   self.redis_breaker, self.tips_cache)  # fmt: skip
+                   self.redis_breaker, self.tips_cache, self.rate_limiter)  # fmt: skip
         if client.bulkhead is not None:
             instrument(client.bulkhead)
 

@@ -75,6 +75,14 @@ TIPS_UPSTREAM_URL = env.str("TIPS_UPSTREAM_URL", "http://127.0.0.1:8001")
 API_READS_NEED_KEY = env.bool("API_READS_NEED_KEY", False)
 # What the database says about a key is kept this long: a revocation takes effect within it.
 API_KEY_CACHE_TTL = env.seconds("API_KEY_CACHE_TTL", 5.0)
+# Token buckets shared by every process through Redis (resilience_async.RateLimiter), as
+# REQUESTS/SECONDS or off. Per key: each key's own limit (manage.py apikeys --limit), else
+# this one. Per client address, on every API request: off by default, because behind a load
+# balancer or proxy every client has its address; set it when clients connect directly.
+RATE_LIMIT_KEY = env.rate("RATE_LIMIT_KEY", "6000/60")
+RATE_LIMIT_ADDRESS = env.rate("RATE_LIMIT_ADDRESS", "off")
+# A Redis round trip of the limiter taking longer is decided in process (and fails open).
+RATE_LIMIT_REDIS_TIMEOUT = env.seconds("RATE_LIMIT_REDIS_TIMEOUT", 0.05, allow_zero=False)
 
 # --- Outbound HTTP: timeouts, retries, bulkhead, circuit breaker --------------------------
 UPSTREAM_TIMEOUT = env.seconds("UPSTREAM_TIMEOUT", 2.0, allow_zero=False)

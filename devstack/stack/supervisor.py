@@ -196,6 +196,7 @@ def serve(
     try:
         url = start_apps(stack, supervisor, app_env(stack), host=host, port=port, workers=workers)
         say(f"serving on {url}  (ready: {url}/health/ready, metrics: {url}/metrics); Ctrl-C stops")
+        say(f"API key for writes (API_KEY in .stack/env): {stack.env['API_KEY']}")
         supervisor.watch(stop)
     finally:
         say("stopping")

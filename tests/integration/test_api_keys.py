@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -16,7 +17,7 @@ import psycopg
 import pytest
 
 from devstack.stack import Stack
-from tests.helpers import assert_error
+from tests.helpers import assert_error, kill, metric
 from tests.servers import ROOT, WebServer, run_web
 
 pytestmark = pytest.mark.integration
@@ -45,10 +46,17 @@ def new_key(stack: Stack, *args: str) -> tuple[str, str]:
     return name, made.stdout.strip()
 
 
-def write(web: WebServer, key: str | None, path: str = "/api/orders") -> httpx.Response:
+def write(web: WebServer, key: str | None, path: str = "/api/orders",
+          item: str = ORDER["item"]) -> httpx.Response:  # fmt: skip
     headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    body = {**ORDER, "item": item} if path == "/api/orders" else {}
     with httpx.Client(base_url=web.url, timeout=10) as client:
-        return client.post(path, json=ORDER if path == "/api/orders" else {}, headers=headers)
+        return client.post(path, json=body, headers=headers)
+
+
+def orders_of(stack: Stack, item: str) -> int:
+    with psycopg.connect(stack.services["primary"]["url"], autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM orders WHERE item = %s", (item,)).fetchone()[0]
 
 
 @pytest.mark.parametrize("path", ["/api/orders", "/api/reports"])
@@ -151,3 +159,72 @@ def test_reads_are_open_unless_the_setting_closes_them(
     assert_error(anonymous, 401, "Authorization")
     assert keyed.status_code == 200
     assert document["paths"]["/api/orders"]["get"]["security"] == [{"apiKey": []}]
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+def test_past_its_limit_a_key_gets_429_with_the_headers_and_writes_nothing(
+    healthy_stack: Stack, web: WebServer
+) -> None:
+    """A key of 3 per minute: three writes, then 429 with Retry-After and the IETF
+    RateLimit-Policy / RateLimit fields; the refused writes are not made."""
+    name, key = new_key(healthy_stack, "--limit", "3/60")
+    answers = [write(web, key, item=name) for _ in range(5)]
+    assert [a.status_code for a in answers] == [201, 201, 201, 429, 429]
+    refused = answers[3]
+    problem = assert_error(refused, 429, None)
+    assert problem["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 20  # a token returns every 20 s
+    assert refused.headers["RateLimit-Policy"] == '"key";q=3;w=60'
+    assert refused.headers["RateLimit"] == f'"key";r=0;t={refused.headers["Retry-After"]}'
+    assert orders_of(healthy_stack, name) == 3
+
+
+def test_one_keys_limit_is_shared_by_every_server_process(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    """Two uvicorn workers, one Redis: a key of 4 per minute makes 4 writes in all."""
+    _, key = new_key(healthy_stack, "--limit", "4/60")
+    with run_web(healthy_stack, tmp_path, workers=2) as two:
+        statuses = []
+        for _ in range(12):  # a new connection each: the kernel spreads them over both
+            statuses.append(write(two, key).status_code)
+    assert sorted(statuses) == [201] * 4 + [429] * 8
+
+
+def test_client_addresses_are_limited_when_the_setting_asks(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    with run_web(healthy_stack, tmp_path, RATE_LIMIT_ADDRESS="5/60") as limited:
+        statuses = [httpx.get(f"{limited.url}/api/tips", timeout=10).status_code
+                    for _ in range(7)]  # fmt: skip
+        refused = httpx.get(f"{limited.url}/api/orders", timeout=10)
+        live = httpx.get(f"{limited.url}/health/live", timeout=10)
+    assert statuses == [200] * 5 + [429] * 2
+    assert refused.status_code == 429
+    assert refused.headers["RateLimit-Policy"] == '"address";q=5;w=60'
+    assert live.status_code == 200  # health is never limited
+
+
+def test_with_redis_paused_writes_go_on_within_the_limit_of_each_process(
+    healthy_stack: Stack, web: WebServer
+) -> None:
+    """Redis stopped (SIGSTOP): the limiter decides in process, failing open; no request
+    turns into an error."""
+    _, key = new_key(healthy_stack, "--limit", "1000/60")
+    redis = healthy_stack.children["redis"]
+    kill(redis, signal.SIGSTOP)
+    try:
+        answers = [write(web, key) for _ in range(10)]
+        reads = [web.client.get("/api/orders") for _ in range(5)]
+        exposition = web.get("/metrics").text
+    finally:
+        kill(redis, signal.SIGCONT)
+    assert [a.status_code for a in answers] == [201] * 10, [a.text for a in answers]
+    assert [r.status_code for r in reads] == [200] * 5
+    assert metric(exposition, "rate_limit_fallback", limiter="api") == 1.0
+    local = metric(exposition, "rate_limit_decisions_total", limiter="api", policy="key",
+                   decision="allowed", store="local")  # fmt: skip
+    assert local is not None
+    assert local >= 9  # the first may have waited out the timeout, then been decided locally
