@@ -239,3 +239,6 @@ METRICS_ENABLED = env.bool("METRICS_ENABLED", True)
 # Set (to an empty directory) when several server processes serve: prometheus-client reads
 # the same variable at import and then keeps each process's values in files there.
 METRICS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", "")
+# /metrics answers loopback; a scrape from elsewhere must send `Authorization: Bearer <this>`
+# (Prometheus: `authorization: {credentials: ...}`), and is refused while it is empty.
+METRICS_TOKEN = env.str("METRICS_TOKEN", "")

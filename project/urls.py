@@ -23,7 +23,7 @@ urlpatterns = [
     ),
     path(
         "metrics",
-        metrics_view(multiprocess_dir=settings.METRICS_MULTIPROC_DIR),
+        metrics_view(multiprocess_dir=settings.METRICS_MULTIPROC_DIR, token=settings.METRICS_TOKEN),
         name="metrics",
     ),
     path("api/openapi.json", api.openapi, name="openapi"),

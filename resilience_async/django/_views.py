@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 from collections.abc import Awaitable, Callable
 
 from django.conf import settings
@@ -17,7 +18,11 @@ from django.http import HttpRequest, HttpResponse
 from resilience_async._health import MEDIA_TYPE, Readiness
 from resilience_async._problem import MEDIA_TYPE as PROBLEM_JSON
 from resilience_async._problem import problem_bytes
-from resilience_async.django._responses import json_response, method_not_allowed
+from resilience_async.django._responses import (
+    json_response,
+    method_not_allowed,
+    problem_response,
+)
 
 View = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
@@ -68,21 +73,40 @@ def readiness_view(readiness: Readiness, *, health_token: str = "") -> View:
     return ready
 
 
-def metrics_view(*, multiprocess_dir: str | None = None) -> View:
+def metrics_view(*, multiprocess_dir: str | None = None, token: str = "") -> View:
     """A view of the Prometheus exposition (imports `resilience_async.prometheus`, and so
     needs the `prometheus` extra, when it is made).
+
+    A scrape from loopback is served; one from elsewhere must carry `token` as
+    `Authorization: Bearer <token>` (Prometheus's `authorization` scrape setting), and is
+    refused when no token is set: the metrics name dependencies, routes and volumes.
 
     Args:
         multiprocess_dir: prometheus-client's multiprocess directory (the
             `PROMETHEUS_MULTIPROC_DIR` its processes write to) when several server processes
             serve: the view sums them all; None or empty: this process's values.
+        token: the scrape token off loopback; empty: only loopback is served.
     """
     from resilience_async import prometheus  # noqa: PLC0415 - the extra, only when routed
+
+    expected = f"Bearer {token}".encode()
 
     async def metrics(request: HttpRequest) -> HttpResponse:
         rejected = method_not_allowed(request, "GET", "HEAD")
         if rejected is not None:
             return rejected
+        if not _loopback(request.META.get("REMOTE_ADDR", "")):
+            if not token:
+                return problem_response(403, "forbidden", "metrics are served on loopback only")
+            offered = request.META.get("HTTP_AUTHORIZATION", "").encode()
+            if not hmac.compare_digest(offered, expected):
+                return problem_response(
+                    401,
+                    "unauthorized",
+                    "send the scrape token: Authorization: Bearer <token>",
+                    field="Authorization",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
         if multiprocess_dir:
             # One file read per process: off the loop (a scrape, not a request path).
             body = await asyncio.to_thread(prometheus.render, multiprocess_dir)
@@ -91,6 +115,13 @@ def metrics_view(*, multiprocess_dir: str | None = None) -> View:
         return HttpResponse(body, content_type=prometheus.CONTENT_TYPE)
 
     return metrics
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # no address (a Unix socket), or not one
+        return False
 
 
 def server_error(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
