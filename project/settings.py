@@ -122,8 +122,9 @@ def _django_database(url: str) -> dict[str, object]:
 DATABASES = {"default": _django_database(DATABASE_URL)}
 
 # --- Request limits ----------------------------------------------------------------------------
-# A request body over this many bytes is refused with 413 before it is read (the handler
-# closes the connection instead of reading the rest); the API's bodies are small JSON.
+# A request body over this many bytes is refused with 413 before it is read, with
+# `Connection: close` (the rest is discarded while the connection lingers, below); the API's
+# bodies are small JSON.
 MAX_REQUEST_BODY = env.int("MAX_REQUEST_BODY", 16 * 1024, min_value=1)
 # The server's bounds on receiving a request (project/serving.py): a client that has not sent
 # its whole header block this long after its first byte, or its body this long after the
@@ -132,6 +133,15 @@ HTTP_HEADER_TIMEOUT = env.seconds("HTTP_HEADER_TIMEOUT", 10.0, allow_zero=False)
 HTTP_BODY_TIMEOUT = env.seconds("HTTP_BODY_TIMEOUT", 10.0, allow_zero=False)
 HTTP_MAX_HEADER_BYTES = env.int("HTTP_MAX_HEADER_BYTES", 16 * 1024, min_value=1)
 HTTP_MAX_HEADERS = env.int("HTTP_MAX_HEADERS", 100, min_value=1)
+# A connection answered and closed while its request is still arriving (the 413 above, a
+# 408/431) lingers as nginx's does (`lingering_close`): the server sends no more, and reads
+# and discards what the client still sends, so that a client which sends its whole body
+# before reading (urllib, http.client) reads the answer instead of a reset. It ends when the
+# client closes or is quiet HTTP_LINGER_TIMEOUT, else after HTTP_LINGER_TIME (0: no lingering)
+# or HTTP_LINGER_BYTES (at most the declared body) more, whichever comes first.
+HTTP_LINGER_TIMEOUT = env.seconds("HTTP_LINGER_TIMEOUT", 5.0, allow_zero=False)
+HTTP_LINGER_TIME = env.seconds("HTTP_LINGER_TIME", 30.0)
+HTTP_LINGER_BYTES = env.int("HTTP_LINGER_BYTES", 8 * 1024 * 1024, min_value=1)
 
 # --- Load shedding ---------------------------------------------------------------------------
 # Requests in flight per server process beyond which new ones are answered 503.
