@@ -3,8 +3,9 @@
     uvicorn project.asgi:application --http project.serving:HttpProtocol --ws none
 
 The limits come from the settings (HTTP_HEADER_TIMEOUT, HTTP_BODY_TIMEOUT,
-HTTP_MAX_HEADER_BYTES, HTTP_MAX_HEADERS); `make run`, the tests, the bench and the
-container image all serve with it.
+HTTP_MAX_HEADER_BYTES, HTTP_MAX_HEADERS, and lingering's HTTP_LINGER_TIMEOUT,
+HTTP_LINGER_TIME, HTTP_LINGER_BYTES); `make run`, the tests, the bench and the container
+image all serve with it.
 """
 
 from __future__ import annotations
@@ -17,4 +18,7 @@ HttpProtocol = guarded_protocol(
     body_timeout=settings.HTTP_BODY_TIMEOUT,
     max_header_bytes=settings.HTTP_MAX_HEADER_BYTES,
     max_headers=settings.HTTP_MAX_HEADERS,
+    linger_timeout=settings.HTTP_LINGER_TIMEOUT,
+    linger_time=settings.HTTP_LINGER_TIME,
+    linger_bytes=settings.HTTP_LINGER_BYTES,
 )

@@ -27,7 +27,7 @@ if not DEBUG and not LOCAL:
     )
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", "insecure-local-only-key-never-served-beyond-loopback")
 
-INSTALLED_APPS = ["app"]
+INSTALLED_APPS = ["app", "project"]  # project: its system checks (project/deploy_checks.py)
 MIDDLEWARE = [
     "resilience_async.django.request_context_middleware",
     "resilience_async.django.security_middleware",
@@ -36,8 +36,42 @@ ROOT_URLCONF = "project.urls"
 USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Security headers and `manage.py check --deploy` --------------------------------------
+# security_middleware (above) sets X-Frame-Options DENY, these two, Cross-Origin-Opener-Policy
+# (Django's default, same-origin) and HSTS on HTTPS answers, as Django's SecurityMiddleware
+# would, on the event loop.
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# HSTS on answers to HTTPS requests. A request is HTTPS when it came over TLS, or through a
+# TLS-terminating proxy that uvicorn trusts (its FORWARDED_ALLOW_IPS, default 127.0.0.1: it
+# then takes the scheme from X-Forwarded-Proto); no SECURE_PROXY_SSL_HEADER, which would
+# trust that header from any client. A deployment's default is a year for this host name
+# only; subdomains and preloading commit the whole domain, its owner's call. Locally 0: a
+# browser told HSTS for localhost refuses every other plain-HTTP server there.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", 0 if LOCAL else 365 * 86400)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# No SECURE_SSL_REDIRECT (the service's middleware makes none): plain HTTP is the proxy's to
+# refuse (or redirect, for browsers); an API that redirects lets clients send their
+# credentials in clear first and find out only later.
+# No sessions or CSRF cookies are set (the API authenticates by header); should sessions be
+# installed (the admin), their cookies are HTTPS-only beyond loopback (security.W010/W016).
+SESSION_COOKIE_SECURE = not LOCAL
+CSRF_COOKIE_SECURE = not LOCAL
+# Django's checks that ask for its own middleware, silenced because the guarantee is kept
+# another way, and checked that way by project/deploy_checks.py:
+SILENCED_SYSTEM_CHECKS = [
+    # SecurityMiddleware and XFrameOptionsMiddleware: security_middleware sets their headers
+    # (no thread hand-off per request); project.W001 checks it is installed, project.W004 and
+    # W006 the HSTS and nosniff settings Django checks only with its own middleware.
+    "security.W001",
+    "security.W002",
+    # CsrfViewMiddleware: CSRF forges requests a browser authenticates by itself, with a
+    # cookie; this API takes none (no session; writes will take `Authorization: Bearer`
+    # keys). project.W003 asks for CSRF whenever sessions are installed (the admin).
+    "security.W003",
+]
 
 # --- Dependencies ------------------------------------------------------------------------
 # DATABASE_URL may list several hosts (libpq multi-host) with target_session_attrs=read-write,
@@ -136,8 +170,9 @@ def _django_database(url: str) -> dict[str, object]:
 DATABASES = {"default": _django_database(DATABASE_URL)}
 
 # --- Request limits ----------------------------------------------------------------------------
-# A request body over this many bytes is refused with 413 before it is read (the handler
-# closes the connection instead of reading the rest); the API's bodies are small JSON.
+# A request body over this many bytes is refused with 413 before it is read, with
+# `Connection: close` (the rest is discarded while the connection lingers, below); the API's
+# bodies are small JSON.
 MAX_REQUEST_BODY = env.int("MAX_REQUEST_BODY", 16 * 1024, min_value=1)
 # The server's bounds on receiving a request (project/serving.py): a client that has not sent
 # its whole header block this long after its first byte, or its body this long after the
@@ -146,6 +181,15 @@ HTTP_HEADER_TIMEOUT = env.seconds("HTTP_HEADER_TIMEOUT", 10.0, allow_zero=False)
 HTTP_BODY_TIMEOUT = env.seconds("HTTP_BODY_TIMEOUT", 10.0, allow_zero=False)
 HTTP_MAX_HEADER_BYTES = env.int("HTTP_MAX_HEADER_BYTES", 16 * 1024, min_value=1)
 HTTP_MAX_HEADERS = env.int("HTTP_MAX_HEADERS", 100, min_value=1)
+# A connection answered and closed while its request is still arriving (the 413 above, a
+# 408/431) lingers as nginx's does (`lingering_close`): the server sends no more, and reads
+# and discards what the client still sends, so that a client which sends its whole body
+# before reading (urllib, http.client) reads the answer instead of a reset. It ends when the
+# client closes or is quiet HTTP_LINGER_TIMEOUT, else after HTTP_LINGER_TIME (0: no lingering)
+# or HTTP_LINGER_BYTES (at most the declared body) more, whichever comes first.
+HTTP_LINGER_TIMEOUT = env.seconds("HTTP_LINGER_TIMEOUT", 5.0, allow_zero=False)
+HTTP_LINGER_TIME = env.seconds("HTTP_LINGER_TIME", 30.0)
+HTTP_LINGER_BYTES = env.int("HTTP_LINGER_BYTES", 8 * 1024 * 1024, min_value=1)
 
 # --- Load shedding ---------------------------------------------------------------------------
 # Requests in flight per server process beyond which new ones are answered 503.

@@ -13,8 +13,17 @@ client and closes the connection:
 - a WebSocket handshake when uvicorn serves no WebSocket protocol (`--ws none`): 403, where
   uvicorn would log two warnings and pass the handshake to the app as a plain request.
 
-A request on the hot path pays a few attribute stores: the deadlines are enforced by one
-sweep a second over the server's connections, not by a timer per request.
+Closing a connection while its request is still arriving (an answer given before the body
+was read, as a 413 is, or one of the refusals above) lingers, as nginx's `lingering_close`
+does: the server stops writing (a FIN after the answer) and reads and discards what the
+client still sends, until the client stops (it closes, or is quiet for `linger_timeout`), or
+`linger_bytes` (at most the body's declared length) or `linger_time` run out. Closed at
+once, the unread bytes in the server's receive buffer make the kernel reset the connection,
+and a client that sends its whole body before it reads (Python's `urllib`, `http.client`)
+loses the answer to the reset.
+
+A request on the hot path pays a few attribute stores: the deadlines (lingering's too) are
+enforced by one sweep a second over the server's connections, not by a timer per request.
 
     uvicorn project.asgi:application --http project.serving:HttpProtocol --ws none
 
@@ -51,6 +60,26 @@ _REFUSALS = {
 _CODES = {403: "websocket_refused", 408: "request_timeout", 431: "headers_too_large"}
 
 
+class _GuardedTransport(CorkedTransport):
+    """The protocol's transport (corked): a close asked for while a request is still
+    arriving lingers instead (`GuardedHttpToolsProtocol.linger`), and a lingering
+    connection is closing as far as HTTP is concerned (uvicorn writes nothing more)."""
+
+    __slots__ = ("_protocol",)
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
+                 protocol: GuardedHttpToolsProtocol) -> None:  # fmt: skip
+        super().__init__(transport, loop)
+        self._protocol = protocol
+
+    def close(self) -> None:
+        if self._transport.is_closing() or not self._protocol.linger():
+            super().close()
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+
 class _Refused(Exception):
     """A parser callback refuses the request (raised through httptools' parser)."""
 
@@ -63,24 +92,35 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     body_timeout = 10.0
     max_header_bytes = 16 * 1024
     max_headers = 100
+    linger_timeout = 5.0
+    linger_time = 30.0
+    linger_bytes = 8 * 1024 * 1024
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: float | None = None  # when the part being received is overdue
         self._in_headers = True  # between a request's first byte and its header block's end
+        self._receiving = False  # between a request's first byte and its end
         self._header_bytes = 0
         self._refusal: tuple[int, str] | None = None
+        self.lingering = False  # answered and half-closed: reading only to discard
+        self._shutting_down = False
+        self._linger_end = 0.0  # when lingering ends, however much the client still sends
+        self._linger_bound = 0  # bytes discarded at most: linger_bytes, or the declared body's
+        self._linger_left = 0
+        self._discarded = 0
 
     # --- deadlines ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        corked = CorkedTransport(transport, asyncio.get_running_loop())
-        super().connection_made(corked)  # type: ignore[arg-type]  # a transport in all it does
+        guarded = _GuardedTransport(transport, asyncio.get_running_loop(), self)
+        super().connection_made(guarded)  # type: ignore[arg-type]  # a transport in all it does
         self._deadline = self.loop.time() + self.header_timeout
         _Sweeper.watch(self)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
+        self._receiving = True
         self._header_bytes = 0
         self._deadline = self.loop.time() + self.header_timeout
 
@@ -105,14 +145,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._deadline = None  # received whole; the rest is the app's and the keep-alive's
+        self._receiving = False
         super().on_message_complete()
 
     def overdue(self, now: float) -> bool:
         return self._deadline is not None and now > self._deadline
 
     def expire(self) -> None:
-        """Past its deadline: 408 if nothing was answered yet, then close."""
+        """Past its deadline: 408 if nothing was answered yet, then close; lingering, close."""
         self._deadline = None
+        if self.lingering:
+            if self.loop.time() >= self._linger_end:
+                self._cut_off(f"{self.linger_time:g} s")
+            else:  # the client was quiet for linger_timeout: it sends no more
+                self.transport.close()
+            return
         if self.transport.is_closing():
             return
         cycle = self.cycle
@@ -126,8 +173,58 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._refuse(408, "the request was not received in time")
 
+    # --- lingering close ----------------------------------------------------------------
+    def linger(self) -> bool:
+        """Instead of closing while a request is still arriving: stop writing (after what
+        is pending), and read and discard until the client stops or a bound is reached.
+        False when closing at once is right: nothing more is on its way, the server is
+        shutting down, lingering is off (`linger_time` 0), or this ends the lingering."""
+        if self.lingering or not self._receiving or self._shutting_down:
+            return False
+        if self.linger_time <= 0:
+            return False
+        self.lingering = True
+        transport = self.transport
+        if transport.can_write_eof():  # not under TLS: there, writing simply stops
+            transport.write_eof()
+        else:
+            transport.flush()  # type: ignore[attr-defined]  # a _GuardedTransport
+        now = self.loop.time()
+        self._linger_end = now + self.linger_time
+        self._deadline = min(now + self.linger_timeout, self._linger_end)
+        declared = -1 if self._in_headers else _declared_length(self.headers)
+        bound = self.linger_bytes if declared < 0 else min(declared, self.linger_bytes)
+        self._linger_left = self._linger_bound = bound
+        self.flow.resume_reading()  # uvicorn may have paused it for an unread body
+        return True
+
+    def _discard(self, size: int) -> None:
+        self._discarded += size
+        self._linger_left -= size
+        if self._linger_left < 0:
+            self._cut_off(f"{self._linger_bound} bytes")
+            return
+        self._deadline = min(self.loop.time() + self.linger_timeout, self._linger_end)
+
+    def _cut_off(self, bound: str) -> None:
+        """The client still sends after its lingering's bound: close (the kernel resets)."""
+        self._deadline = None
+        self.transport.close()
+        self.logger.info("cut off a client still sending after its answer: %d bytes "
+                         "discarded, bound %s", self._discarded, bound)  # fmt: skip
+
+    def shutdown(self) -> None:
+        self._shutting_down = True  # lingering would hold the server's shutdown up
+        if self.lingering:
+            self.transport.close()
+        else:
+            super().shutdown()
+
     # --- header bounds ------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            self._discard(len(data))
+            return
         # httptools may raise a callback's exception as it is: answered below either way.
         with contextlib.suppress(_Refused):
             super().data_received(data)
@@ -150,7 +247,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def _refuse(self, status: int, message: str) -> None:
-        """The service's problem details for `status`, then close: nothing more is read."""
+        """The service's problem details for `status`, then close (lingering, if a request
+        is partly received): nothing more of it is parsed."""
         body = problem_bytes(status, _CODES[status], message)
         head = [_REFUSALS[status]]
         for name, value in self.server_state.default_headers:
@@ -167,15 +265,19 @@ class _Sweeper:
 
     _connections: ClassVar[set[Any]] = set()
     _timer: ClassVar[asyncio.TimerHandle | None] = None
+    _loop: ClassVar[asyncio.AbstractEventLoop | None] = None
 
     @classmethod
     def watch(cls, protocol: GuardedHttpToolsProtocol) -> None:
         cls._connections = protocol.connections  # the server's own set of live connections
-        if cls._timer is None:
+        if cls._timer is None or cls._loop is not protocol.loop:  # (a new loop: in tests)
+            cls._loop = protocol.loop
             cls._timer = protocol.loop.call_later(SWEEP_INTERVAL, cls._sweep, protocol.loop)
 
     @classmethod
     def _sweep(cls, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not cls._loop:
+            return  # a loop left behind: its sweep ends
         now = loop.time()
         for connection in list(cls._connections):
             if isinstance(connection, GuardedHttpToolsProtocol) and connection.overdue(now):
@@ -189,6 +291,9 @@ def guarded_protocol(
     body_timeout: float,
     max_header_bytes: int,
     max_headers: int,
+    linger_timeout: float = GuardedHttpToolsProtocol.linger_timeout,
+    linger_time: float = GuardedHttpToolsProtocol.linger_time,
+    linger_bytes: int = GuardedHttpToolsProtocol.linger_bytes,
 ) -> type[GuardedHttpToolsProtocol]:
     """A `GuardedHttpToolsProtocol` with these limits, for uvicorn's `--http`.
 
@@ -197,9 +302,27 @@ def guarded_protocol(
         body_timeout: seconds from the headers to the complete body.
         max_header_bytes: bytes of request line and header fields, at most.
         max_headers: header fields, at most.
+        linger_timeout: lingering after an answer given before its request was all
+            received ends when the client has been quiet this many seconds (nginx's
+            `lingering_timeout`);
+        linger_time: or this many seconds after it began (`lingering_time`; 0: no
+            lingering, the connection is closed at once);
+        linger_bytes: or when this many more bytes came (at most the declared body).
     """
-    if min(header_timeout, body_timeout) <= 0 or min(max_header_bytes, max_headers) < 1:
-        raise ValueError("timeouts must be > 0 seconds and limits at least 1")
+    if min(header_timeout, body_timeout, linger_timeout) <= 0 or linger_time < 0:
+        raise ValueError("timeouts must be > 0 seconds (linger_time >= 0)")
+    if min(max_header_bytes, max_headers, linger_bytes) < 1:
+        raise ValueError("limits must be at least 1")
     limits = {"header_timeout": header_timeout, "body_timeout": body_timeout,
-              "max_header_bytes": max_header_bytes, "max_headers": max_headers}  # fmt: skip
+              "max_header_bytes": max_header_bytes, "max_headers": max_headers,
+              "linger_timeout": linger_timeout, "linger_time": linger_time,
+              "linger_bytes": linger_bytes}  # fmt: skip
     return type("GuardedHttpProtocol", (GuardedHttpToolsProtocol,), limits)
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The request's Content-Length, or -1 without one (a chunked body)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else -1
+    return -1

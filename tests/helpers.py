@@ -5,8 +5,11 @@ Plain functions, imported by name; fixtures live in the `tests/fix_*.py` plugins
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -155,3 +158,37 @@ def fresh_python(
         timeout=60,
         check=False,
     )
+
+
+def send_until_cut_off(
+    sock: socket.socket, chunk: bytes, *, pace: float = 0.0, limit: int = 1024**3
+) -> int:
+    """Send `chunk` after `chunk` (every `pace` seconds: the client's own pace) until the
+    server resets the connection; the bytes sent. Fails after `limit` bytes or 2,000 sends."""
+    sent = 0
+    for _ in range(2000):
+        try:
+            sock.sendall(chunk)
+        except (ConnectionResetError, BrokenPipeError):
+            return sent
+        sent += len(chunk)
+        if sent >= limit:
+            break
+        time.sleep(pace)
+    raise AssertionError(f"never cut off: {sent} bytes sent")
+
+
+_CUT_OFF = re.compile(r"^cut off a client still sending after its answer: (\d+) bytes discarded, "
+                      r"bound (.+)$")  # fmt: skip
+
+
+def cut_off_lines(log: Path) -> list[tuple[int, str]]:
+    """(bytes discarded, bound) of each client a server (logging JSON to `log`) cut off
+    while lingering after an answer (resilience_async.uvicorn)."""
+    found = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{") and "cut off a client" in line:
+            match = _CUT_OFF.match(json.loads(line)["message"])
+            assert match, line
+            found.append((int(match[1]), match[2]))
+    return found

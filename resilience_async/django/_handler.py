@@ -167,8 +167,11 @@ class EventLoopASGIHandler(ASGIHandler):
             body_file.close()
 
     async def _refuse_body(self, scope: Scope, send: Send, limit: int) -> None:
-        """413 with the error body, and `Connection: close`: the rest of the body is never
-        read, so the connection can't carry another request."""
+        """413 with the error body, and `Connection: close`: the rest of the body is not
+        parsed, so the connection can't carry another request. Served by
+        `resilience_async.uvicorn`'s protocol, the connection then lingers (reads and
+        discards, bounded) before it closes, so a client still sending reads the 413; this
+        request is over meanwhile."""
         refusal = problem_response(
             413, "payload_too_large", f"the body is larger than {limit} bytes",
             field="body", headers={"Connection": "close"},

@@ -19,7 +19,15 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from devstack.stack import Stack
-from tests.helpers import assert_error, assert_problem, forget_reports, metric
+from tests.helpers import (
+    assert_error,
+    assert_problem,
+    cut_off_lines,
+    forget_reports,
+    metric,
+    send_until_cut_off,
+    wait_for,
+)
 from tests.servers import WebServer, run_web
 
 pytestmark = pytest.mark.integration
@@ -94,8 +102,9 @@ def raw_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 
 def wait_closed_by_server(sock: socket.socket) -> None:
-    """Read until the server closes its side (EOF, or a reset); the socket's timeout fails the
-    test if it keeps the connection open."""
+    """Read until the server closes its side (EOF, or a reset): it has nothing more to say
+    (it may still read, lingering); the socket's timeout fails the test if it keeps the
+    connection open."""
     with contextlib.suppress(ConnectionResetError):
         while sock.recv(65536):
             pass
@@ -103,7 +112,11 @@ def wait_closed_by_server(sock: socket.socket) -> None:
 
 def test_a_body_declared_too_large_is_refused_before_it_is_sent(web: WebServer) -> None:
     """Content-Length of 50 MB: 413 with the error body after 1 kB of it, and the server
-    closes the connection: the other 49.99 MB are never read (nor spooled to disk)."""
+    sends nothing more. It lingers (resilience_async.uvicorn): it reads on, only to discard,
+    so that a client sending its whole body first reads the 413 too, and at most
+    HTTP_LINGER_BYTES (8 MB) of the other 49.99 MB: a client sending them all is cut off
+    (and nothing of them is held in memory or spooled to disk)."""
+    before = len(cut_off_lines(web.child.log_path))
     host, port = web.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(b"POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -111,6 +124,7 @@ def test_a_body_declared_too_large_is_refused_before_it_is_sent(web: WebServer) 
                      + b" " * 1024)  # fmt: skip
         status, headers, body = raw_response(sock)
         wait_closed_by_server(sock)
+        send_until_cut_off(sock, b" " * 65536, limit=52428800 - 1024)  # fails if all went
     assert (status, headers["connection"]) == (413, "close")
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(body) == {
@@ -118,6 +132,9 @@ def test_a_body_declared_too_large_is_refused_before_it_is_sent(web: WebServer) 
         "detail": "the body is larger than 16384 bytes", "code": "payload_too_large",
         "field": "body",
     }  # fmt: skip
+    [(discarded, bound)] = wait_for(lambda: cut_off_lines(web.child.log_path)[before:])
+    assert bound == f"{8 * 1024**2} bytes"
+    assert discarded <= 8 * 1024**2 + 256 * 1024  # one read past the bound, at most
 
 
 def test_a_chunked_body_is_refused_once_it_passes_the_limit(web: WebServer) -> None:

@@ -26,12 +26,13 @@ METHODS = {
     "on_headers_complete": [],
     "on_message_complete": [],
     "send_400_response": ["msg"],
+    "shutdown": [],
     "_get_upgrade": [],
     "_should_upgrade_to_ws": [],
 }
 # What a protocol holds, read by the subclass.
 PROTOCOL_ATTRIBUTES = ("loop", "transport", "parser", "headers", "cycle", "connections",
-                       "server_state", "logger")  # fmt: skip
+                       "server_state", "logger", "flow")  # fmt: skip
 # What the subclass reads or sets on a request's cycle when a deadline passes.
 CYCLE_ATTRIBUTES = ("response_started", "response_complete", "disconnected", "message_event")
 
