@@ -49,6 +49,8 @@ READERS = 8
 BARE_ROUTE, CEILING = "bare route: async service", f"ceiling: {servers.BARE_ASGI.name}"
 READS, BARE_READS = "reads: async service", "reads: bare psycopg pool"
 WRITES, BARE_WRITES = "writes: async service", "writes: bare psycopg pool"
+UNLIMITED_WRITES = "writes: async, no rate limit"
+LIMITER_COST_TARGET = 0.10  # of the writes' throughput, the limiter's share at most
 CEILINGS = {BARE_ROUTE: CEILING, READS: BARE_READS, WRITES: BARE_WRITES}
 COMPOSITE_TARGET = 0.8  # of 1 / (1/bare route + 1/bare pool): what the two costs add up to
 
@@ -60,17 +62,18 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
     with stage("data", stack, orders=SEED_ORDERS) as where:
         servers.pin_stack(where.stack)
         env = where.env(DATABASE_POOL_MAX_SIZE=str(POOL_SIZE))
-        specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI]
-        with servers.serving(specs, env, where.work) as (service, ceiling):
-            rounds = _rounds(service, ceiling, where.stack, plan, progress)
+        specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI, servers.ASYNC_UNLIMITED]
+        with servers.serving(specs, env, where.work) as (service, ceiling, unlimited):
+            rounds = _rounds(service, ceiling, unlimited, where.stack, plan, progress=progress)
             failover = _watch_failover(service, where.stack, plan, progress)
     return _report(rounds, failover, plan)
 
 
-def _rounds(service: servers.RunningServer, ceiling: servers.RunningServer, stack: Stack,
-            plan: Plan, progress: Progress) -> Rounds:  # fmt: skip
+def _rounds(service: servers.RunningServer, ceiling: servers.RunningServer,
+            unlimited: servers.RunningServer, stack: Stack, plan: Plan, *,
+            progress: Progress) -> Rounds:  # fmt: skip
     """Each round: the bare route and its ceiling, reads and writes through the service and
-    on the bare pool."""
+    on the bare pool, and writes through the service without its rate limiter."""
     rounds = Rounds("data", plan.rounds, progress)
     post = {"method": "POST", "headers": write_headers(stack), "body": ORDER_BODY}
     gets = {BARE_ROUTE: (service, "/health/live"), CEILING: (ceiling, "/health/live"),
@@ -83,6 +86,9 @@ def _rounds(service: servers.RunningServer, ceiling: servers.RunningServer, stac
             _bare(turn, BARE_READS, "read", stack.services["replica"]["url"], plan)
         with rounds.turn(WRITES, service) as turn:
             turn.add(WRITES, run_load_sync(f"{service.url}/api/orders", **plan.load(), **post))
+        with rounds.turn(UNLIMITED_WRITES, unlimited) as turn:
+            load = run_load_sync(f"{unlimited.url}/api/orders", **plan.load(), **post)
+            turn.add(UNLIMITED_WRITES, load)
         with rounds.turn(BARE_WRITES) as turn:
             _bare(turn, BARE_WRITES, "write", stack.env["DATABASE_URL"], plan)
     return rounds
@@ -206,6 +212,7 @@ def _report(rounds: Rounds, failover: Failover, plan: Plan) -> Outcome:
         READS: f"GET /api/orders/{READ_ID}, replica, pool {POOL_SIZE}",
         BARE_READS: f"same SELECT, one process, {POOL_SIZE} tasks and connections",
         WRITES: f"POST /api/orders + token, primary, pool {POOL_SIZE}",
+        UNLIMITED_WRITES: "the same, RATE_LIMIT_KEY=off (API key still checked)",
         BARE_WRITES: "same INSERT + token SELECT, one process",
     }
     rows = [m.row(name, setups[name], CEILINGS.get(name, "")) for name, m in medians.items()]
@@ -221,7 +228,8 @@ def _report(rounds: Rounds, failover: Failover, plan: Plan) -> Outcome:
         f"(1 core), {plan.connections} connections, {plan.rounds} rounds of {plan.duration:g} "
         "s, median round"
     )
-    found = [*_composite_verdicts(medians), *_failover_verdicts(failover)]
+    found = [*_composite_verdicts(medians), *_limiter_verdicts(medians),
+             *_failover_verdicts(failover)]  # fmt: skip
     return finish(
         "data", title, rows, found, plan=plan, settings=settings, notes=_notes(medians, failover)
     )
@@ -247,6 +255,19 @@ def _composite_verdicts(medians: dict[str, Measured]) -> list[Verdict]:
                              COMPOSITE_TARGET, f"{share:.2f} of {ceiling:.0f}",
                              f">= {COMPOSITE_TARGET:g}", share >= COMPOSITE_TARGET))  # fmt: skip
     return found
+
+
+def _limiter_verdicts(medians: dict[str, Measured]) -> list[Verdict]:
+    """What the per-key rate limiter (a Redis round trip per write) costs the order write:
+    1 - writes / writes without it, measured in the same run."""
+    limited, unlimited = medians.get(WRITES), medians.get(UNLIMITED_WRITES)
+    if limited is None or unlimited is None or not unlimited.result.goodput:
+        return []
+    cost = 1 - limited.result.goodput / unlimited.result.goodput
+    return [Verdict("writes: rate limiter's cost", cost, LIMITER_COST_TARGET,
+                    f"{cost:.1%} ({limited.result.goodput:.0f} vs "
+                    f"{unlimited.result.goodput:.0f} req/s)",
+                    f"<= {LIMITER_COST_TARGET:.0%}", cost <= LIMITER_COST_TARGET)]  # fmt: skip
 
 
 def _notes(medians: dict[str, Measured], failover: Failover) -> list[str]:

@@ -70,6 +70,12 @@ ASYNC_PER_REQUEST = ServerSpec(
     (*UVICORN, *SERVICE_HTTP, "project.asgi:application"),
     (("CACHE_SINGLE_FLIGHT", "0"),),
 )
+ASYNC_UNLIMITED = ServerSpec(
+    "async, no rate limit",
+    "the async service with RATE_LIMIT_KEY=off: writes authenticated, never limited",
+    (*UVICORN, *SERVICE_HTTP, "project.asgi:application"),
+    (("RATE_LIMIT_KEY", "off"),),
+)
 STOCK_ASGI = ServerSpec(
     "stock Django ASGI",
     "uvicorn, Django's ASGIHandler, SecurityMiddleware + CommonMiddleware",
