@@ -234,6 +234,18 @@ def _paths(*, reads_need_key: bool) -> dict[str, Any]:
             "openapi", "This document.",
             {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {
                 "schema": {"type": "object"}}}}}, tags=("meta",))},
+        "/api/docs": {"get": _operation(
+            "docs", "Swagger UI over this document.",
+            {"200": {"description": "The page.", "content": {"text/html": {
+                "schema": {"type": "string"}}}}}, tags=("meta",))},
+        "/api/docs/{name}": {"get": _operation(
+            "docsFile", "A file of the page (Swagger UI's script and styles).",
+            {"200": {"description": "The file.", "content": {
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}}}},
+             "404": _problem("No such file.")},
+            parameters=(Parameter("name", "path", {"type": "string"}, "The file's name.",
+                                  required=True),), tags=("meta",))},
         "/metrics": {"get": _operation(
             "metrics", "Prometheus text exposition, summed over every worker process.",
             {"200": {"description": "Metrics.", "content": {"text/plain": {

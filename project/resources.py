@@ -18,6 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from app.apidocs import ApiDocs
 from app.keys import ApiKeys
 from app.limits import CallerLimits
 from app.orders import OrderService
@@ -99,6 +100,7 @@ class Resources:
                                 per_address=settings.RATE_LIMIT_ADDRESS),
             reads_need_key=settings.API_READS_NEED_KEY,
         )  # fmt: skip
+        self.docs = ApiDocs()
         self.readiness = Readiness(
             self._checks(settings),
             lifecycle=self.lifecycle,

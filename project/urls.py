@@ -27,6 +27,8 @@ urlpatterns = [
         name="metrics",
     ),
     path("api/openapi.json", api.openapi, name="openapi"),
+    path("api/docs", resources.docs.page, name="docs"),
+    path("api/docs/<str:name>", resources.docs.asset, name="docs-asset"),
     path("api/tips", api.tips, name="tips"),
     path("api/orders", api.orders, name="orders"),
     path("api/orders/<int:order_id>", api.order, name="order"),

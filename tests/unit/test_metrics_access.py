@@ -30,8 +30,8 @@ async def scrape(path: str, address: str, authorization: str | None = None) -> h
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "127.8.9.10"])
 async def test_loopback_is_served_without_a_token(address: str) -> None:
-    for path in ("open", "tokened"):
-        response = await scrape(path, address)
+    for route in ("open", "tokened"):
+        response = await scrape(route, address)
         assert response.status_code == 200
         assert "# TYPE" in response.text
 
