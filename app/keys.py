@@ -6,8 +6,9 @@ never stored. Keys are made and managed by `manage.py apikeys` (create, list, ro
 revoke); each has a name and, optionally, its own rate limit.
 
 What a row says is kept `cache_ttl` seconds per prefix, so a revocation takes effect within
-that time and a flood of requests with one key costs one query per period, as does a flood
-of unknown keys (kept as unknown, in a bounded table).
+that time and a flood of requests with one key costs one query per period. A prefix the
+primary does not know is kept as unknown for at most a second (a bounded table); one a
+replica does not know is not kept at all: the key may be newer than the replica's replay.
 """
 
 from __future__ import annotations
@@ -136,11 +137,14 @@ class ApiKeys:
         if cached is not None and cached[0] > now:
             return cached[1]
         read = await self._database.read(lambda conn: _select(conn, prefix))
+        if read.value is None and read.server != "primary":
+            return None
+        ttl = self._cache_ttl if read.value is not None else min(self._cache_ttl, 1.0)
         if len(self._cache) >= _MAX_CACHED:
             self._cache = {p: entry for p, entry in self._cache.items() if entry[0] > now}
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
-        self._cache[prefix] = (now + self._cache_ttl, read.value)
+        self._cache[prefix] = (now + ttl, read.value)
         return read.value
 
 
