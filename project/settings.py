@@ -273,6 +273,9 @@ LOGGING = {
         # One line per outbound request is the metrics' job, not the log's.
         "httpx": {"handlers": [], "level": "WARNING", "propagate": True},
         "httpcore": {"handlers": [], "level": "WARNING", "propagate": True},
+        # pika logs one refused connection as half a dozen errors; whoever tried (the relay,
+        # a command) says once what failed. Dramatiq quiets it so in its worker processes.
+        "pika": {"handlers": [], "level": "CRITICAL", "propagate": True},
     },
 }
 

@@ -5,11 +5,18 @@
 
 Nothing is built at import: each worker process calls `setup_worker()`, and a test builds
 a `WorkerRoot` on Dramatiq's `StubBroker` to run the actors in process.
+
+Logs are the web's (settings.LOGGING: JSON or console lines, LOG_LEVEL), Dramatiq's own
+included: its CLI is told to skip its plain-text set-up, the parent process configures
+LOGGING before it starts the worker processes, and each worker process configures it again
+once Dramatiq has pointed its stderr at the pipe the parent copies to its own stderr (one
+line never mixes with another process's).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging.config
 import sys
 from typing import Any
 
@@ -102,6 +109,8 @@ def setup_worker() -> None:
     """Dramatiq's CLI entry (`dramatiq project.worker:setup_worker`): this process's broker."""
     from project import settings  # noqa: PLC0415 - read when the process starts, not at import
 
+    # sys.stderr is Dramatiq's pipe to the parent by now: the handler writes there.
+    logging.config.dictConfig(settings.LOGGING)
     dramatiq.set_broker(WorkerRoot(settings).broker)
 
 
@@ -110,11 +119,13 @@ def main(args: list[str]) -> int:
     extra arguments go to Dramatiq as they are."""
     from project import settings  # noqa: PLC0415 - read when the process starts, not at import
 
+    logging.config.dictConfig(settings.LOGGING)
     argv = [
         "project.worker:setup_worker",
         "--processes", str(settings.WORKER_PROCESSES),
         "--threads", str(settings.WORKER_THREADS),
         "--worker-shutdown-timeout", str(int(settings.WORKER_SHUTDOWN_TIMEOUT * 1000)),
+        "--skip-logging",  # LOGGING is configured here and in each worker process
         *args,
     ]  # fmt: skip
     return int(dramatiq_main(make_argument_parser().parse_args(argv)) or 0)

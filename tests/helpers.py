@@ -51,6 +51,19 @@ def wait_for(
     raise AssertionError(f"condition not met within {timeout} s; last value: {last!r}{shown}")
 
 
+def log_entries(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines a process logged (LOG_FORMAT=json); a line that is not one fails."""
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"{path.name}:{number} is not a JSON line: {line!r}") from None
+    return entries
+
+
 def kill(child: Child, signum: int = signal.SIGKILL) -> None:
     os.kill(child.pid, signum)
     if signum == signal.SIGKILL:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import Stack
-from tests.helpers import wait_for
+from tests.helpers import log_entries, wait_for
 from tests.jobs import jobs, relay_process, worker_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
@@ -55,7 +55,7 @@ def test_a_frozen_rabbitmq_node_loses_no_job_and_crashes_no_consumer(
             os.killpg(node.pid, signal.SIGCONT)
         more = [system.post() for _ in range(4)]
         finished = wait_for(system.all_done(ids + more), timeout=90, interval=0.5)
-        log = worker.log_path.read_text()
+        entries = log_entries(worker.log_path)
 
     assert {state[0] for state in finished.values()} == {"done"}
-    assert [line for line in log.splitlines() if "CRITICAL" in line or "ERROR" in line] == []
+    assert [entry for entry in entries if entry["level"] in {"error", "critical"}] == []
