@@ -27,7 +27,9 @@ if not DEBUG and not LOCAL:
     )
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", "insecure-local-only-key-never-served-beyond-loopback")
 
-INSTALLED_APPS = ["app", "project"]  # project: its system checks (project/deploy_checks.py)
+# project: its system checks (project/deploy_checks.py); workers: its management command
+# (dead letters). Neither has models.
+INSTALLED_APPS = ["app", "project", "workers"]
 MIDDLEWARE = [
     "resilience_async.django.request_context_middleware",
     "resilience_async.django.security_middleware",

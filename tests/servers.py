@@ -1,4 +1,5 @@
-"""Real server processes on the stack: the web server (uvicorn) and the one-shot migration.
+"""Real server processes on the stack: the web server (uvicorn), the one-shot migration and
+other `manage.py` commands.
 
 Context managers and plain functions, imported by name; the fixtures that start the stack
 itself live in `tests/fix_stack.py`.
@@ -25,16 +26,22 @@ ROOT = Path(__file__).resolve().parents[1]
 HEALTH_TOKEN = "test-health-token"
 
 
-def migrate(env: dict[str, str]) -> None:
-    """Migrate the stack's database, and put a fresh API key in `env` (as `API_KEY`)."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py *args` against the stack in `env`, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
+        timeout=60,
         check=False,
     )
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Migrate the stack's database, and put a fresh API key in `env` (as `API_KEY`)."""
+    result = manage(env, "migrate", "--noinput")
     assert result.returncode == 0, f"migrate failed: {result.stdout}{result.stderr}"
     env["API_KEY"] = create_api_key({**os.environ, **env}, "tests")
 
