@@ -75,6 +75,60 @@ SILENCED_SYSTEM_CHECKS = [
     "security.W003",
 ]
 
+# --- The Django admin (off by default) ------------------------------------------------------
+# Operators' views of orders, reports and the outbox at ADMIN_URL. On, it brings the contrib
+# apps it needs (their tables come with `manage.py migrate`) and their middleware, each of
+# which runs only under ADMIN_URL (project/admin_site.py): the API's requests pass them by,
+# on the loop, with no session, no CSRF check and no thread. Off, none of it is loaded.
+ADMIN_ENABLED = env.bool("ADMIN_ENABLED", False)
+ADMIN_URL = "admin/"
+if ADMIN_ENABLED:
+    INSTALLED_APPS += [
+        "django.contrib.admin",
+        "django.contrib.auth",
+        "django.contrib.contenttypes",
+        "django.contrib.sessions",
+        "django.contrib.messages",
+        "django.contrib.staticfiles",
+    ]
+    MIDDLEWARE += [
+        "project.admin_site.SessionMiddleware",
+        "project.admin_site.CsrfViewMiddleware",
+        "project.admin_site.AuthenticationMiddleware",
+        "project.admin_site.MessageMiddleware",
+    ]
+    TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "APP_DIRS": True,
+            "OPTIONS": {
+                "context_processors": [
+                    "django.template.context_processors.request",
+                    "django.contrib.auth.context_processors.auth",
+                    "django.contrib.messages.context_processors.messages",
+                ]
+            },
+        }
+    ]
+    # The admin's CSS and JavaScript, served by the app from the installed apps (or, after
+    # `manage.py collectstatic`, from STATIC_ROOT by a web server in front).
+    STATIC_URL = "static/"
+    STATIC_ROOT = env.str("STATIC_ROOT", "") or None
+    AUTH_PASSWORD_VALIDATORS = [
+        {"NAME": f"django.contrib.auth.password_validation.{name}"}
+        for name in (
+            "UserAttributeSimilarityValidator",
+            "MinimumLengthValidator",
+            "CommonPasswordValidator",
+            "NumericPasswordValidator",
+        )
+    ]
+    # An operator's login lasts a working day; beyond loopback the cookies go over HTTPS only.
+    SESSION_COOKIE_AGE = 8 * 3600
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("ADMIN_SECURE_COOKIES", not LOCAL)
+    # Behind a proxy that ends TLS, the admin's https:// origin (Django sees plain http).
+    CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
+
 # --- Dependencies ------------------------------------------------------------------------
 # DATABASE_URL may list several hosts (libpq multi-host) with target_session_attrs=read-write,
 # so that after a failover the primary is found again without a restart.

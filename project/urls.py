@@ -1,4 +1,7 @@
-"""Routes of the service; the library's views get what they need from the settings here."""
+"""Routes of the service; the library's views get what they need from the settings here.
+
+The Django admin is routed at ADMIN_URL only when ADMIN_ENABLED (project/admin_site.py).
+"""
 
 from __future__ import annotations
 
@@ -35,3 +38,13 @@ urlpatterns = [
     path("api/reports", api.reports, name="reports"),
     path("api/reports/<uuid:report_id>", api.report, name="report"),
 ]
+
+if settings.ADMIN_ENABLED:
+    from django.contrib import admin  # loaded only when the admin is on
+
+    from project.admin_site import static_file
+
+    urlpatterns += [
+        path(settings.ADMIN_URL, admin.site.urls),
+        path(f"{settings.STATIC_URL.lstrip('/')}<path:path>", static_file, name="static"),
+    ]

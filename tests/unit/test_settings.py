@@ -29,6 +29,7 @@ _SETTINGS_PREFIXES = (
     "SHUTDOWN_",
     "LOG_",
     "GC_",
+    "ADMIN_",
 )
 _SETTINGS_NAMES = {
     "ACCESS_LOG",
@@ -38,6 +39,8 @@ _SETTINGS_NAMES = {
     "MAX_REQUEST_BODY",
     "METRICS_ENABLED",
     "MAX_IN_FLIGHT_REQUESTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "STATIC_ROOT",
 }
 
 DEPLOYMENT = {
@@ -153,6 +156,7 @@ def test_debug_does_not_require_deployment_variables() -> None:
         ("SHUTDOWN_TIMEOUT", "nan"),
         ("CACHE_STALE_BUDGET", "soon"),
         ("MAX_REQUEST_BODY", "0"),
+        ("ADMIN_ENABLED", "perhaps"),
     ],
 )
 def test_invalid_value_fails_naming_the_variable(name: str, value: str) -> None:
@@ -192,6 +196,46 @@ def test_multi_host_database_url_becomes_django_database() -> None:
     assert database["HOST"] == "h1,h2"
     assert database["PORT"] == "5433,5434"
     assert database["OPTIONS"] == {"connect_timeout": 3, "target_session_attrs": "read-write"}
+
+
+_APPS_AND_MIDDLEWARE = (
+    "import json, django; django.setup(); from django.conf import settings; "
+    "print(json.dumps([settings.INSTALLED_APPS, settings.MIDDLEWARE, "
+    "settings.SESSION_COOKIE_SECURE]))"
+)
+
+
+def test_the_admin_is_off_unless_enabled() -> None:
+    """Off: the service's apps and middleware alone. On: the admin's apps and its middleware
+    (project/admin_site.py), and Django's system checks for the admin pass."""
+    off = run_settings(_APPS_AND_MIDDLEWARE)
+    on = run_settings(_APPS_AND_MIDDLEWARE, ADMIN_ENABLED="1")
+    checked = run_settings(
+        "import django; from django.core.management import call_command; django.setup(); "
+        "call_command('check', fail_level='WARNING')",
+        ADMIN_ENABLED="1",
+    )
+
+    assert off.returncode == 0, off.stderr
+    apps, middleware, _ = json.loads(off.stdout)
+    assert apps == ["app", "workers"]
+    assert [m.rsplit(".", 1)[-1] for m in middleware] == [
+        "request_context_middleware", "security_middleware",
+    ]  # fmt: skip
+    apps, middleware, secure_cookies = json.loads(on.stdout)
+    assert {"django.contrib.admin", "django.contrib.auth", "django.contrib.sessions"} <= set(apps)
+    assert middleware[2:] == [
+        "project.admin_site.SessionMiddleware", "project.admin_site.CsrfViewMiddleware",
+        "project.admin_site.AuthenticationMiddleware", "project.admin_site.MessageMiddleware",
+    ]  # fmt: skip
+    assert secure_cookies is False  # loopback: plain http
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_beyond_loopback_the_admins_cookies_are_https_only() -> None:
+    result = run_settings(_APPS_AND_MIDDLEWARE, ADMIN_ENABLED="1", **DEPLOYMENT)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[2] is True
 
 
 # --- project.env.Env, directly ------------------------------------------------------------
