@@ -78,13 +78,13 @@ SILENCED_SYSTEM_CHECKS = [
 # --- The Django admin (off by default) ------------------------------------------------------
 # Operators' views of orders, reports and the outbox at ADMIN_URL. On, it brings the contrib
 # apps it needs (their tables come with `manage.py migrate`) and their middleware, each of
-# which runs only under ADMIN_URL (project/admin_site.py): the API's requests pass them by,
-# on the loop, with no session, no CSRF check and no thread. Off, none of it is loaded.
+# which runs only under ADMIN_URL (project/admin/middleware.py): the API's requests pass
+# them by, on the loop, with no session, no CSRF check and no thread. Off, none is loaded.
 ADMIN_ENABLED = env.bool("ADMIN_ENABLED", False)
 ADMIN_URL = "admin/"
 if ADMIN_ENABLED:
     INSTALLED_APPS += [
-        "django.contrib.admin",
+        "project.admin.apps.AdminConfig",  # django.contrib.admin, with the service's site
         "django.contrib.auth",
         "django.contrib.contenttypes",
         "django.contrib.sessions",
@@ -92,10 +92,10 @@ if ADMIN_ENABLED:
         "django.contrib.staticfiles",
     ]
     MIDDLEWARE += [
-        "project.admin_site.SessionMiddleware",
-        "project.admin_site.CsrfViewMiddleware",
-        "project.admin_site.AuthenticationMiddleware",
-        "project.admin_site.MessageMiddleware",
+        "project.admin.middleware.SessionMiddleware",
+        "project.admin.middleware.CsrfViewMiddleware",
+        "project.admin.middleware.AuthenticationMiddleware",
+        "project.admin.middleware.MessageMiddleware",
     ]
     TEMPLATES = [
         {

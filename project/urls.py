@@ -1,6 +1,6 @@
 """Routes of the service; the library's views get what they need from the settings here.
 
-The Django admin is routed at ADMIN_URL only when ADMIN_ENABLED (project/admin_site.py).
+The Django admin is routed at ADMIN_URL only when ADMIN_ENABLED (project/admin/).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ urlpatterns = [
 if settings.ADMIN_ENABLED:
     from django.contrib import admin  # loaded only when the admin is on
 
-    from project.admin_site import static_file
+    from project.admin.site import static_file
 
     urlpatterns += [
         path(settings.ADMIN_URL, admin.site.urls),

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from devstack.stack import Stack
+from devstack.stack.ports import free_port
 from tests.helpers import forget_reports
 from tests.servers import manage, migrate, run_web
 
@@ -49,6 +50,8 @@ def failed_report(stack: Stack) -> str:
 def test_an_operator_logs_in_lists_orders_and_runs_a_failed_report_again(
     healthy_stack: Stack, tmp_path: Path
 ) -> None:
+    """Login, the order list and the requeue action work through the real app; reports are
+    read-only; the API still takes a POST without a CSRF token."""
     env = healthy_stack.env | ADMIN
     migrate(env)  # the contrib apps' tables, beside the service's
     name, password = superuser(env)
@@ -121,3 +124,25 @@ def test_with_the_admin_off_there_is_no_admin_and_migrate_still_works(
     assert static.status_code == 404
     assert "Set-Cookie" not in admin.headers
     assert order.status_code == 201
+
+
+def test_the_admin_answers_503_while_the_database_cannot_be_reached(
+    healthy_stack: Stack, tmp_path: Path
+) -> None:
+    """Nothing listening at DATABASE_URL: a login (which reads the users) is a 503 with
+    Retry-After, as the API's writes are, not a 500."""
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/app"
+    with run_web(healthy_stack, tmp_path, DATABASE_URL=dead, DATABASE_REPLICA_URLS="",
+                 **ADMIN) as web:  # fmt: skip
+        login_page = web.client.get("/admin/login/")
+        login = web.client.post("/admin/login/", data={
+            "username": "anyone", "password": "anything",
+            "csrfmiddlewaretoken": csrf_token(login_page),
+        })  # fmt: skip
+        log = web.child.log_path.read_text()
+
+    assert login_page.status_code == 200  # no query: the form alone
+    assert login.status_code == 503
+    assert login.headers["Retry-After"] == "5"
+    assert "database_unavailable" in login.text
+    assert "Traceback" not in log

@@ -22,10 +22,10 @@ ADMIN_APPS = [
     "django.contrib.messages",
 ]
 ADMIN_MIDDLEWARE = [
-    "project.admin_site.SessionMiddleware",
-    "project.admin_site.CsrfViewMiddleware",
-    "project.admin_site.AuthenticationMiddleware",
-    "project.admin_site.MessageMiddleware",
+    "project.admin.middleware.SessionMiddleware",
+    "project.admin.middleware.CsrfViewMiddleware",
+    "project.admin.middleware.AuthenticationMiddleware",
+    "project.admin.middleware.MessageMiddleware",
 ]
 seen: dict[str, Any] = {}
 
@@ -82,6 +82,7 @@ async def test_api_writes_are_not_asked_for_a_csrf_token() -> None:
 
 
 async def test_admin_requests_get_a_session_and_a_user_in_their_thread() -> None:
+    """Under ADMIN_URL Django's middleware runs: a session, a user, the sync view's thread."""
     async with client_for(EventLoopASGIHandler()) as client:
         response = await client.get("/admin/page")
     assert response.status_code == 200

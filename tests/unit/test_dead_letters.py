@@ -31,6 +31,7 @@ def test_a_requeued_copy_starts_afresh_as_the_same_message() -> None:
 
 
 def test_rabbitmqs_death_time_is_read_from_x_death() -> None:
+    """RabbitMQ's `x-death` header says when; pika's naive datetime is UTC."""
     # pika decodes an AMQP timestamp as a naive datetime in UTC.
     when = datetime.datetime(2025, 1, 2, 3, 4, 5, tzinfo=datetime.UTC).replace(tzinfo=None)
     properties = SimpleNamespace(headers={"x-death": [{"time": when, "reason": "rejected"}]})
@@ -41,5 +42,6 @@ def test_rabbitmqs_death_time_is_read_from_x_death() -> None:
 
 
 def test_only_redis_and_rabbitmq_keep_dead_letters() -> None:
+    """Another broker is refused by name, not read as if it had none."""
     with pytest.raises(TypeError, match="no dead letters to read on a StubBroker"):
         dead_letters(StubBroker(middleware=[]))

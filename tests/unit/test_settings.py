@@ -207,7 +207,7 @@ _APPS_AND_MIDDLEWARE = (
 
 def test_the_admin_is_off_unless_enabled() -> None:
     """Off: the service's apps and middleware alone. On: the admin's apps and its middleware
-    (project/admin_site.py), and Django's system checks for the admin pass."""
+    (project.admin.middleware.py), and Django's system checks for the admin pass."""
     off = run_settings(_APPS_AND_MIDDLEWARE)
     on = run_settings(_APPS_AND_MIDDLEWARE, ADMIN_ENABLED="1")
     checked = run_settings(
@@ -223,16 +223,26 @@ def test_the_admin_is_off_unless_enabled() -> None:
         "request_context_middleware", "security_middleware",
     ]  # fmt: skip
     apps, middleware, secure_cookies = json.loads(on.stdout)
-    assert {"django.contrib.admin", "django.contrib.auth", "django.contrib.sessions"} <= set(apps)
+    assert {
+        "project.admin.apps.AdminConfig",
+        "django.contrib.auth",
+        "django.contrib.sessions",
+    } <= set(apps)
     assert middleware[2:] == [
-        "project.admin_site.SessionMiddleware", "project.admin_site.CsrfViewMiddleware",
-        "project.admin_site.AuthenticationMiddleware", "project.admin_site.MessageMiddleware",
-    ]  # fmt: skip
+        f"project.admin.middleware.{name}"
+        for name in (
+            "SessionMiddleware",
+            "CsrfViewMiddleware",
+            "AuthenticationMiddleware",
+            "MessageMiddleware",
+        )
+    ]
     assert secure_cookies is False  # loopback: plain http
     assert checked.returncode == 0, checked.stderr
 
 
 def test_beyond_loopback_the_admins_cookies_are_https_only() -> None:
+    """A deployment's admin sends its session and CSRF cookies over HTTPS only."""
     result = run_settings(_APPS_AND_MIDDLEWARE, ADMIN_ENABLED="1", **DEPLOYMENT)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[2] is True

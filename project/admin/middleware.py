@@ -1,5 +1,4 @@
-"""The Django admin's plumbing, when `ADMIN_ENABLED`: its middleware, kept to its URLs, and
-its static files.
+"""The admin's middleware, kept to its URLs.
 
 The admin needs sessions, CSRF protection, authentication and messages. Django's
 middleware for them is `MiddlewareMixin`, which under ASGI runs each hook in a thread, and
@@ -11,7 +10,6 @@ checks (`admin.E408`-`E410`) find them.
 
 from __future__ import annotations
 
-import mimetypes
 from collections.abc import Callable
 from typing import Any
 
@@ -20,13 +18,8 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.contrib.staticfiles import finders
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase
 from django.middleware import csrf
-from django.views.decorators.http import require_safe
-
-# What a browser may keep of a static file (the admin's names carry no hash: an hour).
-STATIC_MAX_AGE = 3600
 
 
 class _AdminOnly:
@@ -75,24 +68,3 @@ class CsrfViewMiddleware(_AdminOnly, csrf.CsrfViewMiddleware):
             return None
         check = sync_to_async(super().process_view, thread_sensitive=True)
         return await check(request, callback, callback_args, callback_kwargs)
-
-
-@require_safe
-def static_file(request: HttpRequest, path: str) -> HttpResponse:
-    """One of the installed apps' static files (the admin's CSS, JavaScript and images).
-
-    A sync view (Django runs it in a thread): a file read blocks. The files are small and
-    few; a deployment that wants them off the app runs `manage.py collectstatic` and lets a
-    web server in front answer STATIC_URL.
-    """
-    found = finders.find(path)
-    if not isinstance(found, str):
-        raise Http404(path)
-    with open(found, "rb") as file:
-        body = file.read()
-    content_type, encoding = mimetypes.guess_type(found)
-    response = HttpResponse(body, content_type=content_type or "application/octet-stream")
-    if encoding:
-        response["Content-Encoding"] = encoding
-    response["Cache-Control"] = f"max-age={STATIC_MAX_AGE}"
-    return response
