@@ -129,6 +129,8 @@ def test_the_backlog_and_stuck_reports_are_shown(healthy_stack: Stack, tmp_path:
 
 
 def test_bad_input_is_refused_naming_the_argument(healthy_stack: Stack) -> None:
+    """Each malformed argument is an error naming it, never a traceback; a report that is
+    not failed is refused and left as it was."""
     env = healthy_stack.env
     done_report = _report_in_state(healthy_stack, "done")
     try:
@@ -155,6 +157,8 @@ def test_bad_input_is_refused_naming_the_argument(healthy_stack: Stack) -> None:
 
 
 def test_a_dead_database_or_broker_is_named_not_a_traceback(healthy_stack: Stack) -> None:
+    """Nothing listening at DATABASE_URL, or at a Redis or RabbitMQ BROKER_URL: an error
+    naming the setting."""
     dead_database = manage(healthy_stack.env | {"DATABASE_URL": _dead_url("postgresql")},
                            "reports", "failed")  # fmt: skip
     dead_redis = manage(healthy_stack.env | {"BROKER_URL": _dead_url("redis")},
@@ -162,6 +166,7 @@ def test_a_dead_database_or_broker_is_named_not_a_traceback(healthy_stack: Stack
     dead_rabbitmq = manage(healthy_stack.env | {"BROKER_URL": _dead_url("amqp")},
                            "deadletters", "list")  # fmt: skip
 
+    assert dead_database.returncode == 1
     assert "CommandError: the database (DATABASE_URL) could not be reached" in (
         dead_database.stderr
     )

@@ -23,6 +23,8 @@ LEVELS = {"debug", "info", "warning", "error", "critical"}
 def test_the_worker_and_relay_write_the_webs_json_lines(
     healthy_stack: Stack, tmp_path: Path
 ) -> None:
+    """Every line of the worker (parent and both worker processes) and the relay is a JSON
+    object with the web's keys and service."""
     with jobs(healthy_stack, tmp_path, WORKER_PROCESSES="2", REPORT_WORK_SECONDS="0") as system:
         relay = system.start(relay_process)
         worker = system.start(worker_process)
@@ -52,6 +54,7 @@ def test_the_worker_and_relay_write_the_webs_json_lines(
 
 
 def test_the_worker_writes_console_lines_when_told(healthy_stack: Stack, tmp_path: Path) -> None:
+    """LOG_FORMAT=console: the web's console lines, Dramatiq's own bracketed format nowhere."""
     with jobs(healthy_stack, tmp_path, LOG_FORMAT="console") as system:
         worker = system.start(worker_process)
         wait_for(lambda: "ready for action" in worker.log_path.read_text(), timeout=30)
