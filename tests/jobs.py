@@ -98,7 +98,8 @@ def jobs(
     external = {name: healthy_stack.env[name] for name in names}
     broker = Stack(state_dir=tmp_path / "broker-state", external=external, broker=broker_kind)
     broker.start()
-    merged = {**JOB_SETTINGS, **settings}
+    # The session's API key (its database holds it): the web client writes with it.
+    merged = {**JOB_SETTINGS, "API_KEY": healthy_stack.env["API_KEY"], **settings}
     env = {**os.environ, **broker.env, **merged}
     with ExitStack() as cleanup:
         cleanup.callback(broker.stop)
