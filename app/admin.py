@@ -1,7 +1,9 @@
 """The Django admin's pages for the service's data (loaded only when ADMIN_ENABLED).
 
 Orders can be corrected (the database's constraints still hold: the form checks them).
-Reports and outbox messages are the jobs' record: a report's status, result and error are
+API keys are made, rotated and revoked by `manage.py apikeys` (a key is shown once, when
+made); here they are listed, and can be revoked. Reports and outbox messages are the jobs'
+record: a report's status, result and error are
 written by its job, an outbox message by a request and the relay, so both are read-only
 here. What an operator does to them is the action that runs failed reports again, through
 the outbox (`app/operations.py`, as `manage.py reports requeue` does).
@@ -14,9 +16,10 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from app import operations
-from app.models import Order, OutboxMessage, Report
+from app.models import ApiKey, Order, OutboxMessage, Report
 
 
 @admin.register(Order)
@@ -103,3 +106,28 @@ class OutboxMessageAdmin(_ReadOnly):
     search_fields = ("actor", "payload__report_id", "last_error")
     ordering = ("-id",)
     show_full_result_count = False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(_ReadOnly):
+    """Names, prefixes and limits; never a key (the database holds digests only)."""
+
+    list_display = ("name", "prefix", "limit", "created_at", "rotated_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "prefix")
+    ordering = ("name",)
+    exclude = ("digest", "previous_digest")
+    actions = ("revoke",)
+
+    @admin.display(description="limit")
+    def limit(self, key: ApiKey) -> str:
+        return f"{key.rate_limit}/{key.rate_window:g} s" if key.rate_limit else "default"
+
+    @admin.action(description="Revoke the selected keys (403 from now on)",
+                  permissions=("revoke",))  # fmt: skip
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"{revoked} key(s) revoked", messages.SUCCESS)
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)  # type: ignore[union-attr]

@@ -40,10 +40,12 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def migrate(env: dict[str, str]) -> None:
-    """Migrate the stack's database, and put a fresh API key in `env` (as `API_KEY`)."""
+    """Migrate the stack's database, and put an API key in `env` (as `API_KEY`) unless it
+    holds one."""
     result = manage(env, "migrate", "--noinput")
     assert result.returncode == 0, f"migrate failed: {result.stdout}{result.stderr}"
-    env["API_KEY"] = create_api_key({**os.environ, **env}, "tests")
+    if "API_KEY" not in env:  # migrating again keeps the key the tests already hold
+        env["API_KEY"] = create_api_key({**os.environ, **env}, "tests")
 
 
 class WebServer:

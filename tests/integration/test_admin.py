@@ -86,6 +86,7 @@ def test_an_operator_logs_in_lists_orders_and_runs_a_failed_report_again(
             no_delete = client.post(f"/admin/app/report/{report}/delete/",
                                     data={"post": "yes"})  # fmt: skip
             stylesheet = client.get("/static/admin/css/base.css")
+            keys = client.get("/admin/app/apikey/")
         with psycopg.connect(healthy_stack.env["DATABASE_URL"]) as conn:
             status = conn.execute("SELECT status, error FROM reports WHERE id = %s",
                                   (report,)).fetchone()  # fmt: skip
@@ -112,6 +113,10 @@ def test_an_operator_logs_in_lists_orders_and_runs_a_failed_report_again(
     assert 'name="_save"' not in read_only.text  # viewed, not changed
     assert no_delete.status_code == 403
     assert (stylesheet.status_code, stylesheet.headers["content-type"]) == (200, "text/css")
+    assert keys.status_code == 200
+    assert ">tests<" in keys.text  # the session's key, by name and prefix, never the key
+    assert healthy_stack.env["API_KEY"].split("_")[1] in keys.text
+    assert healthy_stack.env["API_KEY"] not in keys.text
 
 
 def test_with_the_admin_off_there_is_no_admin_and_migrate_still_works(
