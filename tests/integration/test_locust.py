@@ -12,6 +12,7 @@ import asyncio
 import csv
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -122,12 +123,13 @@ class FakeApi:
 
 
 @contextmanager
-def locust(log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A locust process on the locustfile; killed on the way out if it still runs."""
+def locust(log: Path, *args: str, api_key: str = "") -> Iterator[subprocess.Popen[bytes]]:
+    """A locust process on the locustfile (writing with `api_key`, as `API_KEY` from the
+    stack's env file); killed on the way out if it still runs."""
+    env = {**os.environ, "API_KEY": api_key}
     with log.open("ab") as out:
-        process = subprocess.Popen(
-            [LOCUST, "-f", LOCUSTFILE, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen([LOCUST, "-f", LOCUSTFILE, *args], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         yield process
     finally:
@@ -289,7 +291,7 @@ def test_every_endpoint_of_the_real_service_answers_the_locustfile(
     records, log = tmp_path / "records", tmp_path / "locust.log"
     with run_web(healthy_stack, tmp_path) as server:
         args = headless(server.url, records, users=4, seconds=4, start_rate="20", mix=FULL_MIX)
-        with locust(log, *args) as process:
+        with locust(log, *args, api_key=server.api_key) as process:
             finished(process, log)
     (lines,) = read_records(records).values()
     forget_reports(healthy_stack, [r["id"] for r in lines if r["endpoint"] == "report_create"])
