@@ -14,7 +14,6 @@ from resilience_async import (
     CircuitBreaker,
     FallbackCache,
     ResilientClient,
-    UpstreamError,
 )
 
 # Served when the upstream fails and nothing is cached: evergreen, honest, never an error.
@@ -71,6 +70,6 @@ class TipsService:
 async def _load_tips(client: ResilientClient) -> Tips:
     body = await client.get_json("/tips")
     tips = body.get("tips") if isinstance(body, dict) else None
-    if not isinstance(tips, list):
-        raise UpstreamError(client.name, "answered JSON without a list of tips")
+    if not isinstance(tips, list):  # counted and logged as the client's own unusable answers
+        raise client.unusable("wrong_shape", "answered JSON without a list of tips")
     return tips
