@@ -9,6 +9,7 @@ instead of pooling it. Only the content-codings decoded here with a bound are as
 
 from __future__ import annotations
 
+import traceback
 import zlib
 
 import httpx
@@ -55,16 +56,28 @@ async def read_within(
     try:
         if response.is_stream_consumed:  # read already by its maker (httpx.MockTransport)
             return _checked_in_memory(response, limit, upstream)
-        if request.method != "HEAD" and response.status_code not in _BODILESS:
-            _check_declared(response, limit, upstream)
-        encoding = _encoding(response, upstream)
-        inflater = None if encoding is None else _Inflater(encoding, limit=limit, upstream=upstream)
-        body = await _read(response, inflater, limit, upstream)
+        body, decoded = await _read_body(response, request, limit, upstream)
+    except BaseException as exc:
+        # A traceback keeps its frames, and the body they read, until the cycle collector
+        # runs, which a server tunes to run rarely: what was read goes now.
+        traceback.clear_frames(exc.__traceback__)
+        raise
     finally:
         await response.aclose()
-    headers = response.headers if inflater is None else _decoded_headers(response.headers)
+    headers = _decoded_headers(response.headers) if decoded else response.headers
     return httpx.Response(response.status_code, headers=headers, content=body, request=request,
                           extensions=response.extensions)  # fmt: skip
+
+
+async def _read_body(
+    response: httpx.Response, request: httpx.Request, limit: int, upstream: str
+) -> tuple[bytes, bool]:
+    """The body, and whether a content-coding was undone to get it."""
+    if request.method != "HEAD" and response.status_code not in _BODILESS:
+        _check_declared(response, limit, upstream)
+    encoding = _encoding(response, upstream)
+    inflater = None if encoding is None else _Inflater(encoding, limit=limit, upstream=upstream)
+    return await _read(response, inflater, limit, upstream), inflater is not None
 
 
 def _check_declared(response: httpx.Response, limit: int, upstream: str) -> None:

@@ -126,24 +126,28 @@ class _Body(httpx.AsyncByteStream):
     def __init__(
         self, response: aiohttp.ClientResponse, request: httpx.Request, done: Callable[[], None]
     ) -> None:
-        self._response = response
+        self._response: aiohttp.ClientResponse | None = response
         self._request = request
-        self._done: Callable[[], None] | None = done
+        self._done = done
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._response is None:
+            raise httpx.StreamClosed()
         with _translated(self._request):
             async for chunk in self._response.content.iter_chunked(_CHUNK):
                 yield chunk
 
     async def aclose(self) -> None:
-        done, self._done = self._done, None
-        if done is None:
+        # Let go of the answer and what it buffered now: a traceback may keep this stream
+        # until the cycle collector runs, which a server tunes to run rarely.
+        response, self._response = self._response, None
+        if response is None:
             return
-        if self._response.content.at_eof():
-            self._response.release()
+        if response.content.at_eof():
+            response.release()
         else:
-            self._response.close()
-        done()
+            response.close()
+        self._done()
 
 
 @contextlib.contextmanager
