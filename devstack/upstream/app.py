@@ -164,7 +164,7 @@ class TipsApp:
         while True:
             state = self._behaviour.state
             if state.mode is Mode.OVERSIZED:
-                return bodies.oversized(state)
+                return await bodies.oversized(state)
             at_once = self._at_once(scope, state)
             if at_once is not None:
                 return at_once

@@ -61,30 +61,36 @@ def gzipped(size: int) -> tuple[int, Iterator[bytes]]:
     """`padded_json(size)` gzip-compressed, as its length and its chunks.
 
     Each MiB of filler is compressed alone (a full flush between them), so all compress to
-    one block of about 1 KiB, made once: a bomb of any size costs its first MiB to make.
+    one block of about 1 KiB, made once: a bomb of any size costs its first MiB to make,
+    and its checksum (0.4 s for 512 MiB, once a size).
     """
     if size < len(_HEAD) + len(_TAIL) + _MIB:
         whole = zlib.compress(b"".join(padded_json(size)), 6, _GZIP_WBITS)
         return len(whole), iter((whole,))
     blocks, rest = divmod(size - len(_HEAD) - len(_TAIL), _MIB)
-    head = _deflated(_HEAD, zlib.Z_FULL_FLUSH)
+    head = _GZIP_HEADER + _deflated(_HEAD, zlib.Z_FULL_FLUSH)
     last = _deflated(_FILL_MIB[:rest] + _TAIL, zlib.Z_FINISH)
-    length = len(_GZIP_HEADER) + len(head) + blocks * len(_filler_block()) + len(last) + 8
-    return length, _gzip_chunks(size, blocks, rest, head, last)
+    last += struct.pack("<II", _crc(size), size & 0xFFFFFFFF)
+    length = len(head) + blocks * len(_filler_block()) + len(last)
+    return length, _gzip_chunks(head, blocks, last)
 
 
-def _gzip_chunks(size: int, blocks: int, rest: int, head: bytes, last: bytes) -> Iterator[bytes]:
-    crc = zlib.crc32(_HEAD)  # the trailer's checksum of the decoded body, made as it goes
-    yield _GZIP_HEADER + head
+def _gzip_chunks(head: bytes, blocks: int, last: bytes) -> Iterator[bytes]:
+    yield head
     block = _filler_block()
     per_chunk = max(1, CHUNK // len(block))  # sent CHUNK by CHUNK, as a bomb would be
     for start in range(0, blocks, per_chunk):
-        count = min(per_chunk, blocks - start)
-        for _ in range(count):
-            crc = zlib.crc32(_FILL_MIB, crc)
-        yield block * count
-    crc = zlib.crc32(_TAIL, zlib.crc32(_FILL_MIB[:rest], crc))
-    yield last + struct.pack("<II", crc, size & 0xFFFFFFFF)
+        yield block * min(per_chunk, blocks - start)
+    yield last
+
+
+@functools.lru_cache(maxsize=4)
+def _crc(size: int) -> int:
+    """The CRC-32 of `padded_json(size)`, the gzip trailer's checksum."""
+    crc = 0
+    for chunk in padded_json(size):
+        crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 @functools.cache
@@ -107,12 +113,12 @@ class Streamed(NamedTuple):
     delay: float
 
 
-def oversized(state: ModeState) -> Streamed:
+async def oversized(state: ModeState) -> Streamed:
     """A 200 of `state.size` bytes (decoded), its length declared unless `state.chunked`."""
     headers = [(b"content-type", b"application/json")]
     if state.gzip:
         headers.append((b"content-encoding", b"gzip"))
-        length, chunks = gzipped(state.size)
+        length, chunks = await asyncio.to_thread(gzipped, state.size)  # its checksum: a while
     else:
         length, chunks = state.size, padded_json(state.size)
     if not state.chunked:
