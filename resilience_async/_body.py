@@ -105,7 +105,10 @@ async def _read(
 ) -> bytes:
     parts: list[bytes] = []
     received = size = 0
-    async for raw in response.aiter_raw():
+    stream = response.stream  # read here, not by aiter_raw: httpx's layers cost what this does
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError(f"an async transport answered with a {type(stream).__name__}")
+    async for raw in stream:
         received += len(raw)
         if received > limit:  # on the wire: compressed or not, never held past the limit
             raise ResponseTooLargeError(upstream, limit)

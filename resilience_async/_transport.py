@@ -14,8 +14,7 @@ raises `httpx.PoolTimeout` (our saturation) and never looks like the upstream ti
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -83,7 +82,7 @@ class AiohttpTransport(AsyncResource, httpx.AsyncBaseTransport):
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read")
         )
-        with _translated(request):
+        try:
             return await session.request(
                 request.method,
                 self._url(request.url),
@@ -92,6 +91,8 @@ class AiohttpTransport(AsyncResource, httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=timeout,
             )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _translated(exc, request) from exc
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -133,9 +134,12 @@ class _Body(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._response is None:
             raise httpx.StreamClosed()
-        with _translated(self._request):
-            async for chunk in self._response.content.iter_chunked(_CHUNK):
+        content = self._response.content
+        try:
+            while chunk := await content.read(_CHUNK):
                 yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _translated(exc, self._request) from exc
 
     async def aclose(self) -> None:
         # Let go of the answer and what it buffered now: a traceback may keep this stream
@@ -150,23 +154,19 @@ class _Body(httpx.AsyncByteStream):
         self._done()
 
 
-@contextlib.contextmanager
-def _translated(request: httpx.Request) -> Iterator[None]:
-    """aiohttp's errors as httpx's, which `ResilientClient` and httpx's users know."""
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
-    except (aiohttp.SocketTimeoutError, aiohttp.ServerTimeoutError, TimeoutError) as exc:
-        raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc), request=request) from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise httpx.ReadError(str(exc), request=request) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
-    except aiohttp.ClientError as exc:
-        raise httpx.NetworkError(str(exc), request=request) from exc
+def _translated(exc: aiohttp.ClientError | TimeoutError, request: httpx.Request) -> Exception:
+    """aiohttp's error as httpx's, which `ResilientClient` and httpx's users know."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(exc) or "connect timed out", request=request)
+    if isinstance(exc, aiohttp.SocketTimeoutError | aiohttp.ServerTimeoutError | TimeoutError):
+        return httpx.ReadTimeout(str(exc) or "read timed out", request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc), request=request)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return httpx.ReadError(str(exc), request=request)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request)
+    return httpx.NetworkError(str(exc), request=request)
 
 
 def _str_headers(request: httpx.Request) -> list[tuple[str, str]]:
