@@ -97,6 +97,17 @@ async def test_a_declared_length_past_the_limit_fails_before_the_body_is_read(
     await until_idle(control)
 
 
+async def test_a_head_request_is_not_judged_by_the_length_it_declares(
+    client: ResilientClient, control: AsyncUpstreamControl
+) -> None:
+    """HEAD's Content-Length describes a body that is never sent: 512 MiB declared is fine."""
+    await control.set_mode("oversized", size=HUGE, delay_ms=0)
+    response = await client.request("HEAD", "/tips")
+    assert (response.status_code, response.headers["Content-Length"]) == (200, str(HUGE))
+    assert response.content == b""
+    await until_idle(control)
+
+
 async def test_a_chunked_body_fails_as_it_passes_the_limit(
     client: ResilientClient, control: AsyncUpstreamControl
 ) -> None:
