@@ -94,7 +94,7 @@ def _encoding(response: httpx.Response, upstream: str) -> str | None:
     if not codings:
         return None
     if len(codings) > 1 or codings[0] not in _WBITS:
-        detail = f"sent content-encoding {value!r}, not one asked for ({ACCEPT_ENCODING})"
+        detail = f"sent content-encoding {value[:40]!r}, not one asked for ({ACCEPT_ENCODING})"
         raise UnusableResponseError(upstream, "bad_encoding", detail)
     coding: str = codings[0]
     return coding

@@ -183,7 +183,11 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         try:
             return response.json()
         except ValueError as exc:
-            raise self.unusable("malformed_json", f"answered malformed JSON ({exc})") from exc
+            detail = f"answered malformed JSON ({exc})"
+        # Raised here, not from the decoding error (whose `doc` is the body), and without the
+        # answer: the error may wait in a reference cycle for the collector, the body not.
+        del response
+        raise self.unusable("malformed_json", detail)
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send with retries; return the last answer, or raise a `ResilienceError`."""

@@ -154,7 +154,9 @@ class _Body(httpx.AsyncByteStream):
         self._done()
 
 
-def _translated(exc: aiohttp.ClientError | TimeoutError, request: httpx.Request) -> Exception:
+def _translated(
+    exc: aiohttp.ClientError | TimeoutError, request: httpx.Request
+) -> httpx.TransportError:
     """aiohttp's error as httpx's, which `ResilientClient` and httpx's users know."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(str(exc) or "connect timed out", request=request)

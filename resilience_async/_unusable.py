@@ -38,7 +38,7 @@ class UnusableAnswers:
         seen = throttle.count()
         if seen:
             logger.warning(
-                "upstream %r answered unusably (%s): %s; %d such answers since the last warning",
+                "upstream %r answered unusably (%s): %s; answers so since the last warning: %d",
                 self.upstream, reason, error.detail, seen,
                 extra={"upstream": self.upstream, "reason": reason, "answers": seen},
             )  # fmt: skip
