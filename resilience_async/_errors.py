@@ -164,6 +164,10 @@ class UnusableResponseError(UpstreamError):
         self.reason = reason
         super().__init__(upstream, detail, attempts=attempts)
 
+    @property
+    def public_detail(self) -> str:
+        return f"the upstream {self.upstream} gave an answer that cannot be used ({self.reason})"
+
 
 class ResponseTooLargeError(UnusableResponseError):
     """The body passed the client's limit (`limit` bytes), declared or as it arrived.
