@@ -14,7 +14,6 @@ from resilience_async import (
     CircuitBreaker,
     FallbackCache,
     ResilientClient,
-    UpstreamError,
 )
 
 # Served when the upstream fails and nothing is cached: evergreen, honest, never an error.
@@ -69,8 +68,14 @@ class TipsService:
 
 
 async def _load_tips(client: ResilientClient) -> Tips:
-    body = await client.get_json("/tips")
-    tips = body.get("tips") if isinstance(body, dict) else None
-    if not isinstance(tips, list):
-        raise UpstreamError(client.name, "answered JSON without a list of tips")
+    # The answer is no local of this frame: the error's traceback keeps the frame (until the
+    # cycle collector runs) and must not keep a body of up to UPSTREAM_MAX_BODY with it.
+    tips = _tips_in(await client.get_json("/tips"))
+    if tips is None:  # counted and logged as the client's own unusable answers
+        raise client.unusable("wrong_shape", "answered JSON without a list of tips")
     return tips
+
+
+def _tips_in(body: Any) -> Tips | None:
+    tips = body.get("tips") if isinstance(body, dict) else None
+    return tips if isinstance(tips, list) else None

@@ -89,7 +89,8 @@ def tips_client(
     attempts: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> ResilientClient:
-    """The tips upstream's client: timeouts, `breaker`, budgeted retries and a bulkhead.
+    """The tips upstream's client: timeouts, a body limit, `breaker`, budgeted retries and a
+    bulkhead.
 
     `attempts` overrides UPSTREAM_RETRY_ATTEMPTS (a job retried as a whole wants 1: retries
     inside retries multiply the load on a failing upstream). `transport` replaces the
@@ -106,6 +107,7 @@ def tips_client(
         retry=RetryPolicy(attempts=attempts or settings.UPSTREAM_RETRY_ATTEMPTS),
         budget=RetryBudget(ratio=settings.UPSTREAM_RETRY_BUDGET),
         max_connections=settings.UPSTREAM_MAX_CONNECTIONS,
+        max_body=settings.UPSTREAM_MAX_BODY,
         bulkhead=Bulkhead(TIPS, max_concurrent=settings.UPSTREAM_MAX_CONCURRENCY),
         transport=transport,
     )

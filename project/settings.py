@@ -181,6 +181,9 @@ UPSTREAM_MAX_CONNECTIONS = env.int("UPSTREAM_MAX_CONNECTIONS", 100, min_value=1)
 UPSTREAM_MAX_CONCURRENCY = env.int("UPSTREAM_MAX_CONCURRENCY", 256, min_value=1)
 UPSTREAM_RETRY_ATTEMPTS = env.int("UPSTREAM_RETRY_ATTEMPTS", 3, min_value=1)
 UPSTREAM_RETRY_BUDGET = env.fraction("UPSTREAM_RETRY_BUDGET", 0.2)
+# Bytes an upstream's answer may hold, as sent and decoded: the tips are about 1 KiB, and a
+# larger body fails (the breaker counts it) before it can take the process's memory.
+UPSTREAM_MAX_BODY = env.int("UPSTREAM_MAX_BODY", 256 * 1024, min_value=1)
 BREAKER_FAIL_MAX = env.int("BREAKER_FAIL_MAX", 5, min_value=1)
 BREAKER_FAILURE_RATE = env.fraction("BREAKER_FAILURE_RATE", 0.5)
 BREAKER_WINDOW = env.int("BREAKER_WINDOW", 20, min_value=1)

@@ -12,6 +12,8 @@ module is private (`_name`); each line below is one, with what it exports and ne
 
     _breaker/       CircuitBreaker, RedisBreakerState, BreakerHook...        (aiobreaker)
     _http.py        ResilientClient, UpstreamHook, is_server_failure          [http]
+    _body.py        reading an answer's body within ResilientClient's max_body  [http]
+    _unusable.py    unusable answers: counted by reason, logged throttled
     _transport.py   AiohttpTransport, ResilientClient's default transport     [aiohttp]
     _cache.py       FallbackCache, CacheResult, CacheHook                     ([redis] tier)
     _limits.py      Bulkhead, BulkheadHook
@@ -86,7 +88,9 @@ if TYPE_CHECKING:
         NoPrimaryError,
         PoolExhaustedError,
         ResilienceError,
+        ResponseTooLargeError,
         SaturatedError,
+        UnusableResponseError,
         UpstreamError,
         UpstreamStatusError,
         UpstreamTimeoutError,
@@ -189,7 +193,9 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "NoPrimaryError",
         "PoolExhaustedError",
         "ResilienceError",
+        "ResponseTooLargeError",
         "SaturatedError",
+        "UnusableResponseError",
         "UpstreamError",
         "UpstreamStatusError",
         "UpstreamTimeoutError",
@@ -269,11 +275,13 @@ __all__ = [
     "RequestIdFilter",
     "ResilienceError",
     "ResilientClient",
+    "ResponseTooLargeError",
     "RetryBudget",
     "RetryPolicy",
     "SaturatedError",
     "ServerState",
     "Status",
+    "UnusableResponseError",
     "UpstreamError",
     "UpstreamHook",
     "UpstreamStatusError",

@@ -9,7 +9,9 @@
     ├── UpstreamError             an HTTP upstream failed (after retries)
     │   ├── UpstreamUnavailableError   could not connect, or the connection broke
     │   ├── UpstreamTimeoutError       no answer within the timeout (also TimeoutError)
-    │   └── UpstreamStatusError        answered with an error status
+    │   ├── UpstreamStatusError        answered with an error status
+    │   └── UnusableResponseError      answered, but with nothing usable (its `reason`)
+    │       └── ResponseTooLargeError      a body past the client's limit
     ├── DatabaseUnavailableError  a database server could not be reached, or dropped the call
     │   ├── NoPrimaryError             no writable primary (nothing was sent)
     │   └── WriteOutcomeUnknownError   a write was sent and its connection broke or timed out
@@ -149,6 +151,54 @@ class UpstreamStatusError(UpstreamError):
     def __init__(self, upstream: str, status: int, *, attempts: int = 1) -> None:
         self.status = status
         super().__init__(upstream, f"answered {status}", attempts=attempts)
+
+
+class UnusableResponseError(UpstreamError):
+    """The upstream answered, but with nothing the caller can use.
+
+    `reason` says why, in a word fit for a metric label: "too_large", "bad_encoding",
+    "malformed_json", or a caller's own ("wrong_shape"). Messages never quote the body.
+    """
+
+    def __init__(self, upstream: str, reason: str, detail: str, *, attempts: int = 1) -> None:
+        self.reason = reason
+        super().__init__(upstream, detail, attempts=attempts)
+
+    @property
+    def public_detail(self) -> str:
+        return f"the upstream {self.upstream} gave an answer that cannot be used ({self.reason})"
+
+
+class ResponseTooLargeError(UnusableResponseError):
+    """The body passed the client's limit (`limit` bytes), declared or as it arrived.
+
+    `declared` is its Content-Length when that alone was past the limit (nothing of the body
+    was read), else None: the body was read up to the limit, on the wire or decoded
+    (`encoding` names the content-coding that inflated it).
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        limit: int,
+        *,
+        declared: int | None = None,
+        encoding: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.limit = limit
+        self.declared = declared
+        self.encoding = encoding
+        super().__init__(upstream, "too_large", _too_large(limit, declared, encoding),
+                         attempts=attempts)  # fmt: skip
+
+
+def _too_large(limit: int, declared: int | None, encoding: str | None) -> str:
+    if declared is not None:
+        return f"declared a body of {declared} bytes, past the limit of {limit} bytes"
+    if encoding is not None:
+        return f"sent a {encoding} body that decodes past the limit of {limit} bytes"
+    return f"sent a body past the limit of {limit} bytes"
 
 
 class DatabaseUnavailableError(ResilienceError):

@@ -9,6 +9,10 @@ Every request goes bulkhead → (breaker → httpx) per attempt → retry decisi
 - only idempotent requests are retried, on a connection failure, a timeout or an overload
   answer (429/502/503/504), with full-jitter backoff (or the upstream's `Retry-After`), and
   only while the retry budget allows: an outage is never multiplied;
+- a body is read within `max_body` bytes, declared, received and decoded (`_body.py`):
+  past it the answer is the upstream's failure (`ResponseTooLargeError`, which the breaker
+  counts); every unusable answer (too large, undecodable, malformed JSON, or the caller's
+  "wrong shape") is counted by reason and logged, throttled (`_unusable.py`);
 - httpx's exceptions are translated here, once, into the library's exception tree.
 """
 
@@ -21,10 +25,12 @@ from typing import Any, Protocol
 
 import httpx
 
+from resilience_async._body import ACCEPT_ENCODING, read_within
 from resilience_async._breaker import Guard
 from resilience_async._errors import (
     CallTimeoutError,
     PoolExhaustedError,
+    UnusableResponseError,
     UpstreamError,
     UpstreamStatusError,
     UpstreamTimeoutError,
@@ -35,19 +41,26 @@ from resilience_async._hooks import Hooked
 from resilience_async._limits import Bulkhead
 from resilience_async._resource import AsyncResource
 from resilience_async._retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
+from resilience_async._unusable import UnusableAnswers
+
+MAX_BODY = 4 * 1024 * 1024  # bytes: a service-to-service JSON client, not a downloader
 
 
 class UpstreamHook(Protocol):
-    """Told of every attempt and retry decision of one client (on the call path: keep it cheap).
+    """Told of every attempt, retry decision and unusable answer of one client (on the call
+    path: keep it cheap).
 
     `record_attempt` gets the attempt's outcome: the status code as text ("200", "503"), or
-    "timeout", "unavailable" or "pool_timeout"; `record_retry` whether a retry was allowed
-    (False: the retry budget refused it).
+    "timeout", "unavailable", "pool_timeout", "too_large" or "bad_encoding";
+    `record_retry` whether a retry was allowed (False: the retry budget refused it);
+    `record_unusable` the reason an answer could not be used (`UnusableResponseError.reason`).
     """
 
     def record_attempt(self, outcome: str, /) -> None: ...
 
     def record_retry(self, allowed: bool, /) -> None: ...
+
+    def record_unusable(self, reason: str, /) -> None: ...
 
 
 def is_server_failure(response: Any) -> bool:
@@ -70,17 +83,20 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         connect_timeout: seconds to establish a connection.
         pool_timeout: seconds to wait for a pooled connection before `PoolExhaustedError`.
         max_connections: connections kept open to the upstream at most.
+        max_body: bytes an answer's body may hold, as sent and decoded; past it (or a
+            Content-Length past it) `ResponseTooLargeError`, and the connection is dropped.
         breaker: guards each attempt (None: no breaker, the timeouts still apply).
         retry: which failures are retried and the backoff between attempts.
         budget: caps retries to a fraction of recent requests (default: 20 %).
         bulkhead: bounds concurrent requests to the upstream (None: only max_connections).
         transport: the httpx transport; default `AiohttpTransport(max_connections=...)`.
-        hooks: told of every attempt and retry decision (see `UpstreamHook`).
+        hooks: told of every attempt, retry decision and unusable answer (`UpstreamHook`).
 
     `client` is the shared `httpx.AsyncClient` on the same transport, with the same base URL
-    and timeouts, for what this class does not do (streaming, redirects, cookies). The
-    client's own requests go straight to the transport: measured here, httpx's redirect,
-    auth and cookie-jar layers doubled the cost of a call that uses none of them.
+    and timeouts, for what this class does not do (streaming, redirects, cookies): its
+    reads are not bounded by `max_body`. The client's own requests go straight to the
+    transport: measured here, httpx's redirect, auth and cookie-jar layers doubled the cost
+    of a call that uses none of them.
     """
 
     def __init__(
@@ -92,6 +108,7 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         connect_timeout: float = 1.0,
         pool_timeout: float = 0.5,
         max_connections: int = 100,
+        max_body: int = MAX_BODY,
         breaker: Guard | None = None,
         retry: RetryPolicy | None = None,
         budget: RetryBudget | None = None,
@@ -101,7 +118,10 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
     ) -> None:
         if min(timeout, connect_timeout, pool_timeout) <= 0:
             raise ValueError("timeout, connect_timeout and pool_timeout must be > 0 seconds")
+        if max_body < 1:
+            raise ValueError(f"max_body must be at least 1 byte, got {max_body}")
         self.name = name
+        self.max_body = max_body
         self.breaker = breaker
         self.bulkhead = bulkhead
         self._retry = retry or RetryPolicy()
@@ -110,27 +130,44 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         self._transport = transport or _default_transport(max_connections)
         timeouts = httpx.Timeout(timeout, connect=connect_timeout, pool=pool_timeout)
         self.client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeouts, transport=self._transport
-        )
+            base_url=base_url, timeout=timeouts, transport=self._transport,
+            headers={"Accept-Encoding": ACCEPT_ENCODING},  # what `max_body` can bound
+        )  # fmt: skip
         self._timeouts = timeouts.as_dict()
         self._urls: dict[str, httpx.URL] = {}
         self._requests = 0
         self._attempts: dict[str, int] = {}
         self._retries = {True: 0, False: 0}
+        self._unusable = UnusableAnswers(name)
         self._hooks = tuple(hooks)
 
     def stats(self) -> dict[str, Any]:
-        """Requests made, attempts by outcome, retries made and refused by the budget.
+        """Requests made, attempts by outcome, retries made and refused by the budget, and
+        unusable answers by reason.
 
         Keys: `requests`, `attempts` (outcome -> count, as `UpstreamHook` names outcomes),
-        `retries`, `retries_refused`.
+        `retries`, `retries_refused`, `unusable` (reason -> count).
         """
         return {
             "requests": self._requests,
             "attempts": dict(self._attempts),
             "retries": self._retries[True],
             "retries_refused": self._retries[False],
+            "unusable": dict(self._unusable.counts),
         }
+
+    def unusable(self, reason: str, detail: str) -> UnusableResponseError:
+        """An answer the caller cannot use, counted and logged as the client's own are: raise it.
+
+        `raise client.unusable("wrong_shape", "answered JSON without a list of tips")`
+
+        Args:
+            reason: a word for the metric label ("wrong_shape").
+            detail: what was wrong, after the upstream's name; never the body itself.
+        """
+        error = UnusableResponseError(self.name, reason, detail)
+        self._report(error)
+        return error
 
     async def _open(self) -> None:
         await self.client.__aenter__()  # httpx opens its transport (aiohttp's session) here
@@ -146,7 +183,11 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         try:
             return response.json()
         except ValueError as exc:
-            raise UpstreamError(self.name, f"answered malformed JSON ({exc})") from exc
+            detail = f"answered malformed JSON ({exc})"
+        # Raised here, not from the decoding error (whose `doc` is the body), and without the
+        # answer: the error may wait in a reference cycle for the collector, the body not.
+        del response
+        raise self.unusable("malformed_json", detail)
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send with retries; return the last answer, or raise a `ResilienceError`."""
@@ -225,7 +266,11 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         request = self._build(method, url, kwargs)
         try:
             response = await self._transport.handle_async_request(request)
-            await response.aread()
+            response = await read_within(response, request, limit=self.max_body, upstream=self.name)
+        except UnusableResponseError as exc:
+            self._count(exc.reason)
+            self._report(exc)
+            raise
         except httpx.PoolTimeout as exc:
             self._count("pool_timeout")
             raise PoolExhaustedError(self.name, self._timeouts["pool"] or 0.0) from exc
@@ -258,6 +303,11 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         self._attempts[outcome] = self._attempts.get(outcome, 0) + 1
         for hook in self._hooks:
             hook.record_attempt(outcome)
+
+    def _report(self, error: UnusableResponseError) -> None:
+        self._unusable.record(error)
+        for hook in self._hooks:
+            hook.record_unusable(error.reason)
 
 
 def _default_transport(max_connections: int) -> httpx.AsyncBaseTransport:

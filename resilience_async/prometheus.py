@@ -23,6 +23,7 @@ from resilience_async._cache import FallbackCache
 from resilience_async._extras import extra_needed
 from resilience_async._limits import Bulkhead
 from resilience_async._rate_limit import RateLimiter
+from resilience_async._unusable import REASONS
 
 with extra_needed("resilience_async.prometheus"):
     from prometheus_client import (
@@ -109,6 +110,11 @@ class Instruments:
             "upstream_retries_total",
             "Retries made, and retries refused by the retry budget, by upstream.",
             ["upstream", "decision"], registry=r,
+        )  # fmt: skip
+        self.upstream_unusable = Counter(
+            "upstream_unusable_responses_total",
+            "Answers that could not be used, by upstream and reason: too_large, bad_encoding, "
+            "malformed_json, wrong_shape.", ["upstream", "reason"], registry=r,
         )  # fmt: skip
         self.bulkhead_rejections = Counter(
             "bulkhead_rejections_total", "Calls refused because a bulkhead was full.",
@@ -215,12 +221,16 @@ class BreakerExport:
 
 
 class UpstreamExport:
-    """One HTTP client's attempts by outcome and its retry decisions."""
+    """One HTTP client's attempts by outcome, its retry decisions and unusable answers."""
 
     def __init__(self, into: Instruments, upstream: str) -> None:
         self._requests = into.upstream_requests
+        self._unusable_answers = into.upstream_unusable
         self._upstream = upstream
         self._attempts: dict[str, Any] = {}
+        # The client's own reasons exported at 0 from the start: a rate needs a series.
+        self._unusable = {reason: self._unusable_answers.labels(upstream, reason)
+                          for reason in REASONS}  # fmt: skip
         self._retries = {
             True: into.upstream_retries.labels(upstream, "retried"),
             False: into.upstream_retries.labels(upstream, "budget_exhausted"),
@@ -234,6 +244,13 @@ class UpstreamExport:
 
     def record_retry(self, allowed: bool) -> None:
         self._retries[allowed].inc()
+
+    def record_unusable(self, reason: str) -> None:
+        child = self._unusable.get(reason)
+        if child is None:
+            labels = (self._upstream, reason)
+            child = self._unusable[reason] = self._unusable_answers.labels(*labels)
+        child.inc()
 
 
 class BulkheadExport:

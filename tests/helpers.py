@@ -129,6 +129,26 @@ def metric(exposition: str, name: str, **labels: str) -> float | None:
     return None
 
 
+def memory_kib(pid: int | str = "self") -> dict[str, int]:
+    """A process's resident memory from /proc: now (`VmRSS`) and at its peak (`VmHWM`), KiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+def reset_peak_memory(pid: int | str = "self") -> int:
+    """Start a process's peak (`VmHWM`) afresh at its resident memory now; return that, KiB.
+
+    The kernel's own reset (`clear_refs` 5): a peak measured from here is the peak of what
+    runs from here, not of start-up.
+    """
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    return memory_kib(pid)["VmRSS"]
+
+
 def project_settings(**overrides: Any) -> SimpleNamespace:
     """The project's settings as read at import, with `overrides` (the environment is not
     read again): what a composition root built in the test process is given."""

@@ -1,5 +1,5 @@
-"""Real server processes on the stack: the web server (uvicorn), the one-shot migration and
-other `manage.py` commands.
+"""Real server processes: the web server (uvicorn) on the stack, the one-shot migration and
+other `manage.py` commands, and a demo upstream of a test's own.
 
 Context managers and plain functions, imported by name; the fixtures that start the stack
 itself live in `tests/fix_stack.py`.
@@ -8,10 +8,12 @@ itself live in `tests/fix_stack.py`.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,9 +23,11 @@ from devstack.stack.child import Child
 from devstack.stack.ports import free_port
 from devstack.stack.supervisor import create_api_key, uvicorn_argv
 from devstack.stack.waits import http_ok, wait_until
+from devstack.upstream import UpstreamControl
 
 ROOT = Path(__file__).resolve().parents[1]
 HEALTH_TOKEN = "test-health-token"
+UPSTREAM_STOP_TIMEOUT = 5.0
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -91,3 +95,48 @@ def run_web(
     finally:
         server.client.close()
         child.stop(timeout=8)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A demo upstream process of its own: its tips port and control port."""
+
+    process: subprocess.Popen[str]
+    port: int
+    tips_url: str
+    control_url: str
+
+
+@contextmanager
+def run_upstream(host: str = "127.0.0.1") -> Iterator[Upstream]:
+    """`python -m devstack.upstream` on free ports, ready; stopped (and checked) at the end."""
+    port, control_port = free_port(host), free_port(host)
+    args = ["--host", host, "--port", str(port), "--control-port", str(control_port)]
+    command = [sys.executable, "-m", "devstack.upstream", *args, "--log-level", "warning"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    tips_url, control_url = f"http://{host}:{port}", f"http://{host}:{control_port}"
+    try:
+        with UpstreamControl(control_url) as control:
+            control.wait_ready(timeout=10.0)
+        assert process.stdout is not None
+        ready = f"upstream ready tips={tips_url} control={control_url}\n"
+        assert process.stdout.readline() == ready
+        yield Upstream(process, port, tips_url, control_url)
+    finally:
+        _terminate(process)
+
+
+def _terminate(process: subprocess.Popen[str]) -> None:
+    """SIGTERM the upstream and insist it exits cleanly within UPSTREAM_STOP_TIMEOUT."""
+    assert process.stdout is not None
+    process.stdout.close()
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=UPSTREAM_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            message = f"upstream ignored SIGTERM for {UPSTREAM_STOP_TIMEOUT}s"
+            raise AssertionError(message) from None
+    assert process.returncode == 0

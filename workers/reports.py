@@ -24,7 +24,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from resilience_async import Connection, Database, ResilientClient, UpstreamError
+from resilience_async import Connection, Database, ResilientClient
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class ReportJob:
         body = await self._tips.get_json("/tips")
         tips = body.get("tips") if isinstance(body, dict) else None
         if not isinstance(tips, list):
-            raise UpstreamError(self._tips.name, "answered JSON without a list of tips")
+            raise self._tips.unusable("wrong_shape", "answered JSON without a list of tips")
         return tips[0] if tips else None
 
 

@@ -13,10 +13,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
+from devstack.upstream import bodies
 from devstack.upstream.behaviour import (
     Behaviour,
     InvalidModeChange,
     Mode,
+    ModeState,
     Stats,
     parse_mode_change,
 )
@@ -85,6 +87,15 @@ _TIPS_BY_LIMIT = tuple(
 )
 
 
+def _garbage(headers: tuple[tuple[bytes, bytes], ...], body: bytes) -> Prepared:
+    headers = (*headers, (b"content-length", b"%d" % len(body)))
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    return Prepared(200, start, {"type": "http.response.body", "body": body, "more_body": False})
+
+
+_GARBAGE = {kind: _garbage(*answer) for kind, answer in bodies.GARBAGE.items()}
+
+
 def _tips_for_query(query: bytes) -> Prepared:
     """Pick the tips response for a query string (a 400 when ``limit`` is bad)."""
     values = [value for key, value in parse_qsl(query.decode("latin-1"), True) if key == "limit"]
@@ -95,11 +106,6 @@ def _tips_for_query(query: bytes) -> Prepared:
         message = f"limit must be an integer 1..{MAX_LIMIT}, got {raw!r}"
         return prepare(400, error_payload("invalid", message, "limit"))
     return _TIPS_BY_LIMIT[int(raw)]
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _never() -> bool:
@@ -122,12 +128,15 @@ class TipsApp:
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
             if self._behaviour.mode is Mode.NORMAL:
-                response: Prepared | None = self._route(scope)
+                response: Prepared | bodies.Streamed | None = self._route(scope)
             else:
                 response = await self._faulted(scope, receive)
-            if response is not None:
+            if isinstance(response, bodies.Streamed):
+                await bodies.stream(response, receive, send)
+            elif response is not None:
                 await send(response.start)
                 await send(response.body)
+            if response is not None:
                 stats.responses[response.status] = stats.responses.get(response.status, 0) + 1
         finally:
             stats.in_flight -= 1
@@ -150,22 +159,33 @@ class TipsApp:
                 self._by_query[query] = cached
         return cached
 
-    async def _faulted(self, scope: Scope, receive: Receive) -> Prepared | None:
+    async def _faulted(self, scope: Scope, receive: Receive) -> Prepared | bodies.Streamed | None:
         """Answer per the current mode; ``None`` when the client left while parked."""
         while True:
             state = self._behaviour.state
-            if state.mode is Mode.NORMAL:
-                return self._route(scope)
-            if state.mode is Mode.ERROR:
-                return self._error(state.status)
-            if state.mode is Mode.REFUSE:
-                return _REFUSING
+            if state.mode is Mode.OVERSIZED:
+                return await bodies.oversized(state)
+            at_once = self._at_once(scope, state)
+            if at_once is not None:
+                return at_once
             if self._behaviour.closing:
                 return _SHUTTING_DOWN
             if state.mode is Mode.SLOW:
                 return await self._slow(scope, receive, state.delay_ms / 1000)
             if not await self._park(receive, self._not_hanging):
                 return None
+
+    def _at_once(self, scope: Scope, state: ModeState) -> Prepared | None:
+        """The answer of a mode that answers without waiting (None: a waiting one)."""
+        if state.mode is Mode.NORMAL:
+            return self._route(scope)
+        if state.mode is Mode.ERROR:
+            return self._error(state.status)
+        if state.mode is Mode.GARBAGE:
+            return _GARBAGE[state.garbage]
+        if state.mode is Mode.REFUSE:
+            return _REFUSING
+        return None
 
     async def _slow(self, scope: Scope, receive: Receive, seconds: float) -> Prepared | None:
         """Answer normally after the delay; a client that gives up first frees its task."""
@@ -190,7 +210,7 @@ class TipsApp:
         closes, or ``seconds`` pass; False if its client disconnects first."""
         loop = asyncio.get_running_loop()
         deadline = None if seconds is None else loop.time() + seconds
-        gone = asyncio.create_task(_wait_disconnect(receive))
+        gone = asyncio.create_task(bodies.wait_disconnect(receive))
         try:
             while not (released() or self._behaviour.closing):
                 remaining = None if deadline is None else deadline - loop.time()

@@ -13,8 +13,10 @@ from typing import Any, TypeGuard
 
 DEFAULT_DELAY_MS = 100
 DEFAULT_STATUS = 503
+DEFAULT_SIZE = 512 * 1024 * 1024  # bytes of an oversized answer: what took a worker to 5 GB
 MAX_DELAY_MS = 600_000
-_FIELDS = frozenset({"mode", "delay_ms", "status"})
+MAX_SIZE = 1 << 40
+_FIELDS = frozenset({"mode", "delay_ms", "status", "size", "chunked", "gzip", "garbage"})
 
 
 class Mode(StrEnum):
@@ -25,6 +27,17 @@ class Mode(StrEnum):
     ERROR = "error"
     HANG = "hang"
     REFUSE = "refuse"
+    OVERSIZED = "oversized"
+    GARBAGE = "garbage"
+
+
+class Garbage(StrEnum):
+    """What a 200 in ``garbage`` mode carries instead of the tips."""
+
+    TRUNCATED_JSON = "truncated_json"
+    HTML = "html"
+    WRONG_SHAPE = "wrong_shape"
+    BAD_GZIP = "bad_gzip"
 
 
 _MODE_VALUES = frozenset(mode.value for mode in Mode)
@@ -41,15 +54,29 @@ class InvalidModeChange(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ModeState:
-    """One complete mode setting; frozen so readers never see half an update."""
+    """One complete mode setting; frozen so readers never see half an update.
+
+    ``delay_ms`` holds a ``slow`` answer, or an ``oversized`` one's body (its headers go at
+    once); ``status`` is an ``error`` answer's; ``size`` (bytes, as decoded), ``chunked``
+    (no Content-Length) and ``gzip`` (a compressed body: a bomb) shape an ``oversized``
+    answer; ``garbage`` says what a ``garbage`` 200 carries.
+    """
 
     mode: Mode = Mode.NORMAL
     delay_ms: int = DEFAULT_DELAY_MS
     status: int = DEFAULT_STATUS
+    size: int = DEFAULT_SIZE
+    chunked: bool = False
+    gzip: bool = False
+    garbage: Garbage = Garbage.TRUNCATED_JSON
 
     def as_dict(self) -> dict[str, Any]:
         """The control API's JSON shape."""
-        return {"mode": str(self.mode), "delay_ms": self.delay_ms, "status": self.status}
+        return {
+            "mode": str(self.mode), "delay_ms": self.delay_ms, "status": self.status,
+            "size": self.size, "chunked": self.chunked, "gzip": self.gzip,
+            "garbage": str(self.garbage),
+        }  # fmt: skip
 
 
 def parse_mode_change(payload: object) -> ModeState:
@@ -63,6 +90,10 @@ def parse_mode_change(payload: object) -> ModeState:
         mode=_parse_mode(payload.get("mode")),
         delay_ms=_parse_delay(payload.get("delay_ms")),
         status=_parse_status(payload.get("status")),
+        size=_parse_size(payload.get("size")),
+        chunked=_parse_flag("chunked", payload.get("chunked")),
+        gzip=_parse_flag("gzip", payload.get("gzip")),
+        garbage=_parse_garbage(payload.get("garbage")),
     )
 
 
@@ -89,6 +120,31 @@ def _parse_status(value: object) -> int:
     if not _is_int(value) or not (value == 429 or 500 <= value <= 599):
         raise InvalidModeChange("status", f"must be 429 or an integer 500..599, got {value!r}")
     return value
+
+
+def _parse_size(value: object) -> int:
+    if value is None:
+        return DEFAULT_SIZE
+    if not _is_int(value) or not 0 <= value <= MAX_SIZE:
+        raise InvalidModeChange("size", f"must be an integer 0..{MAX_SIZE} (bytes), got {value!r}")
+    return value
+
+
+def _parse_flag(field: str, value: object) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidModeChange(field, f"must be true or false, got {value!r}")
+    return value
+
+
+def _parse_garbage(value: object) -> Garbage:
+    if value is None:
+        return Garbage.TRUNCATED_JSON
+    if not isinstance(value, str) or value not in {kind.value for kind in Garbage}:
+        choices = ", ".join(Garbage)
+        raise InvalidModeChange("garbage", f"must be one of {choices}, got {value!r}")
+    return Garbage(value)
 
 
 def _is_int(value: object) -> TypeGuard[int]:

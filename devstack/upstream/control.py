@@ -28,12 +28,10 @@ class UpstreamNotReady(UpstreamControlError, TimeoutError):
     """The control port did not answer its health check before the deadline."""
 
 
-def _mode_body(mode: Mode | str, delay_ms: int | None, status: int | None) -> dict[str, Any]:
+def _mode_body(mode: Mode | str, **settings: object) -> dict[str, Any]:
+    """The ``PUT /mode`` body: the mode and the settings given (None: the default)."""
     body: dict[str, Any] = {"mode": str(mode)}
-    if delay_ms is not None:
-        body["delay_ms"] = delay_ms
-    if status is not None:
-        body["status"] = status
+    body.update((name, value) for name, value in settings.items() if value is not None)
     return body
 
 
@@ -80,10 +78,19 @@ class UpstreamControl:
         self._client = httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)
 
     def set_mode(
-        self, mode: Mode | str, *, delay_ms: int | None = None, status: int | None = None
+        self,
+        mode: Mode | str,
+        *,
+        delay_ms: int | None = None,
+        status: int | None = None,
+        size: int | None = None,
+        chunked: bool | None = None,
+        gzip: bool | None = None,
+        garbage: str | None = None,
     ) -> dict[str, Any]:
-        """Switch the mode; omitted settings take the upstream's defaults."""
-        body = _mode_body(mode, delay_ms, status)
+        """Switch the mode; omitted settings take the upstream's defaults (`ModeState`)."""
+        body = _mode_body(mode, delay_ms=delay_ms, status=status, size=size, chunked=chunked,
+                          gzip=gzip, garbage=garbage)  # fmt: skip
         return _json(self._call("PUT", "/mode", json=body), "PUT /mode")
 
     def mode(self) -> dict[str, Any]:
@@ -140,10 +147,19 @@ class AsyncUpstreamControl:
         self._client = httpx.AsyncClient(base_url=self.url, timeout=timeout, trust_env=False)
 
     async def set_mode(
-        self, mode: Mode | str, *, delay_ms: int | None = None, status: int | None = None
+        self,
+        mode: Mode | str,
+        *,
+        delay_ms: int | None = None,
+        status: int | None = None,
+        size: int | None = None,
+        chunked: bool | None = None,
+        gzip: bool | None = None,
+        garbage: str | None = None,
     ) -> dict[str, Any]:
-        """Switch the mode; omitted settings take the upstream's defaults."""
-        body = _mode_body(mode, delay_ms, status)
+        """Switch the mode; omitted settings take the upstream's defaults (`ModeState`)."""
+        body = _mode_body(mode, delay_ms=delay_ms, status=status, size=size, chunked=chunked,
+                          gzip=gzip, garbage=garbage)  # fmt: skip
         return _json(await self._call("PUT", "/mode", json=body), "PUT /mode")
 
     async def mode(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,12 +14,13 @@ import pytest
 
 from devstack.stack import Stack
 from devstack.upstream import UpstreamControl
-from tests.helpers import kill, wait_for
+from tests.helpers import kill, memory_kib, metric, reset_peak_memory, wait_for
 from tests.servers import WebServer, run_web
 
 pytestmark = pytest.mark.integration
 
 _redis_dbs = itertools.count(2)  # each server its own Redis database: nothing cached before
+HUGE = 512 * 1024 * 1024
 
 
 def fresh_redis(stack: Stack) -> str:
@@ -178,3 +180,66 @@ def test_a_hung_refresh_costs_callers_the_stale_budget_not_the_timeout(
     assert {body["source"] for body in during} == {"stale"}
     assert (hung["requests"], hung["in_flight"]) == (1, 1)  # one refresh, shared by all
     assert fresh["age"] < 1  # loaded after the stale copy: the refresh's own answer
+
+
+def unusable_warnings(web: WebServer) -> list[dict[str, object]]:
+    """The warnings the server logged about the upstream's unusable answers."""
+    lines = web.child.log_path.read_text().splitlines()
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    ours = ("resilience_async.http", "warning")
+    return [entry for entry in entries if (entry["logger"], entry["level"]) == ours]
+
+
+def test_a_512_mib_upstream_answer_costs_the_worker_no_memory(
+    healthy_stack: Stack, tmp_path: Path, upstream: UpstreamControl
+) -> None:
+    """The upstream answers 200 with 512 MiB: declared, chunked, or a gzip bomb. Every
+    request is served the stale tips, each one still asks the upstream (the body limit
+    saves the worker, not the breaker), and over 60 of them the worker's peak memory stays
+    within 16 MiB of before: nothing read is held, not even until the next collection."""
+    with run_web(healthy_stack, tmp_path, REDIS_URL=fresh_redis(healthy_stack), CACHE_TTL="0",
+                 CACHE_STALE_BUDGET="off", BREAKER_FAIL_MAX="1000", BREAKER_WINDOW="1000",
+                 BREAKER_MIN_CALLS="1000", BREAKER_SHARED="0") as server:  # fmt: skip
+        assert tips(server).json()["source"] == "live"
+        baseline = reset_peak_memory(server.child.pid)
+        upstream.reset_stats()
+        sources = []
+        for chunked, gzip in ((False, False), (True, False), (True, True)):
+            upstream.set_mode("oversized", size=HUGE, chunked=chunked, gzip=gzip, delay_ms=0)
+            sources += [tips(server).json()["source"] for _ in range(20)]
+        peak = memory_kib(server.child.pid)["VmHWM"]
+        served = wait_for(lambda: (stats := upstream.stats())["in_flight"] == 0 and stats)
+        exposition = server.get("/metrics").text
+    assert sources == ["stale"] * 60
+    assert served["requests"] == 60
+    assert peak - baseline < 16 * 1024, f"peak {peak} KiB, baseline {baseline} KiB"
+    labels = {"upstream": "tips-upstream", "reason": "too_large"}
+    assert metric(exposition, "upstream_unusable_responses_total", **labels) == 60
+
+
+@pytest.mark.parametrize(
+    ("garbage", "reason", "quoted"),
+    [
+        ("truncated_json", "malformed_json", "Set a time"),
+        ("html", "malformed_json", "doctype"),
+        ("wrong_shape", "wrong_shape", "none today"),
+        ("bad_gzip", "bad_encoding", "is not gzip"),
+    ],
+)
+def test_a_garbage_answer_serves_the_fallback_and_the_log_says_why(
+    web: WebServer, upstream: UpstreamControl, garbage: str, reason: str, quoted: str
+) -> None:
+    """A 200 carrying garbage: the built-in tips are served, one warning names the upstream
+    and the reason (never the body), and the metrics count every such answer."""
+    upstream.set_mode("garbage", garbage=garbage)
+    sources = [tips(web).json()["source"] for _ in range(3)]
+    warnings = unusable_warnings(web)
+    exposition = web.get("/metrics").text
+    assert sources == ["fallback"] * 3
+    assert [(entry["upstream"], entry["reason"]) for entry in warnings] == [
+        ("tips-upstream", reason)
+    ]
+    assert f"answered unusably ({reason})" in str(warnings[0]["message"])
+    assert quoted not in web.child.log_path.read_text()
+    labels = {"upstream": "tips-upstream", "reason": reason}
+    assert metric(exposition, "upstream_unusable_responses_total", **labels) == 3

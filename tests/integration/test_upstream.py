@@ -3,83 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
+import json
 import signal
 import socket
-import subprocess
-import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from devstack.upstream import AsyncUpstreamControl, Mode, UpstreamControl
 from devstack.upstream.control import UpstreamControlError
+from tests.servers import UPSTREAM_STOP_TIMEOUT, Upstream, run_upstream
 
 pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = httpx.Timeout(10.0)
-STOP_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class Upstream:
-    process: subprocess.Popen[str]
-    port: int
-    tips_url: str
-    control_url: str
-
-
-def _free_port(taken: set[int]) -> int:
-    """A random bindable port below the ephemeral range, so no client socket takes it."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randint(20000, 32000)
-        with socket.socket() as sock, contextlib.suppress(OSError):
-            sock.bind((HOST, port))
-            if port not in taken:
-                return port
-    raise RuntimeError("no bindable port in 20000..32000")
-
-
-def _terminate(process: subprocess.Popen[str]) -> None:
-    """SIGTERM the upstream and insist it exits cleanly within STOP_TIMEOUT_S."""
-    assert process.stdout is not None
-    process.stdout.close()
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise AssertionError(f"upstream ignored SIGTERM for {STOP_TIMEOUT_S}s") from None
-    assert process.returncode == 0
-
-
-@contextlib.contextmanager
-def _running_upstream() -> Iterator[Upstream]:
-    port = _free_port(set())
-    control_port = _free_port({port})
-    args = ["--host", HOST, "--port", str(port), "--control-port", str(control_port)]
-    command = [sys.executable, "-m", "devstack.upstream", *args, "--log-level", "warning"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    tips_url, control_url = f"http://{HOST}:{port}", f"http://{HOST}:{control_port}"
-    try:
-        with UpstreamControl(control_url) as control:
-            control.wait_ready(timeout=10.0)
-        assert process.stdout is not None
-        ready = f"upstream ready tips={tips_url} control={control_url}\n"
-        assert process.stdout.readline() == ready
-        yield Upstream(process, port, tips_url, control_url)
-    finally:
-        _terminate(process)
 
 
 async def _until_in_flight(control: AsyncUpstreamControl, count: int) -> None:
@@ -93,7 +34,7 @@ async def _until_in_flight(control: AsyncUpstreamControl, count: int) -> None:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Upstream]:
-    with _running_upstream() as running:
+    with run_upstream() as running:
         yield running
 
 
@@ -209,6 +150,73 @@ async def test_client_leaving_frees_a_parked_request(upstream: Upstream, mode: M
         assert (await control.stats())["responses"] == {}
 
 
+@pytest.mark.parametrize("gzip", [False, True])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_oversized_answers_a_json_body_of_the_size_asked(
+    control: UpstreamControl, tips: httpx.Client, gzip: bool, chunked: bool
+) -> None:
+    """Oversized answers 200 with a JSON object of exactly `size` bytes once decoded, its
+    length declared unless chunked, gzip-compressed when asked (a bomb: ~1/1000 the size)."""
+    size = 3 * 1024 * 1024 + 7
+    mode = control.set_mode(Mode.OVERSIZED, size=size, chunked=chunked, gzip=gzip, delay_ms=0)
+    assert (mode["size"], mode["chunked"], mode["gzip"]) == (size, chunked, gzip)
+    with tips.stream("GET", "/tips") as response:
+        raw = b"".join(response.iter_raw())
+        headers = response.headers
+    assert response.status_code == 200
+    assert ("content-length" in headers) is not chunked
+    assert headers.get("content-encoding") == ("gzip" if gzip else None)
+    body = zlib.decompress(raw, zlib.MAX_WBITS | 16) if gzip else raw
+    assert len(body) == size
+    assert len(raw) < size // 500 if gzip else len(raw) == size
+    assert json.loads(body)["tips"] == []
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+async def test_a_client_leaving_an_oversized_answer_ends_it(upstream: Upstream, gzip: bool) -> None:
+    """A client that reads the headers of a 512 MiB answer and hangs up ends the answer at
+    once: nothing goes on streaming into a closed connection."""
+    async with AsyncUpstreamControl(upstream.control_url) as control:
+        await control.set_mode(Mode.OVERSIZED, gzip=gzip, chunked=True, delay_ms=0)
+        reader, writer = await asyncio.open_connection(HOST, upstream.port)
+        writer.write(b"GET /tips HTTP/1.1\r\nHost: upstream\r\n\r\n")
+        await writer.drain()
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        writer.close()
+        await writer.wait_closed()
+        await _until_in_flight(control, 0)
+        assert (await control.stats())["responses"] == {"200": 1}
+
+
+@pytest.mark.parametrize(
+    ("garbage", "content_type", "encoding"),
+    [
+        ("truncated_json", "application/json", None),
+        ("html", "text/html; charset=utf-8", None),
+        ("wrong_shape", "application/json", None),
+        ("bad_gzip", "application/json", "gzip"),
+    ],
+)
+def test_garbage_answers_200_with_a_body_nobody_can_use(
+    control: UpstreamControl, tips: httpx.Client, garbage: str, content_type: str,
+    encoding: str | None,
+) -> None:  # fmt: skip
+    """Garbage answers every path 200 with a body that is not the tips: half a JSON document,
+    HTML, JSON of the wrong shape, or a "gzip" body that is not gzip."""
+    assert control.set_mode(Mode.GARBAGE, garbage=garbage)["garbage"] == garbage
+    with tips.stream("GET", "/tips") as response:
+        raw = b"".join(response.iter_raw())
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.headers.get("content-encoding") == encoding
+    assert int(response.headers["content-length"]) == len(raw)
+    try:
+        tips_list = json.loads(raw)["tips"]
+    except ValueError:
+        tips_list = None
+    assert not isinstance(tips_list, list)
+
+
 def _read_health(sock: socket.socket) -> None:
     """Send GET /health on a raw keep-alive connection and read the whole answer."""
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: upstream\r\n\r\n")
@@ -248,6 +256,11 @@ def test_refuse_closes_the_tips_port_and_normal_reopens_it(
         (b'{"mode": "error", "status": 404}', "status"),
         (b'{"mode": "error", "status": true}', "status"),
         (b'{"mode": "normal", "colour": "red"}', "colour"),
+        (b'{"mode": "oversized", "size": -1}', "size"),
+        (b'{"mode": "oversized", "size": "512M"}', "size"),
+        (b'{"mode": "oversized", "chunked": "yes"}', "chunked"),
+        (b'{"mode": "oversized", "gzip": 1}', "gzip"),
+        (b'{"mode": "garbage", "garbage": "noise"}', "garbage"),
         (b"not json", "body"),
         (b"[1, 2]", "body"),
     ],
@@ -289,9 +302,9 @@ def test_stats_count_requests_and_responses(control: UpstreamControl, tips: http
 
 
 async def test_sigterm_with_a_hung_request_exits_promptly() -> None:
-    """SIGTERM stops the upstream even while a request hangs (within STOP_TIMEOUT_S, or the
+    """SIGTERM stops the upstream even while a request hangs (within UPSTREAM_STOP_TIMEOUT, or the
     wait raises), answering the hung request 503."""
-    with _running_upstream() as own:
+    with run_upstream() as own:
         async with (
             AsyncUpstreamControl(own.control_url) as control,
             httpx.AsyncClient(base_url=own.tips_url, timeout=TIMEOUT, trust_env=False) as client,
@@ -300,7 +313,7 @@ async def test_sigterm_with_a_hung_request_exits_promptly() -> None:
             pending = asyncio.create_task(client.get("/tips"))
             await _until_in_flight(control, 1)
             own.process.send_signal(signal.SIGTERM)
-            returncode = await asyncio.to_thread(own.process.wait, STOP_TIMEOUT_S)
+            returncode = await asyncio.to_thread(own.process.wait, UPSTREAM_STOP_TIMEOUT)
             assert returncode == 0
             response = await asyncio.wait_for(pending, timeout=5.0)
             assert response.status_code == 503

@@ -84,7 +84,12 @@ async def test_a_client_exports_attempts_and_retry_decisions(
     assert sample(registry, "upstream_retries_total", upstream="up", decision="retried") == 2
     assert client.stats() == {
         "requests": 1, "attempts": {"503": 3}, "retries": 2, "retries_refused": 0,
+        "unusable": {},
     }  # fmt: skip
+    # The client's own reasons for an unusable answer are exported from the start, at 0.
+    for reason in ("too_large", "bad_encoding", "malformed_json"):
+        labels = {"upstream": "up", "reason": reason}
+        assert sample(registry, "upstream_unusable_responses_total", **labels) == 0
 
 
 async def test_a_bulkhead_exports_its_rejections(
