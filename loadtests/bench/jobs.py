@@ -76,7 +76,8 @@ def _end_to_end(stack: Stack, env: dict[str, str], url: str, workers: int, *, jo
     for child in children:
         child.start()
     try:
-        with httpx.Client(base_url=url, timeout=10) as client, \
+        headers = write_headers(stack)
+        with httpx.Client(base_url=url, timeout=10, headers=headers) as client, \
                 concurrent.futures.ThreadPoolExecutor(16) as pool:  # fmt: skip
             # One untimed job first: the relay is publishing and a worker is consuming.
             warmup = client.post("/api/reports", json={}).json()["id"]

@@ -303,7 +303,7 @@ BAD = [
         'mode = "error"',
         'mode = "broken"',
         'faults[0].params.mode: unknown upstream mode "broken"'
-        " (one of: normal, slow, error, hang, refuse)",
+        " (one of: normal, slow, error, hang, refuse, oversized, garbage)",
     ),
     (
         'params = {mode = "error", status = 503}',
