@@ -36,11 +36,13 @@ def run_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def failed_report(system: Jobs) -> str:
-    """A report whose job keeps failing (the tips upstream answers 503) until it is failed."""
-    report = system.post({"include_tips": True})
-    wait_for(lambda: system.states([report])[report][0] == "failed", timeout=30)
-    return report
+def failed_reports(system: Jobs, count: int = 1) -> list[str]:
+    """Reports whose jobs keep failing (the tips upstream answers 503) until they are failed;
+    posted together, so their retries' back-off runs at once."""
+    reports = [system.post({"include_tips": True}) for _ in range(count)]
+    wait_for(lambda: {state[0] for state in system.states(reports).values()} == {"failed"},
+             timeout=30)  # fmt: skip
+    return reports
 
 
 def skipped_by_the_job(worker_log: Path, report: str) -> bool:
@@ -63,7 +65,7 @@ def test_a_failed_report_is_listed_and_runs_again_once_requeued(
         with jobs(healthy_stack, tmp_path) as system:
             system.start(relay_process)
             worker = system.start(worker_process)
-            report = failed_report(system)
+            [report] = failed_reports(system)
             control.set_mode("normal")
             failed = run_json(system.env, "reports", "failed")
             dead = run_json(system.env, "deadletters", "list")
@@ -213,7 +215,7 @@ def test_dead_letters_on_rabbitmq_are_listed_and_sent_back(
         with jobs(healthy_stack, tmp_path, broker_kind="rabbitmq") as system:
             system.start(relay_process)
             worker = system.start(worker_process)
-            reports = [failed_report(system) for _ in range(2)]
+            reports = failed_reports(system, 2)
             control.set_mode("normal")
             listed = run_json(system.env, "deadletters", "list")
             listed_again = run_json(system.env, "deadletters", "list")
