@@ -110,8 +110,13 @@ def test_jobs_lost_with_the_broker_are_published_again(
     healthy_stack: Stack, tmp_path: Path
 ) -> None:
     """Redis restarted without its data loses the queued messages; the outbox rows say
-    they were sent, the reports say they are unfinished: the relay publishes them again."""
-    with jobs(healthy_stack, tmp_path, JOBS_REPUBLISH_AFTER="2") as system:
+    they were sent, the reports say they are unfinished: the relay publishes them again.
+
+    Once: the republishing comes 4 s after the first publish, by when the worker (started
+    with the restart) is up, and the jobs (no work time) end long before a second period
+    could pass. With 2 s and 1 s jobs, a worker slow to boot had them published twice."""
+    settings = {"JOBS_REPUBLISH_AFTER": "4", "REPORT_WORK_SECONDS": "0"}
+    with jobs(healthy_stack, tmp_path, **settings) as system:
         system.start(relay_process)
         ids = [system.post() for _ in range(5)]
         wait_for(lambda: _all_sent(system.primary_url, ids))
