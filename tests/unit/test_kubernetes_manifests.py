@@ -12,10 +12,12 @@ image's user, and every selector finds its pods. No cluster runs here; nothing i
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ SECRETS = "resilient-django-secrets"
 # Variables of the service's pods that project/settings.py does not read, and who does.
 READ_ELSEWHERE = {
     "WEB_CONCURRENCY": "uvicorn: its worker processes",
+    "FORWARDED_ALLOW_IPS": "uvicorn: the proxies whose X-Forwarded-Proto it believes",
     "PGPASSWORD": "libpq: the password of every connection whose URL has none",
 }
 # Patroni's own variables (its docs/ENVIRONMENT.rst), for the overlay's members.
@@ -209,6 +212,61 @@ def test_every_variable_is_one_the_service_reads(builds: dict[str, list[dict[str
                 if ref and ref["name"] == SECRETS:
                     assert ref["key"] in secret_keys, f"{where}: {ref['key']} not in the example"
                     assert ref["key"] == variable["name"], f"{where}: {variable['name']}"
+
+
+def pod_environment(
+    objects: list[dict[str, Any]], workload: dict[str, Any], *, optional: bool
+) -> dict[str, str]:
+    """What the container's process finds in its environment, secrets as the example has
+    them; with `optional` False, without what an optional reference may leave out."""
+    (example,) = [doc for doc in yaml.safe_load_all(EXAMPLES[0].read_text())
+                  if doc["metadata"]["name"] == SECRETS]  # fmt: skip
+    values = env_of(objects, workload)
+    for variable in container(workload).get("env", []):
+        ref = variable.get("valueFrom", {}).get("secretKeyRef")
+        if ref and (optional or not ref.get("optional", False)):
+            values[variable["name"]] = example["stringData"].get(ref["key"], "a-secret")
+    return values
+
+
+# Loads project/settings.py once per environment in a fresh interpreter; prints what the
+# environment made of the deployment switches, or the error that stopped it.
+LOAD_SETTINGS = """
+import importlib, json, os, sys
+results = []
+for environ in json.loads(sys.stdin.read()):
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        import project.settings as settings
+        settings = importlib.reload(settings)
+    except Exception as exc:
+        results.append(f"{type(exc).__name__}: {exc}")
+    else:
+        results.append({"LOCAL": settings.LOCAL, "DEBUG": settings.DEBUG})
+print(json.dumps(results))
+"""
+
+
+def test_the_settings_accept_every_pods_environment(
+    builds: dict[str, list[dict[str, Any]]],
+) -> None:
+    cases = [
+        (f"{name}: {workload['metadata']['name']} (optional: {optional})",
+         pod_environment(objects, workload, optional=optional))
+        for name, objects in builds.items()
+        for workload in of_kind(objects, *WORKLOADS)
+        if is_service_pod(workload)
+        for optional in (False, True)
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_SETTINGS],
+        input=json.dumps([{"PATH": os.environ["PATH"], **env} for _, env in cases]),
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=True,
+    )  # fmt: skip
+    for (where, _), result in zip(cases, json.loads(done.stdout), strict=True):
+        # A deployment: served beyond loopback, so every required variable was there.
+        assert result == {"LOCAL": False, "DEBUG": False}, f"{where}: {result}"
 
 
 def test_the_web_probes_the_health_routes(builds: dict[str, list[dict[str, Any]]]) -> None:
