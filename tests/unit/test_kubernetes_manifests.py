@@ -351,12 +351,10 @@ def test_every_selector_finds_its_pods(builds: dict[str, list[dict[str, Any]]]) 
         (hpa,) = of_kind(objects, "HorizontalPodAutoscaler")
         target = hpa["spec"]["scaleTargetRef"]
         assert (target["kind"], target["name"]) == ("Deployment", "resilient-django-web"), name
-        named(objects, "Deployment", target["name"])
-        assert "replicas" not in named(objects, "Deployment", target["name"])["spec"], (
-            f"{name}: the HPA owns the web's replicas"
-        )
+        web = named(objects, "Deployment", target["name"])
+        assert "replicas" not in web["spec"], f"{name}: the HPA owns the web's replicas"
         budgets = of_kind(objects, "PodDisruptionBudget")
-        covered = set()
+        covered: set[str] = set()
         for budget in budgets:
             selector = budget["spec"]["selector"]["matchLabels"]
             found = [w["metadata"]["name"] for w in workloads if matches(selector, pod_labels(w))]
@@ -364,8 +362,19 @@ def test_every_selector_finds_its_pods(builds: dict[str, list[dict[str, Any]]]) 
             covered |= set(found)
         assert {"resilient-django-web", "resilient-django-worker"} <= covered, name
         for workload in workloads:
+            where = f"{name}: {workload['metadata']['name']}"
             own = workload["spec"]["selector"]["matchLabels"]
-            assert matches(own, pod_labels(workload)), f"{name}: {workload['metadata']['name']}"
+            assert matches(own, pod_labels(workload)), where
+            # Spreading and anti-affinity count the workload's own pods.
+            pod = pod_template(workload)["spec"]
+            terms = [c["labelSelector"] for c in pod.get("topologySpreadConstraints", [])]
+            anti = pod.get("affinity", {}).get("podAntiAffinity", {})
+            terms += [
+                t["podAffinityTerm"]["labelSelector"]
+                for t in anti.get("preferredDuringSchedulingIgnoredDuringExecution", [])
+            ]
+            for term in terms:
+                assert matches(term["matchLabels"], pod_labels(workload)), where
         for service in of_kind(objects, "Service"):
             selector = service["spec"].get("selector")
             if selector is None:
