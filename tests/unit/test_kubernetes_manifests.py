@@ -145,6 +145,13 @@ def settings_variables() -> set[str]:
     return names
 
 
+def example_secret() -> dict[str, str]:
+    """The keys and placeholder values of the base's example Secret."""
+    (secret,) = yaml.safe_load_all((KUBERNETES / "base" / "secret.example.yaml").read_text())
+    assert secret["metadata"]["name"] == SECRETS
+    return secret["stringData"]
+
+
 def dockerfile_runtime() -> list[tuple[str, str]]:
     """The Dockerfile's `runtime` stage as (INSTRUCTION, arguments), continuations joined."""
     lines = [line for line in (ROOT / "Dockerfile").read_text().splitlines()
@@ -195,9 +202,7 @@ def test_every_object_is_valid_for_kubernetes(builds: dict[str, list[dict[str, A
 
 def test_every_variable_is_one_the_service_reads(builds: dict[str, list[dict[str, Any]]]) -> None:
     known = settings_variables()
-    (example,) = [doc for doc in yaml.safe_load_all(EXAMPLES[0].read_text())
-                  if doc["metadata"]["name"] == SECRETS]  # fmt: skip
-    secret_keys = set(example["stringData"])
+    secret_keys = set(example_secret())
     assert secret_keys <= known, f"the example Secret has {secret_keys - known}"
     for name, objects in builds.items():
         for workload in of_kind(objects, *WORKLOADS):
@@ -219,13 +224,11 @@ def pod_environment(
 ) -> dict[str, str]:
     """What the container's process finds in its environment, secrets as the example has
     them; with `optional` False, without what an optional reference may leave out."""
-    (example,) = [doc for doc in yaml.safe_load_all(EXAMPLES[0].read_text())
-                  if doc["metadata"]["name"] == SECRETS]  # fmt: skip
-    values = env_of(objects, workload)
+    example, values = example_secret(), env_of(objects, workload)
     for variable in container(workload).get("env", []):
         ref = variable.get("valueFrom", {}).get("secretKeyRef")
         if ref and (optional or not ref.get("optional", False)):
-            values[variable["name"]] = example["stringData"].get(ref["key"], "a-secret")
+            values[variable["name"]] = example.get(ref["key"], "a-secret")
     return values
 
 
@@ -238,8 +241,10 @@ for environ in json.loads(sys.stdin.read()):
     os.environ.clear()
     os.environ.update(environ)
     try:
-        import project.settings as settings
-        settings = importlib.reload(settings)
+        if "project.settings" in sys.modules:
+            settings = importlib.reload(sys.modules["project.settings"])
+        else:
+            settings = importlib.import_module("project.settings")
     except Exception as exc:
         results.append(f"{type(exc).__name__}: {exc}")
     else:
