@@ -12,6 +12,12 @@ from pathlib import Path
 from devstack.image.client import Docker
 
 SERVICE_IMAGE = "resilient-django:local"
+# The Dockerfile's other stages, tagged too: an untagged stage is "dangling" once built, and
+# the prune below would take it, and with it the next build's cache (the builder's venv).
+STAGE_TAGS = {
+    "builder": "resilient-django-builder:local",
+    "devstack": "resilient-django-devstack:local",
+}
 BUILD_TIMEOUT = 1800.0
 
 
@@ -26,13 +32,16 @@ def build_service(
 ) -> str:
     """Build `target` of the Dockerfile in `context` on `base`, tagged `tag`; its output
     goes to `log_path`. Returns the tag."""
-    docker.stream(
-        "build", "--network=host", "--build-arg", f"BASE_IMAGE={base}",
-        "--target", target, "--tag", tag, str(context),
-        log_path=log_path, timeout=BUILD_TIMEOUT,
-    )  # fmt: skip
+    for stage, stage_tag in [*STAGE_TAGS.items(), (target, tag)]:
+        docker.stream(
+            "build", "--network=host", "--build-arg", f"BASE_IMAGE={base}",
+            "--target", stage, "--tag", stage_tag, str(context),
+            log_path=log_path, timeout=BUILD_TIMEOUT,
+        )  # fmt: skip
+        if stage == target:
+            break
     # The previous build's images, now untagged: the data-root is kept between runs, so
-    # they would pile up. The new image's own layers (the cache of the next build) stay.
+    # they would pile up. The tagged stages' layers (the next build's cache) stay.
     docker.run("image", "prune", "--force", timeout=300)
     return tag
 
