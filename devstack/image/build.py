@@ -1,8 +1,9 @@
 """The service's image: the Dockerfile built on the local base, with the host's network.
 
 `--network=host`: the engine has no bridge, so a build step (pip downloading the lock's
-wheels) reaches the network only as the host does. The legacy builder keeps the layers in
-the engine's data-root, so an unchanged lock is not downloaded again.
+wheels) reaches the network only as the host does. `--force-rm`: a failed step's container
+is removed too (kept, it would pin its layers in the cached data-root). The legacy builder
+keeps the layers in the engine's data-root, so an unchanged lock is not downloaded again.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def build_service(
     goes to `log_path`. Returns the tag."""
     for stage, stage_tag in [*STAGE_TAGS.items(), (target, tag)]:
         docker.stream(
-            "build", "--network=host", "--build-arg", f"BASE_IMAGE={base}",
+            "build", "--network=host", "--force-rm", "--build-arg", f"BASE_IMAGE={base}",
             "--target", stage, "--tag", stage_tag, str(context),
             log_path=log_path, timeout=BUILD_TIMEOUT,
         )  # fmt: skip

@@ -74,6 +74,9 @@ class DockerEngine:
         self._child.start()
         try:
             self._wait_ready(timeout)
+            # Containers an earlier run left (killed before it removed them): nothing of
+            # theirs is wanted, and they would pin their images in the kept data-root.
+            self.docker.run("container", "prune", "--force", timeout=120)
         except BaseException:
             self.stop()
             raise
