@@ -29,8 +29,9 @@ from devstack.stack.ports import free_port
 from tests.helpers import wait_for
 from tests.servers import HEALTH_TOKEN
 
-# The first build on a machine (debootstrap, pip downloads) takes minutes; see the module.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+# The first build on a machine (debootstrap, pip downloads) takes minutes, mostly waiting on
+# the network: beside the scenario lanes. Later runs take seconds.
+pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_UID = 10001
