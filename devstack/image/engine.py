@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -103,6 +104,7 @@ class DockerEngine:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+        _unmount_under(self.run_dir)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def __enter__(self) -> Docker:
@@ -128,6 +130,15 @@ def _take_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> IO[bytes]:
                 message = f"{path} stayed locked {timeout:.0f} s (another dockerd)"
                 raise EngineError(message) from exc
             time.sleep(0.5)
+
+
+def _unmount_under(path: Path) -> None:
+    """Unmount what dockerd left mounted under `path`: it binds the host's network namespace
+    to <exec-root>/netns/default and does not undo it when it stops."""
+    prefix = f"{path}/"
+    mounted = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for target in sorted((m for m in mounted if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", target], capture_output=True, timeout=30, check=False)
 
 
 def _sbin_env() -> dict[str, str]:

@@ -60,10 +60,16 @@ class Container:
 
 @pytest.fixture(scope="module")
 def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
-    """A dockerd of the module's own on the cached data-root; stopped at the end."""
+    """A dockerd of the module's own on the cached data-root; stopped at the end, leaving
+    nothing behind: no process, no mount, no run directory."""
     log_path = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
-    with DockerEngine(cache_dir(None) / "docker", log_path=log_path) as engine:
-        yield engine
+    engine = DockerEngine(cache_dir(None) / "docker", log_path=log_path)
+    try:
+        yield engine.start()
+    finally:
+        engine.stop()
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert (engine.run_dir.exists(), str(engine.run_dir) in mounts) == (False, False)
 
 
 @pytest.fixture(scope="module")
