@@ -5,17 +5,23 @@
 #   docker build -t resilient-django .                  # the service (the last stage)
 #   docker build --target devstack -t resilient-django-devstack .
 #   docker run -p 8000:8000 -e DJANGO_ALLOWED_HOSTS=... -e DATABASE_URL=... resilient-django
+#
+# `make image` builds it on a base made from Debian's packages instead (no image registry
+# needed: devstack/image/, docs/image.md), passing --build-arg BASE_IMAGE.
 
-# Same Python in both stages: the venv's interpreter is a symlink to /usr/local/bin/python3.
-ARG PYTHON_VERSION=3.11
+# Any image with Python 3.11, its venv module and the shadow tools (useradd): the official
+# python image (python3 in /usr/local/bin), or Debian bookworm's own python3 (/usr/bin).
+# Nothing below names the interpreter's path: `python3 -m venv`, then the venv's on PATH.
+# Same base in both stages: the venv's interpreter is a symlink to the base's python3.
+ARG BASE_IMAGE=python:3.11-slim
 
 # --- builder: the project and its dependencies in a self-contained venv -----------------
-FROM python:${PYTHON_VERSION}-slim AS builder
+FROM ${BASE_IMAGE} AS builder
 
 # pip byte-compiles what it installs (the runtime user could not write __pycache__ later).
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/venv
+RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
@@ -37,7 +43,7 @@ RUN mkdir /runtime \
 
 
 # --- runtime: slim, no build tools, non-root --------------------------------------------
-FROM python:${PYTHON_VERSION}-slim AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 # PROMETHEUS_MULTIPROC_DIR: prometheus-client's multiprocess mode, one file per server process,
 # summed by /metrics. The entrypoint empties it at every start (files of dead processes would

@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 SERVICE_LOCK := requirements/service.txt
 DEV_LOCK     := requirements/dev.txt
 
-.PHONY: install system-packages lock run test lint format bench scenario clean
+.PHONY: install system-packages lock run test lint format image bench scenario clean
 
 install: $(STAMP) system-packages
 
@@ -78,6 +78,13 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The service's image, resilient-django:local, on a base made from Debian's packages (no
+# image registry needed); prints its size. A dockerd of its own is started for the build
+# and stopped after it, unless DOCKER_HOST names an engine. Caches outside the checkout, in
+# IMAGE_CACHE_DIR (/var/cache/resilient-django): see docs/image.md.
+image: install
+	$(BIN)/python -m devstack.image
 
 # Every part, or some: make bench [PARTS="http data"] [QUICK=1: the smoke test] [CHECK=1: exit 1
 # on a missed target]. Tables on stdout; reports/bench/: JSON, a chart per part, index.html.

@@ -1,9 +1,9 @@
 """The service's image installs the service lock with hashes and runs as a non-root user.
 
-A static check, reading the Dockerfile: no Docker engine runs where the suite runs, so the
-image is never built here. What it checks is what the Dockerfile asks for: the stages that
-make the default target (the last), every `pip install` among them, their last USER, and
-what they hand to that user.
+A static check, reading the Dockerfile: what it asks for, whatever the base. The stages
+that make the default target (the last), every `pip install` among them, their last USER,
+what they hand to that user, and the base they start from. tests/integration/test_image.py
+builds the image (on the local Debian base) and runs it.
 """
 
 from __future__ import annotations
@@ -79,6 +79,21 @@ STAGES = stages((ROOT / "Dockerfile").read_text())
 DEFAULT = STAGES[-1]
 RUNTIME = chain(DEFAULT, STAGES)
 USED = behind(DEFAULT, STAGES)
+
+
+def test_every_stage_starts_from_the_base_argument_or_a_stage() -> None:
+    """One base for every stage, the official python image unless `make image` passes its
+    own: the venv made in the builder runs in the runtime stage only on the same Python."""
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", text, re.MULTILINE)
+    named = {stage.name for stage in STAGES}
+    assert all(stage.base in {"${BASE_IMAGE}"} | named for stage in STAGES)
+
+
+def test_no_instruction_names_where_the_base_keeps_python() -> None:
+    """python:slim keeps it in /usr/local/bin, Debian in /usr/bin: only PATH finds it."""
+    instructions = [args for stage in STAGES for _, args in stage.instructions]
+    assert not [args for args in instructions if re.search(r"/usr(/local)?/bin/python", args)]
 
 
 def test_the_default_target_is_the_service() -> None:
