@@ -44,6 +44,9 @@ def make_stack() -> Stack:
         broker=os.environ.get("STACK_BROKER") or "redis",
         # On unless turned off: faults by Toxiproxy's clients and `chaos run` need it.
         fault_proxy=os.environ.get("STACK_FAULT_PROXY", "on") != "off",
+        # patroni: etcd and Patroni-managed members instead of a primary and a replica.
+        ha=os.environ.get("STACK_HA") or "none",
+        ha_members=int(os.environ.get("STACK_HA_MEMBERS") or 2),
     )
 
 
@@ -122,6 +125,8 @@ def serve_all() -> int:
     host = os.environ.get("WEB_HOST", "127.0.0.1")
     port = int(os.environ.get("WEB_PORT", "8000"))
     workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-    say("starting PostgreSQL primary + replica, Redis, the demo upstream")
+    databases = ("etcd + Patroni members" if os.environ.get("STACK_HA") == "patroni"
+                 else "PostgreSQL primary + replica")  # fmt: skip
+    say(f"starting {databases}, Redis, the demo upstream")
     serve(make_stack(), stop, host=host, port=port, workers=workers, say=say)
     return 0
