@@ -33,7 +33,13 @@ def find_binary(configured: str | None) -> str:
 
 
 def server(
-    binary: str, *, client_port: int, peer_port: int, data_dir: Path, log_path: Path
+    binary: str,
+    *,
+    client_port: int,
+    peer_port: int,
+    data_dir: Path,
+    log_path: Path,
+    child_class: type[Child] = Child,
 ) -> Child:
     """One member cluster `stack-etcd`, serving clients on 127.0.0.1:`client_port`."""
     client, peer = f"http://{HOST}:{client_port}", f"http://{HOST}:{peer_port}"
@@ -53,7 +59,7 @@ def server(
     ]  # fmt: skip
     # etcd reads ETCD_* variables as flags: none of the caller's may change this one.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
-    return Child("etcd", argv, log_path, env=env, cwd=data_dir.parent)
+    return child_class("etcd", argv, log_path, env=env, cwd=data_dir.parent)
 
 
 def url(client_port: int) -> str:

@@ -36,6 +36,7 @@ import httpx
 from devstack.stack import etcd, postgres
 from devstack.stack.child import Child, kill_group, tail
 from devstack.stack.ports import free_port
+from devstack.stack.state import start_ticks
 from devstack.stack.waits import StackError, postgres_accepts, wait_until
 
 if TYPE_CHECKING:
@@ -134,14 +135,43 @@ class Member:
 
 @dataclass
 class MemberChild(Child):
-    """A Patroni daemon: stopping it also kills a postmaster it left behind (Patroni starts
-    PostgreSQL in a session of its own, out of reach of the group kill)."""
+    """A Patroni daemon and the PostgreSQL it runs (in a session of its own, out of reach of
+    a group kill). Stopped fast: the data is thrown away, so Patroni is killed (a graceful
+    stop waits on the other members and on the lock's hand-over: seconds) and PostgreSQL
+    shut down in immediate mode, then killed if it lingers."""
 
     data_dir: Path = field(default_factory=Path)
+    _postmaster: int | None = field(default=None, repr=False)
+
+    def begin_stop(self) -> None:
+        self._postmaster = postmaster_pid(self.data_dir)
+        if self.alive():
+            kill_group(self.pid)
+        if self._postmaster is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._postmaster, signal.SIGQUIT)
 
     def finish_stop(self, deadline: float) -> None:
         super().finish_stop(deadline)
+        pid, self._postmaster = self._postmaster, None
+        while pid is not None and time.monotonic() < deadline:
+            if start_ticks(pid, living=True) is None:
+                return
+            time.sleep(0.02)
         kill_postmaster(self.data_dir)
+
+
+@dataclass
+class EtcdChild(Child):
+    """etcd, stopped last: `Stack.stop` signals every child at once, and a member whose
+    etcd is gone spends its retry_timeout trying to hand back the leader lock."""
+
+    def begin_stop(self) -> None:
+        """Nothing yet: members stop first (their `finish_stop` comes before this one's)."""
+
+    def finish_stop(self, deadline: float) -> None:
+        super().begin_stop()
+        super().finish_stop(max(deadline, time.monotonic() + 1.0))
 
 
 def start(stack: Stack, *, members: int, bindir: Path, user: str | None) -> None:
@@ -178,6 +208,8 @@ def start(stack: Stack, *, members: int, bindir: Path, user: str | None) -> None
                timeout=START_TIMEOUT)  # fmt: skip
     leader_port = next(m.pg_port for m in cluster if m.name == leader(api_urls))
     postgres.create_database(leader_port)
+    for member, child in zip(cluster, children, strict=True):  # replayed everywhere
+        wait_until(child, postgres_accepts(postgres.url(member.pg_port)), what=member.name)
     ports = [member.pg_port for member in cluster]
     stack.env["DATABASE_URL"] = postgres.url(*ports, read_write=True)
     stack.env["DATABASE_REPLICA_URLS"] = ",".join(postgres.url(port) for port in ports)
@@ -189,8 +221,9 @@ def _start_etcd(stack: Stack) -> str:
     client_port, peer_port = free_port(), free_port()
     data_dir = stack.run_dir / "etcd"
     data_dir.mkdir(mode=0o700)
+    log_path = stack.log_path("etcd")
     child = etcd.server(binary, client_port=client_port, peer_port=peer_port,
-                        data_dir=data_dir, log_path=stack.log_path("etcd"))  # fmt: skip
+                        data_dir=data_dir, log_path=log_path, child_class=EtcdChild)  # fmt: skip
     try:
         child.start()
     except OSError as exc:
@@ -295,7 +328,7 @@ def kill_member(child: Child) -> None:
     """Kill a member as a crash would: Patroni and its PostgreSQL, SIGKILL, no clean-up
     (the lock then expires after `ttl`, and a replica takes over)."""
     if isinstance(child, MemberChild):
-        pid = _postmaster_pid(child.data_dir)
+        pid = postmaster_pid(child.data_dir)
         kill_group(child.pid)
         if pid is not None:
             kill_group(pid)
@@ -306,7 +339,9 @@ def record_roles(services: dict[str, dict[str, Any]]) -> None:
     """Set each member's `role` (leader, sync_standby, replica; None when Patroni does not
     list it) and point the `primary` and `replica` entries at the leader and a replica, so
     tools that read those keys reach the servers of those roles at the time of writing."""
-    members = {name: info for name, info in services.items() if "api_url" in info}
+    members = {
+        n: info for n, info in services.items() if "api_url" in info and "alias_of" not in info
+    }
     listed = roles([info["api_url"] for info in members.values()])
     for name, info in members.items():
         info["role"] = listed.get(name, {}).get("role")
@@ -364,7 +399,7 @@ def _write_owned(path: Path, text: str, user: str | None) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def _postmaster_pid(data_dir: Path) -> int | None:
+def postmaster_pid(data_dir: Path) -> int | None:
     """The postmaster of `data_dir`, checked against its command line (a pid file may be stale)."""
     try:
         pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
@@ -376,7 +411,7 @@ def _postmaster_pid(data_dir: Path) -> int | None:
 
 def kill_postmaster(data_dir: Path) -> None:
     """SIGKILL a postmaster still running on `data_dir`; its backends exit with it."""
-    pid = _postmaster_pid(data_dir)
+    pid = postmaster_pid(data_dir)
     if pid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
