@@ -208,8 +208,8 @@ def start(stack: Stack, *, members: int, bindir: Path, user: str | None) -> None
                timeout=START_TIMEOUT)  # fmt: skip
     leader_port = next(m.pg_port for m in cluster if m.name == leader(api_urls))
     postgres.create_database(leader_port)
-    for member, child in zip(cluster, children, strict=True):  # replayed everywhere
-        wait_until(child, postgres_accepts(postgres.url(member.pg_port)), what=member.name)
+    for member, running in zip(cluster, children, strict=True):  # replayed everywhere
+        wait_until(running, postgres_accepts(postgres.url(member.pg_port)), what=member.name)
     ports = [member.pg_port for member in cluster]
     stack.env["DATABASE_URL"] = postgres.url(*ports, read_write=True)
     stack.env["DATABASE_REPLICA_URLS"] = ",".join(postgres.url(port) for port in ports)
