@@ -7,6 +7,7 @@ integration test asks for it, so unit-only runs need no services.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,12 @@ from tests.servers import migrate
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The session's PostgreSQL primary + replica, Redis and demo upstream, migrated."""
-    local = Stack(state_dir=tmp_path_factory.mktemp("stack-state"))
+    """The session's PostgreSQL primary + replica, Redis and demo upstream, migrated.
+
+    STACK_HA=patroni makes the databases Patroni members, as for `make run` (the suite is
+    written for the plain pair: tests that kill or promote `primary` assume it)."""
+    ha = os.environ.get("STACK_HA") or "none"
+    local = Stack(state_dir=tmp_path_factory.mktemp("stack-state"), ha=ha)
     local.start()
     try:
         migrate(local.env)

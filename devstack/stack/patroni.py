@@ -214,6 +214,7 @@ def start(stack: Stack, *, members: int, bindir: Path, user: str | None) -> None
     stack.env["DATABASE_URL"] = postgres.url(*ports, read_write=True)
     stack.env["DATABASE_REPLICA_URLS"] = ",".join(postgres.url(port) for port in ports)
     stack.env["DATABASE_PATRONI_URLS"] = ",".join(api_urls)
+    record_roles(stack.services)  # now: the fault proxy fronts `primary` and `replica`
 
 
 def _start_etcd(stack: Stack) -> str:

@@ -16,10 +16,12 @@ import psycopg
 import pytest
 
 from devstack.stack import Stack, patroni
-from resilience_async import Database, ServerState
+from project.checks import lag_probe
+from resilience_async import Database, ServerState, Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.beside_scenarios]
 logger = logging.getLogger(__name__)
+LEADER_HEALTH = "Patroni's leader: its reads go to the primary"
 
 
 async def server_port(conn: psycopg.AsyncConnection) -> int:
@@ -73,6 +75,9 @@ async def test_reads_go_to_the_replica_patroni_lists_not_to_the_leader(
         assert leader_entry.role == "leader"
         assert leader_entry.excluded
         assert leader_entry.name not in db.read_route()
+        health = lag_probe(db, db.monitor.replicas.index(leader_entry), max_lag=5.0)
+        observed = await health()  # the leader's replica entry is no warning
+        assert (observed.status, observed.output) == (Status.PASS, LEADER_HEALTH)
         read = await db.read(server_port)
         assert read.value == services["replica"]["port"]
         written = await db.write(server_port)
