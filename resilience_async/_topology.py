@@ -100,10 +100,6 @@ class _Probe:
         self.dialled: Address | None = None  # the host the last sample's connection reached
         self.server: Address | None = None  # where that server says it listens
 
-    @property
-    def addresses(self) -> tuple[Address | None, Address | None]:
-        return self.dialled, self.server
-
     async def sample(self, seconds: float) -> None:
         state = self.state
         started = time.perf_counter()
@@ -279,7 +275,7 @@ class Monitor(AsyncResource):
         """One round: every server sampled concurrently (and Patroni asked, beside them);
         then Patroni's view applied, and transitions reported."""
         were_up = [probe.state.up for probe in self._probes]
-        asking = None if self.patroni is None else asyncio.ensure_future(self.patroni.fetch())
+        asking = None if self.patroni is None else asyncio.ensure_future(self._ask_patroni())
         try:
             await asyncio.gather(*(probe.sample(self.timeout) for probe in self._probes))
         finally:
@@ -294,6 +290,16 @@ class Monitor(AsyncResource):
                 self._on_change(probe.state)
 
     # --- Patroni ----------------------------------------------------------------------
+    async def _ask_patroni(self) -> ClusterView | None:
+        """Patroni's view, or None: no member answered within the sample's timeout."""
+        assert self.patroni is not None
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self.patroni.fetch()
+        except TimeoutError:
+            self.patroni.error = f"no answer within {self.timeout:.2f} s"
+            return None
+
     async def _follow(self, view: ClusterView | None) -> None:
         """Apply Patroni's view to the states this round's samples left."""
         if view is None:

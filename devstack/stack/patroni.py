@@ -36,7 +36,7 @@ import httpx
 from devstack.stack import etcd, postgres
 from devstack.stack.child import Child, kill_group, tail
 from devstack.stack.ports import free_port
-from devstack.stack.state import start_ticks
+from devstack.stack.state import StateDir, start_ticks
 from devstack.stack.waits import StackError, postgres_accepts, wait_until
 
 if TYPE_CHECKING:
@@ -355,6 +355,19 @@ def record_roles(services: dict[str, dict[str, Any]]) -> None:
     replicas = [item for item in by_role if item[1].get("role") in REPLICA_ROLES]
     if replicas:
         services["replica"] = {**replicas[0][1], "alias_of": replicas[0][0]}
+
+
+def refresh_state(state_dir: StateDir) -> dict[str, Any] | None:
+    """Read each member's role again into a running stack's `state.json` (for a process
+    other than the one that started the stack, after a switchover or a failover)."""
+    state = state_dir.read()
+    if state is None:
+        return None
+    record_roles(state["services"])
+    tmp = state_dir.state_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(state_dir.state_file)
+    return state
 
 
 def _role_rank(role: str | None) -> int:

@@ -84,6 +84,22 @@ async def test_reads_go_to_the_replica_patroni_lists_not_to_the_leader(
         assert written.value == services["primary"]["port"]
 
 
+async def test_without_an_answer_from_patroni_the_samples_alone_decide(
+    patroni_stack: Stack,
+) -> None:
+    env = patroni_stack.env
+    silent = Database(primary_url=env["DATABASE_URL"],
+                      replica_urls=env["DATABASE_REPLICA_URLS"].split(","),
+                      patroni_urls=["http://127.0.0.1:1"], monitor_interval=0.2)  # fmt: skip
+    async with silent as db:
+        await db.monitor.first_round()
+        assert db.monitor.view is None
+        assert db.monitor.primary.up
+        assert all(s.up and s.role is None and s.excluded is None for s in db.monitor.replicas)
+        written = await db.write(server_port)
+        assert written.value == patroni_stack.services["primary"]["port"]
+
+
 async def test_after_a_switchover_writes_and_reads_follow_patroni_at_once(
     patroni_stack: Stack,
 ) -> None:
@@ -117,9 +133,10 @@ async def test_after_a_switchover_writes_and_reads_follow_patroni_at_once(
             await asyncio.sleep(0.02)
         read = await db.read(server_port)
         assert read.value == ports[old]
-    patroni_stack.write_state()  # the state file is refreshed from Patroni
+    patroni.refresh_state(patroni_stack.state)  # as another process would
     state = json.loads(patroni_stack.state.state_file.read_text())
     assert state["services"]["primary"]["alias_of"] == new
+    assert state["services"][new]["role"] == "leader"
 
 
 def replica_entries(db: Database) -> dict[int, ServerState]:
