@@ -331,8 +331,9 @@ def kill_member(child: Child) -> None:
     if isinstance(child, MemberChild):
         pid = postmaster_pid(child.data_dir)
         kill_group(child.pid)
-        if pid is not None:
-            kill_group(pid)
+        if pid is not None:  # its group is the one Patroni's spawn helper made: backends too
+            with contextlib.suppress(ProcessLookupError):
+                kill_group(os.getpgid(pid))
 
 
 # --- the state file -------------------------------------------------------------------
