@@ -153,6 +153,8 @@ class Stack:
 
     def promote(self, name: str = "replica") -> None:
         """Promote a streaming replica to a primary (the failover step after losing one)."""
+        if self.ha == "patroni":  # behind Patroni's back, this would make two primaries
+            raise StackError("Patroni fails over by itself: see patroni.switchover/kill_member")
         postgres.promote(self.services[name]["port"])
 
     # --- recording --------------------------------------------------------------------
