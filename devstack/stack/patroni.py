@@ -203,11 +203,14 @@ def start(stack: Stack, *, members: int, bindir: Path, user: str | None) -> None
         cluster.append(member)
     api_urls = [member.api_url for member in cluster]
     children = [stack.children[member.name] for member in cluster]
+    # The database is made as soon as a leader runs, while the replicas clone and stream.
+    wait_until(children[0], lambda: _all_alive(children) and leader(api_urls) is not None,
+               what="a Patroni leader", timeout=START_TIMEOUT)  # fmt: skip
+    leader_port = next(m.pg_port for m in cluster if m.name == leader(api_urls))
+    postgres.create_database(leader_port)
     wait_until(children[0], lambda: _all_alive(children) and _ready(api_urls, members),
                what=f"a Patroni leader and {members - 1} streaming replica(s)",
                timeout=START_TIMEOUT)  # fmt: skip
-    leader_port = next(m.pg_port for m in cluster if m.name == leader(api_urls))
-    postgres.create_database(leader_port)
     for member, running in zip(cluster, children, strict=True):  # replayed everywhere
         wait_until(running, postgres_accepts(postgres.url(member.pg_port)), what=member.name)
     ports = [member.pg_port for member in cluster]
