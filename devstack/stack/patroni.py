@@ -3,8 +3,8 @@ or three members, each a Patroni daemon with its own REST API port and PostgreSQ
 
 Patroni (PyPI, >= 3.2) runs as the `postgres` OS user under root, as PostgreSQL itself, so
 it can run initdb and pg_ctl; the interpreter it runs on must be one that user can execute
-(see `interpreter`). Patroni starts PostgreSQL in a session of its own: stopping a member
-stops Patroni (which stops PostgreSQL), then kills a postmaster left behind.
+(see `interpreter`). Patroni starts PostgreSQL in a session of its own, out of reach of a
+group kill: stopping a member kills Patroni and shuts its PostgreSQL down (`MemberChild`).
 
 Timings (DESIGN: fast failover on one machine): `ttl` 20 s is Patroni's floor (it raises
 anything lower); `loop_wait` 1 s makes a switchover and a failed leader's replacement
