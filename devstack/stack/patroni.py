@@ -6,7 +6,7 @@ it can run initdb and pg_ctl; the interpreter it runs on must be one that user c
 (see `interpreter`). Patroni starts PostgreSQL in a session of its own, out of reach of a
 group kill: stopping a member kills Patroni and shuts its PostgreSQL down (`MemberChild`).
 
-Timings (DESIGN: fast failover on one machine): `ttl` 20 s is Patroni's floor (it raises
+Timings, for fast failover on one machine: `ttl` 20 s is Patroni's floor (it raises
 anything lower); `loop_wait` 1 s makes a switchover and a failed leader's replacement
 visible within about a second once the lock is free; `retry_timeout` 5 s rides out short
 etcd or PostgreSQL stalls and keeps Patroni's rule `loop_wait + 2 * retry_timeout <= ttl`.
@@ -341,22 +341,27 @@ def kill_member(child: Child) -> None:
 
 # --- the state file -------------------------------------------------------------------
 def record_roles(services: dict[str, dict[str, Any]]) -> None:
-    """Set each member's `role` (leader, sync_standby, replica; None when Patroni does not
-    list it) and point the `primary` and `replica` entries at the leader and a replica, so
-    tools that read those keys reach the servers of those roles at the time of writing."""
+    """Set each member's `role` (`leader` or `replica`; None when Patroni lists it as
+    neither), Patroni's own (`patroni_role`: leader, sync_standby, replica...) and `state`;
+    point the `primary` and `replica` entries at the leader and a replica (the synchronous
+    one first), so tools reading those keys reach servers of those roles as of this write."""
     members = {
         n: info for n, info in services.items() if "api_url" in info and "alias_of" not in info
     }
     listed = roles([info["api_url"] for info in members.values()])
     for name, info in members.items():
-        info["role"] = listed.get(name, {}).get("role")
+        patroni_role = listed.get(name, {}).get("role")
+        info["patroni_role"] = patroni_role
+        info["role"] = "replica" if patroni_role in REPLICA_ROLES else None
+        if patroni_role == "leader":
+            info["role"] = "leader"
         info["state"] = listed.get(name, {}).get("state")
     for alias in ("primary", "replica"):
         services.pop(alias, None)
-    by_role = sorted(members.items(), key=lambda item: _role_rank(item[1].get("role")))
-    if by_role and by_role[0][1].get("role") == "leader":
+    by_role = sorted(members.items(), key=lambda item: _role_rank(item[1]["patroni_role"]))
+    if by_role and by_role[0][1]["role"] == "leader":
         services["primary"] = {**by_role[0][1], "alias_of": by_role[0][0]}
-    replicas = [item for item in by_role if item[1].get("role") in REPLICA_ROLES]
+    replicas = [item for item in by_role if item[1]["role"] == "replica"]
     if replicas:
         services["replica"] = {**replicas[0][1], "alias_of": replicas[0][0]}
 

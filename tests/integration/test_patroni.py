@@ -53,12 +53,12 @@ def test_the_state_file_names_the_leader_the_replica_and_etcd(patroni_stack: Sta
     state = json.loads((patroni_stack.state.state_file).read_text())
     services = state["services"]
     roles = sorted(services[name]["role"] for name in members(patroni_stack))
-    assert roles == ["leader", "sync_standby"]
+    assert roles == ["leader", "replica"]
     assert services["etcd"]["url"].startswith("http://127.0.0.1:")
     leader = next(name for name in members(patroni_stack) if services[name]["role"] == "leader")
     assert services["primary"]["alias_of"] == leader
     assert services["primary"]["port"] == services[leader]["port"]
-    assert services["replica"]["role"] == "sync_standby"
+    assert services["replica"]["patroni_role"] == "sync_standby"
     with psycopg.connect(services["primary"]["url"], autocommit=True) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
     with psycopg.connect(services["replica"]["url"], autocommit=True) as conn:
