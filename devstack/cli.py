@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from devstack.stack import Stack, StackError
+from devstack.stack import Stack, StackError, patroni
 from devstack.stack.child import tail
 from devstack.stack.logs import LogEcho
 from devstack.stack.state import StateDir, default_state_dir, start_ticks
@@ -117,6 +117,23 @@ def down(timeout: float = 15.0) -> int:
         os.kill(pid, signal.SIGKILL)
     state.clean_stale()  # what a supervisor killed, or dead without stopping, left behind
     say("stopped")
+    return 0
+
+
+def roles() -> int:
+    """Refresh the running stack's Patroni roles in state.json (after a switchover...)."""
+    state = patroni.refresh_state(StateDir(STATE_DIR))
+    if state is None:
+        say("no stack is running")
+        return 1
+    members = {name: info for name, info in state["services"].items()
+               if "patroni_role" in info and "alias_of" not in info}  # fmt: skip
+    if not members:
+        say("the running stack has no Patroni members (STACK_HA=patroni)")
+        return 1
+    for name, info in sorted(members.items()):
+        say(f"{name}: {info['patroni_role'] or '-'} ({info['state'] or 'not listed'}), "
+            f"{info['url']}")  # fmt: skip
     return 0
 
 

@@ -348,6 +348,8 @@ def record_roles(services: dict[str, dict[str, Any]]) -> None:
     members = {
         n: info for n, info in services.items() if "api_url" in info and "alias_of" not in info
     }
+    if not members:  # not a Patroni stack: its primary and replica are no aliases
+        return
     listed = roles([info["api_url"] for info in members.values()])
     for name, info in members.items():
         patroni_role = listed.get(name, {}).get("role")
@@ -357,7 +359,8 @@ def record_roles(services: dict[str, dict[str, Any]]) -> None:
             info["role"] = "leader"
         info["state"] = listed.get(name, {}).get("state")
     for alias in ("primary", "replica"):
-        services.pop(alias, None)
+        if "alias_of" in services.get(alias, {}):
+            services.pop(alias)
     by_role = sorted(members.items(), key=lambda item: _role_rank(item[1]["patroni_role"]))
     if by_role and by_role[0][1]["role"] == "leader":
         services["primary"] = {**by_role[0][1], "alias_of": by_role[0][0]}
