@@ -19,6 +19,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--quiet", action="store_true", help="do not echo service logs")
     commands.add_parser("down", help="stop a detached stack (and clean up after a crashed one)")
     commands.add_parser("serve", help="stack, migrations, web server: what `make run` runs")
+    commands.add_parser(
+        "roles", help="STACK_HA=patroni: read each member's role again into state.json, print them"
+    )
     return root
 
 
@@ -29,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli.up_detached() if args.detach else cli.up(quiet=args.quiet)
         if args.command == "down":
             return cli.down()
+        if args.command == "roles":
+            return cli.roles()
         return cli.serve_all()
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from devstack.stack import Stack, StackError
+from devstack.stack import Stack, StackError, patroni
 from devstack.stack.child import tail
 from devstack.stack.logs import LogEcho
 from devstack.stack.state import StateDir, default_state_dir, start_ticks
@@ -44,6 +44,9 @@ def make_stack() -> Stack:
         broker=os.environ.get("STACK_BROKER") or "redis",
         # On unless turned off: faults by Toxiproxy's clients and `chaos run` need it.
         fault_proxy=os.environ.get("STACK_FAULT_PROXY", "on") != "off",
+        # patroni: etcd and Patroni-managed members instead of a primary and a replica.
+        ha=os.environ.get("STACK_HA") or "none",
+        ha_members=int(os.environ.get("STACK_HA_MEMBERS") or 2),
     )
 
 
@@ -117,11 +120,30 @@ def down(timeout: float = 15.0) -> int:
     return 0
 
 
+def roles() -> int:
+    """Refresh the running stack's Patroni roles in state.json (after a switchover...)."""
+    state = patroni.refresh_state(StateDir(STATE_DIR))
+    if state is None:
+        say("no stack is running")
+        return 1
+    members = {name: info for name, info in state["services"].items()
+               if "patroni_role" in info and "alias_of" not in info}  # fmt: skip
+    if not members:
+        say("the running stack has no Patroni members (STACK_HA=patroni)")
+        return 1
+    for name, info in sorted(members.items()):
+        say(f"{name}: {info['patroni_role'] or '-'} ({info['state'] or 'not listed'}), "
+            f"{info['url']}")  # fmt: skip
+    return 0
+
+
 def serve_all() -> int:
     stop = stop_on_signals()
     host = os.environ.get("WEB_HOST", "127.0.0.1")
     port = int(os.environ.get("WEB_PORT", "8000"))
     workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-    say("starting PostgreSQL primary + replica, Redis, the demo upstream")
+    databases = ("etcd + Patroni members" if os.environ.get("STACK_HA") == "patroni"
+                 else "PostgreSQL primary + replica")  # fmt: skip
+    say(f"starting {databases}, Redis, the demo upstream")
     serve(make_stack(), stop, host=host, port=port, workers=workers, say=say)
     return 0

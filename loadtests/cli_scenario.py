@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import signal
 import threading
 from pathlib import Path
@@ -33,6 +35,8 @@ def main(args: argparse.Namespace) -> int:
     except spec.SpecError as exc:
         print(f"error: {exc}")
         return 2
+    if ha := os.environ.get("STACK_HA"):  # as for `make run`: the stack's Patroni mode
+        scenario = dataclasses.replace(scenario, system=dataclasses.replace(scenario.system, ha=ha))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

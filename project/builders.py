@@ -62,6 +62,7 @@ def database(
         max_replica_lag=settings.DATABASE_MAX_REPLICA_LAG,
         monitor_interval=settings.DATABASE_MONITOR_INTERVAL,
         primary_guard=primary_guard,
+        patroni_urls=settings.DATABASE_PATRONI_URLS,
     )
 
 

@@ -61,6 +61,10 @@ def lag_probe(database: Database, index: int, max_lag: float) -> Probe:
         state = monitor.replicas[index]
         if not state.up:
             raise DatabaseUnavailableError(state.name, str(state.error))
+        if state.role == "leader":  # listed among the replicas, as every Patroni member is
+            return Observation(0.0, "s", output="Patroni's leader: its reads go to the primary")
+        if state.excluded:
+            return Observation(0.0, "s", Status.WARN, state.excluded)
         if not state.in_recovery:
             return Observation(0.0, "s", Status.WARN, "not in recovery (promoted?)")
         return threshold(state.lag, unit="s", warn_above=max_lag, what="replay lag")

@@ -133,6 +133,9 @@ if ADMIN_ENABLED:
 # so that after a failover the primary is found again without a restart.
 DATABASE_URL = env.str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/app")
 DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", [])
+# Patroni's REST API on each member (http://host:8008,...): its view of the cluster then names
+# the primary and the replicas that take reads (docs/patroni.md). Unset: the URLs alone do.
+DATABASE_PATRONI_URLS = env.list("DATABASE_PATRONI_URLS", [])
 DATABASE_MAX_REPLICA_LAG = env.seconds("DATABASE_MAX_REPLICA_LAG", 5.0)
 DATABASE_CONNECT_TIMEOUT = env.seconds("DATABASE_CONNECT_TIMEOUT", 2.0, allow_zero=False)
 DATABASE_POOL_MIN_SIZE = env.int("DATABASE_POOL_MIN_SIZE", 1)

@@ -164,6 +164,10 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         hooks: told of every query and every monitor sample (see `DatabaseHook`).
         pool_class: the pool built for each server: `AsyncConnectionPool` or one that
             behaves like it (a subclass with a `configure` of its own, or a test's pool).
+        patroni_urls: the members' Patroni REST API URLs (needs httpx): Patroni's view of
+            the cluster then names the primary and the replicas that take reads, and the
+            primary pool reconnects to a new leader as soon as Patroni lists it (see
+            `Monitor`). Without them, a promoted server is found on reconnect.
     """
 
     def __init__(
@@ -185,6 +189,7 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         primary_guard: CircuitBreaker | None = None,
         hooks: Iterable[DatabaseHook] = (),
         pool_class: type[AsyncConnectionPool[Connection]] = AsyncConnectionPool,
+        patroni_urls: Iterable[str] = (),
     ) -> None:
         if not 0 <= min_size <= max_size:
             raise ValueError(
@@ -206,6 +211,8 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
             connect_timeout=connect_timeout,
             on_change=self._server_changed,
             on_sample=self._sampled,
+            patroni_urls=list(patroni_urls),
+            on_primary_url=self._primary_moved,
         )
         self._pool_options: dict[str, Any] = {
             "min_size": min_size,
@@ -297,6 +304,14 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
             self._refills.add(refill)
             refill.add_done_callback(self._refills.discard)
 
+    def _primary_moved(self, url: str) -> None:
+        """Patroni named a new leader: new primary connections go there first, and those to
+        the old one are closed (in use: when given back), without waiting for an error."""
+        self.primary.conninfo = url
+        drain = asyncio.create_task(self.primary.drain(), name="drain-primary")
+        self._refills.add(drain)
+        drain.add_done_callback(self._refills.discard)
+
     def _replica_pool(self, state: ServerState) -> AsyncConnectionPool[Connection]:
         return self.replicas[self.monitor.replicas.index(state)]
 
@@ -356,7 +371,7 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         usable: list[Route] = []
         lagging: list[Route] = []
         for state, pool in zip(self.monitor.replicas, self.replicas, strict=True):
-            if not state.up:
+            if not state.up or state.excluded:
                 continue
             (usable if state.lag <= self.max_replica_lag else lagging).append((state, pool))
         order: list[Route] = []

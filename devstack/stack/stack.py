@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import fault_proxy, postgres, rabbitmq
+from devstack.stack import fault_proxy, patroni, postgres, rabbitmq
 from devstack.stack.child import Child
 from devstack.stack.ports import free_port
 from devstack.stack.state import RUN_DIR_MARKER, StateDir, cmdline, start_ticks
@@ -48,6 +48,8 @@ class Stack:
             is acknowledged before the replica has it (flushed, or applied and visible).
         fault_proxy: put a Toxiproxy-API fault proxy between the app and every dependency the
             stack started (`TOXIPROXY_URL`; see `devstack/stack/fault_proxy.py`).
+        ha: `none` (the default: a primary and a replica, failover by promotion) or `patroni`
+            (etcd and `ha_members` Patroni members; see `devstack/stack/patroni.py`).
     """
 
     def __init__(
@@ -60,7 +62,12 @@ class Stack:
         synchronous_commit: str = "local",
         broker: str = "redis",
         fault_proxy: bool = False,
+        ha: str = "none",
+        ha_members: int = 2,
     ) -> None:
+        if ha not in ("none", "patroni") or not 2 <= ha_members <= 3:
+            raise StackError(f"ha: none or patroni with 2 or 3 members, not {ha!r}, {ha_members}")
+        self.ha, self.ha_members = ha, ha_members
         if broker not in ("redis", "rabbitmq"):
             raise StackError(f"broker: redis or rabbitmq, not {broker!r}")
         self.broker = broker
@@ -146,6 +153,8 @@ class Stack:
 
     def promote(self, name: str = "replica") -> None:
         """Promote a streaming replica to a primary (the failover step after losing one)."""
+        if self.ha == "patroni":  # behind Patroni's back, this would make two primaries
+            raise StackError("Patroni fails over by itself: see patroni.switchover/kill_member")
         postgres.promote(self.services[name]["port"])
 
     # --- recording --------------------------------------------------------------------
@@ -166,7 +175,10 @@ class Stack:
         return {k: v for k, v in self.services[name].items() if k not in _PROCESS_KEYS}
 
     def write_state(self) -> None:
-        """Record the started stack; `serving` is the web URL once it has answered."""
+        """Record the started stack; `serving` is the web URL once it has answered. Under
+        Patroni, each member's role is read again first: writing the state refreshes it."""
+        if self.ha == "patroni":
+            patroni.record_roles(self.services)
         state = {
             "ready": True,
             "serving": self.serving,
@@ -288,6 +300,9 @@ class Stack:
     def _start_postgres(self) -> None:
         bindir = postgres.find_bindir(self._pg_bin)
         user = postgres.os_user()
+        if self.ha == "patroni":
+            patroni.start(self, members=self.ha_members, bindir=bindir, user=user)
+            return
         sockets = postgres.own_dir(self.run_dir / "sockets", user)
         primary_dir = postgres.own_dir(self.run_dir / "primary", user)
         postgres.init_primary(bindir, user, primary_dir, sockets)

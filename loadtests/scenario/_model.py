@@ -88,6 +88,7 @@ class System:
     env: Mapping[str, str] = field(default_factory=dict)
     broker: str = "redis"
     synchronous_commit: str = "local"  # "on" / "remote_apply": the replica is synchronous
+    ha: str = "none"  # "patroni": etcd + Patroni members (STACK_HA=patroni sets it too)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def _mix(load: Table) -> Mapping[str, float]:
 
 
 def _system(table: Table) -> System:
-    table.check_keys(("web_workers", "env", "broker", "synchronous_commit"))
+    table.check_keys(("web_workers", "env", "broker", "synchronous_commit", "ha"))
     env_table = table.table("env", default={})
     env = {key: env_table.string(key) for key in env_table.data}
     return System(
@@ -112,6 +112,7 @@ def _system(table: Table) -> System:
         synchronous_commit=table.choice(
             "synchronous_commit", SYNCHRONOUS_COMMIT_LEVELS, what="level", default="local"
         ),
+        ha=table.choice("ha", ("none", "patroni"), what="mode", default="none"),
     )
 
 

@@ -88,7 +88,8 @@ class ScenarioRun:
         self.records_dir = self.report_dir / "records"
         self.stack = Stack(state_dir=self.report_dir / "stack", fault_proxy=True,
                            broker=scenario.system.broker,
-                           synchronous_commit=scenario.system.synchronous_commit)  # fmt: skip
+                           synchronous_commit=scenario.system.synchronous_commit,
+                           ha=scenario.system.ha)  # fmt: skip
         self.supervisor = Supervisor(self.stack, say=lambda line: say(f"  supervisor: {line}"))
         self.timeline: Timeline | None = None
         self.locust: Child | None = None

@@ -406,6 +406,11 @@ BAD = [
         'broker = "rabbitmq"\nsynchronous_commit = "off"',
         'system.synchronous_commit: unknown level "off" (one of: local, on, remote_apply)',
     ),
+    (
+        'broker = "rabbitmq"',
+        'broker = "rabbitmq"\nha = "raft"',
+        'system.ha: unknown mode "raft" (one of: none, patroni)',
+    ),
 ]
 
 
