@@ -160,6 +160,8 @@ downinter {_ms(CHECK_INTER)} fall {FALL} rise {RISE}
     retries {RETRIES}
     option redispatch 1
     retry-on conn-failure empty-response response-timeout 503
+    # A request is resent from HAProxy's copy: the body must be in it before it is sent.
+    option http-buffer-request
     # Resent only when sending twice is safe: a POST without a key may have been committed.
     http-request disable-l7-retry if METH_POST !{{ req.hdr(Idempotency-Key) -m found }}
 {servers}
