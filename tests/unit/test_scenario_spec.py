@@ -258,7 +258,8 @@ BAD = [
         'kind = "toxic"',
         'kind = "explode"',
         'faults[1].kind: unknown fault kind "explode" (one of: toxic, kill, pause, stop, promote,'
-        " pause_replay, terminate_backends, upstream_mode, proxy_down)",
+        " pause_replay, terminate_backends, upstream_mode, proxy_down, kill_instance,"
+        " rolling_restart)",
     ),
     (
         'kind = "toxic"\ntarget = "primary"',
@@ -348,10 +349,21 @@ BAD = [
         'slo[2].fault: no fault named "nope" (faults: "upstream down", "toxic primary")',
     ),
     (
+        TOXIC,
+        'kind = "kill_instance"\ntarget = "web"',
+        'faults[1].kind: kind "kill_instance" needs system.instances >= 2 (HAProxy in front)',
+    ),
+    (
+        TOXIC,
+        'kind = "rolling_restart"\ntarget = "primary"',
+        'faults[1].target: kind "rolling_restart" cannot target "primary" (one of: web)',
+    ),
+    (
         'endpoint = "tips"',
         'endpoint = "orders"',
         'slo[0].endpoint: unknown endpoint "orders"'
-        " (one of: *, tips, order_create, order_read, report_create, report_poll)",
+        " (one of: *, tips, order_create, order_read, report_create, report_poll, reads,"
+        " idempotent_writes, other_writes)",
     ),
     (
         "max_error_rate = 0.5",
