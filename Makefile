@@ -44,8 +44,8 @@ $(BIN)/uv:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet "$$(grep -m1 -o '^uv==[^ ]*' $(DEV_LOCK) 2>/dev/null || echo uv)"
 
-# The servers the local stack runs (make run, make test): PostgreSQL, Redis and RabbitMQ from
-# Debian's packages. Missing ones are installed when we are root with apt-get, without
+# The servers the local stack runs (make run, make test): PostgreSQL, Redis, RabbitMQ and
+# HAProxy (STACK_INSTANCES) from Debian's packages. Missing ones are installed when we are root with apt-get, without
 # starting the system's own copies (policy-rc.d); otherwise they are named and make stops.
 system-packages:
 	@missing=""; \
@@ -54,9 +54,10 @@ system-packages:
 	{ [ -n "$$REDIS_SERVER" ] || command -v redis-server >/dev/null; } || missing="$$missing redis-server"; \
 	{ [ -n "$$RABBITMQ_SERVER" ] || [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || command -v rabbitmq-server >/dev/null; } \
 		|| missing="$$missing rabbitmq-server"; \
+	{ [ -n "$$HAPROXY" ] || command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; } || missing="$$missing haproxy"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-		echo "missing system packages:$$missing (install them, or set PG_BIN, REDIS_SERVER, RABBITMQ_SERVER)" >&2; exit 1; \
+		echo "missing system packages:$$missing (install them, or set PG_BIN, REDIS_SERVER, RABBITMQ_SERVER, HAPROXY)" >&2; exit 1; \
 	fi; \
 	echo "installing$$missing"; \
 	guard=""; [ -e /usr/sbin/policy-rc.d ] || { guard=/usr/sbin/policy-rc.d; \

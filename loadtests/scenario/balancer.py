@@ -39,8 +39,8 @@ def describe(events: Iterable[dict[str, Any]]) -> list[str]:
 
 
 def counters(stack: Stack) -> dict[str, int] | None:
-    """HAProxy's backend counters after the run: requests resent (`retries`, of which
-    `redispatches` to another instance) and 5xx answers; None without HAProxy."""
+    """HAProxy's backend counters after the run: requests resent to another instance
+    (`redispatches`) or to the same one (`retries`), and 5xx answers; None without HAProxy."""
     haproxy = stack.services.get("haproxy")
     if haproxy is None:
         return None

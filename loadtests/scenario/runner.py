@@ -165,8 +165,9 @@ class ScenarioRun:
         for line in balancer.describe(self.injector.instance_events):
             self.say(line)
         if (resent := balancer.counters(self.stack)) is not None:
-            self.say(f"  HAProxy: {resent['retries']} retries ({resent['redispatches']} to "
-                     f"another instance), {resent['answers_5xx']} 5xx answers")  # fmt: skip
+            self.say(f"  HAProxy: {resent['redispatches']} requests resent to another instance, "
+                     f"{resent['retries']} retried on the same one, "
+                     f"{resent['answers_5xx']} 5xx answers")  # fmt: skip
         result = analysis.analyse(
             records,
             t0=t0,
