@@ -142,7 +142,7 @@ class Supervisor:
                 self._keep_alive(app)
             self._report_dead_dependencies()
 
-    def restart(self, name: str, timeout: float = WEB_STOP_TIMEOUT) -> Child:
+    def restart(self, name: str, timeout: float = WEB_STOP_TIMEOUT + haproxy.DRAIN_DELAY) -> Child:
         """Stop an app process gracefully (its own signal), wait for it to exit, start it
         again at once: a deploy's restart, not a crash (the watch leaves it alone meanwhile)."""
         app = self.apps[name]
