@@ -123,9 +123,10 @@ def serve_all() -> int:
     port = int(os.environ.get("WEB_PORT", "8000"))
     # STACK_INSTANCES=N (N >= 2): N web servers behind HAProxy on WEB_PORT, each of
     # WEB_CONCURRENCY processes (1 unless set: the instances share the machine's cores).
-    instances = int(os.environ.get("STACK_INSTANCES") or "1")
-    if instances < 1:
-        raise StackError(f"STACK_INSTANCES must be 1 or more, not {instances}")
+    text = os.environ.get("STACK_INSTANCES") or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise StackError(f"STACK_INSTANCES must be a whole number >= 1, not {text!r}")
+    instances = int(text)
     workers = int(os.environ.get("WEB_CONCURRENCY") or ("2" if instances == 1 else "1"))
     say("starting PostgreSQL primary + replica, Redis, the demo upstream")
     serve(make_stack(), stop, host=host, port=port, workers=workers, say=say, instances=instances)

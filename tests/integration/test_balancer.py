@@ -108,12 +108,21 @@ def served(admin: balancer.Admin) -> dict[str, int]:
 
 
 def test_requests_reach_both_instances(balanced: Balanced) -> None:
+    """Round robin over both, and state.json says where each part runs."""
     before = served(balanced.admin)
     with balanced.client() as client:
         for _ in range(20):
             assert client.get("/api/tips").status_code == 200
     after = served(balanced.admin)
     assert {name: after[name] - before[name] for name in after} == {"web-1": 10, "web-2": 10}
+    recorded = (balanced.stack.state.read() or {})["services"]
+    assert recorded["haproxy"]["url"] == balanced.url
+    assert recorded["haproxy"]["instances"] == ["web-1", "web-2"]
+    assert {recorded[name]["port"] for name in ("web-1", "web-2", "haproxy")} == {
+        int(balanced.instance_url("web-1").rsplit(":", 1)[1]),
+        int(balanced.instance_url("web-2").rsplit(":", 1)[1]),
+        int(balanced.url.rsplit(":", 1)[1]),
+    }
 
 
 def test_a_draining_instance_is_taken_out_before_it_stops(balanced: Balanced) -> None:
