@@ -241,11 +241,11 @@ def start_apps(
     `workers` processes, behind HAProxy on `host:port`."""
     (stack.run_dir / "metrics").mkdir(exist_ok=True)
     migrate(stack, env)
-    if instances > 1:
-        url = start_instances(stack, supervisor, env, host=host, port=port, workers=workers,
-                              instances=instances)  # fmt: skip
+    if instances > 1:  # relay and worker first: they boot while the instances do
         supervisor.start("relay", lambda: relay_child(stack, env))
         supervisor.start("worker", lambda: worker_child(stack, env))
+        url = start_instances(stack, supervisor, env, host=host, port=port, workers=workers,
+                              instances=instances)  # fmt: skip
         stack.serving = url
         stack.write_state()
         return url
