@@ -446,6 +446,19 @@ def test_an_after_phase_needs_a_fault_that_ends(tmp_path: Path) -> None:
         spec.load_scenario(write(tmp_path, text))
 
 
+def test_an_instance_fault_names_an_instance_behind_the_balancer(tmp_path: Path) -> None:
+    """`system.instances` puts HAProxy in front; `kill_instance` must name one of them."""
+    text = edited("web_workers = 3\n", "web_workers = 1\ninstances = 2\n").replace(
+        TOXIC, 'kind = "kill_instance"\ntarget = "web"\nparams = {instance = 2}'
+    )
+    scenario = spec.load_scenario(write(tmp_path, text))
+    assert (scenario.system.instances, scenario.system.web_workers) == (2, 1)
+    assert scenario.faults[1].params == {"instance": 2}
+
+    with pytest.raises(SpecError, match=r"faults\[1\]\.params\.instance: there are 2 instances"):
+        spec.load_scenario(write(tmp_path, text.replace("instance = 2}", "instance = 3}")))
+
+
 def test_a_fault_without_duration_lasts_to_the_end(tmp_path: Path) -> None:
     """An omitted duration means the fault is undone when the run ends."""
     scenario = spec.load_scenario(
