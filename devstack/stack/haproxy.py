@@ -6,6 +6,10 @@ The balancer takes an instance out when its readiness (`GET /health/ready`) stop
 more, and two failed checks 250-500 ms apart (`CHECK_INTER`, `FASTINTER`, `FALL`) notice it
 within about a second, so no request is sent to an instance that stopped accepting.
 
+While no instance passes its check, the balancer fails open (as Envoy's panic threshold
+does): every instance gets requests again, through unchecked backup servers, rather than
+HAProxy answering 503 itself for an instance that is merely slow to answer its check.
+
 Retries (`RETRIES` on another instance, `option redispatch`) cover a refused connection,
 a connection closed without an answer, a server timeout and a 503, but only for requests
 that are safe to send twice: every method except POST, and a POST with an `Idempotency-Key`
@@ -43,6 +47,7 @@ CHECK_INTER = 0.5  # s between health checks of an instance
 FASTINTER = 0.25  # s between checks while an instance is changing state
 FALL, RISE = 2, 2  # failed / passed checks in a row to mark an instance down / up
 RETRIES = 2
+FAIL_OPEN_SUFFIX = "-fail-open"
 _DEBIAN = Path("/usr/sbin/haproxy")
 
 
@@ -129,6 +134,13 @@ def config(*, host: str, port: int, instances: Sequence[Instance], admin_socket:
     servers = "\n".join(
         f"    server {instance.name} {host}:{instance.port} check" for instance in instances
     )
+    # The same instances again, unchecked, as backups: used only while no instance passes
+    # its check (all draining, or all too slow to answer it), so the balancer fails open
+    # instead of refusing everything itself; a dead one is skipped by the retries.
+    fail_open = "\n".join(
+        f"    server {instance.name}{FAIL_OPEN_SUFFIX} {host}:{instance.port} backup"
+        for instance in instances
+    )
     return f"""\
 global
     log stdout format raw local0 info
@@ -145,7 +157,7 @@ defaults
     timeout server 30s
     timeout http-request 10s
     timeout http-keep-alive 10s
-    timeout check 1s
+    timeout check 2s
 
 frontend public
     bind {host}:{port}
@@ -153,6 +165,7 @@ frontend public
 
 backend {BACKEND}
     balance roundrobin
+    option allbackups
     option httpchk GET /health/ready
     http-check expect status 200
     default-server inter {_ms(CHECK_INTER)} fastinter {_ms(FASTINTER)} \
@@ -165,6 +178,7 @@ downinter {_ms(CHECK_INTER)} fall {FALL} rise {RISE}
     # Resent only when sending twice is safe: a POST without a key may have been committed.
     http-request disable-l7-retry if METH_POST !{{ req.hdr(Idempotency-Key) -m found }}
 {servers}
+{fail_open}
 """
 
 
@@ -214,7 +228,9 @@ class Admin:
         return {
             row["svname"]: row
             for row in self.stats()
-            if row["pxname"] == BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")
+            if row["pxname"] == BACKEND
+            and row["svname"] not in ("FRONTEND", "BACKEND")
+            and row["bck"] == "0"  # not the fail-open backups
         }
 
     def backend(self) -> dict[str, str]:
