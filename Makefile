@@ -70,8 +70,11 @@ system-packages:
 run: install
 	$(BIN)/python -m devstack serve
 
+# Two pytest-xdist processes: one runs the tests that mostly wait beside the scenario lanes,
+# the other every other module (tests/fix_scenarios.py). TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
 lint: install
 	$(BIN)/ruff check .

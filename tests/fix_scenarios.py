@@ -6,7 +6,12 @@ loads the machine lightly (60 requests a second, p99 a few ms against limits of 
 and most of its time is its load's schedule. The lanes start with the first test marked
 `beside_scenarios` (modules whose tests mostly wait on processes and brokers: starting,
 killing, restarting), which run in the foreground meanwhile; the scenario tests come next
-and collect each run's result; every other test runs after them, on a quiet machine.
+and collect each run's result.
+
+`make test` runs the suite in two pytest-xdist processes (`--dist loadgroup`): that group of
+waiting tests and the lanes is one xdist group, so one process runs it in this order while
+the other runs every other module (each module kept whole in one process, so a module's
+fixtures start once). On two cores the waiting half costs little CPU, so the halves overlap.
 """
 
 from __future__ import annotations
@@ -23,13 +28,19 @@ from tests.scenarios import SHIPPED_TEST, run_scenario
 
 LANES = int(os.environ.get("SCENARIO_TEST_LANES", "2"))
 SCENARIO_MODULE = "test_scenarios.py"
+LANES_GROUP = "scenario-lanes"
 Runs = tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (`--dist loadgroup`)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests beside the lanes first, then the scenario tests, then the rest (a stable
-    sort: each group keeps its order)."""
+    sort: each group keeps its order); those two first groups are one xdist group, and every
+    other module is a group of its own."""
     items.sort(key=_group)
+    for item in items:
+        name = LANES_GROUP if _group(item) < 2 else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(name))
 
 
 def _group(item: pytest.Item) -> int:
