@@ -74,7 +74,7 @@ run: install
 # the other every other module (tests/fix_scenarios.py). TEST_WORKERS=0 runs it in one.
 TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 lint: install
 	$(BIN)/ruff check .
