@@ -9,13 +9,16 @@ from typing import Any
 
 ENDPOINTS = ("tips", "order_create", "order_read", "report_create", "report_poll")
 ALL = "*"  # an SLO's endpoint: every endpoint together
-TARGETS = ("primary", "replica", "redis", "broker", "upstream", "web", "worker", "relay")
+SERVICES = ("primary", "replica", "redis", "broker", "upstream", "web", "worker", "relay")
+LEADER = "leader"  # a Patroni stack's leader, whichever member it is when the fault starts
+TARGETS = (*SERVICES, LEADER)
 PROXIED = ("primary", "replica", "redis", "broker", "upstream")
 KIND_TARGETS: Mapping[str, tuple[str, ...]] = {
     "toxic": PROXIED,
     "kill": TARGETS,
     "pause": TARGETS,
-    "stop": TARGETS,
+    "stop": SERVICES,
+    "switchover": (LEADER,),
     "promote": ("replica",),
     "pause_replay": ("replica",),
     "terminate_backends": ("primary", "replica"),
@@ -137,7 +140,21 @@ class RecoverySlo:
     error_statuses: tuple[int, ...] | None = None
 
 
-Slo = ErrorSlo | LatencySlo | RecoverySlo
+@dataclass(frozen=True)
+class FirstWriteSlo:
+    """The first write acknowledged after a leader fault's new leader ran comes within
+    `max_seconds` of the fault's start (of another fault: the first after its start).
+
+    Not scaled by `--scale`: a failover's length is the cluster's (Patroni's TTL), not the
+    scenario's.
+    """
+
+    fault: str
+    max_seconds: float
+    endpoint: str = "order_create"
+
+
+Slo = ErrorSlo | LatencySlo | RecoverySlo | FirstWriteSlo
 
 
 @dataclass(frozen=True)
@@ -163,6 +180,7 @@ class Scenario:
     slos: tuple[Slo, ...]
     invariants: Invariants
     scale: float = 1.0
+    min_scale: float = 0.0  # below it the faults cannot play out (a Patroni TTL is fixed)
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
