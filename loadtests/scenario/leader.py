@@ -11,7 +11,8 @@ Each fault watches for the leader to change and records when the new one first r
 SLO "first acknowledged write on the new leader" counts from the fault to the first write
 acknowledged after that moment. A killed or frozen leader is given back (restarted,
 resumed) only once a new leader runs: earlier, it would still hold its own lock and take
-the cluster back, and the run would test no failover.
+the cluster back, and the run would test no failover. A fault's undo returns once every
+member streams again, so its window in the report spans the whole disruption.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class LeaderFaults:
         def undo() -> None:
             self._await(change)
             self.stack.restart(change.old)
+            self._whole()
 
         return undo
 
@@ -106,6 +108,7 @@ class LeaderFaults:
             _signal(postgres, signal.SIGCONT)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(patroni_group, signal.SIGCONT)
+            self._whole()
 
         return undo
 
@@ -116,7 +119,7 @@ class LeaderFaults:
         candidate = str(fault.params.get("candidate") or self._standby(change.old))
         patronictl(self.patronictl_config(), "switchover", patroni.SCOPE,
                    "--leader", change.old, "--candidate", candidate, "--force")  # fmt: skip
-        return lambda: None
+        return self._whole
 
     # --- the leader change ----------------------------------------------------------------
     def _begin(self, fault: FaultLike) -> LeaderChange:
@@ -148,6 +151,15 @@ class LeaderFaults:
         while not change.seen.wait(0.2):
             if self.stop.is_set() or time.monotonic() > deadline:
                 return
+
+    def _whole(self) -> None:
+        """Until every member is back and streaming from the leader (bounded): a fault on the
+        leader lasts, in the report, until the cluster is whole again."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            if _settled(patroni.roles(self.api_urls), self.stack.ha_members):
+                return
+            time.sleep(0.2)
 
     def _postgres(self, name: str) -> list[int]:
         """A member's postmaster, then its children (backends, WAL sender...): each child
