@@ -89,8 +89,9 @@ class LeaderFaults:
 
         def undo() -> None:
             self._await(change)
-            self.stack.restart(change.old)
-            self._whole()
+            if not self.stop.is_set():  # an interrupted run stops it anyway
+                self.stack.restart(change.old)
+                self._whole()
 
         return undo
 
