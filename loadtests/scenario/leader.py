@@ -100,9 +100,11 @@ class LeaderFaults:
         nor answers (a partition from everything). Resumed once a new leader runs."""
         change = self._begin(fault)
         patroni_group = self.stack.children[change.old].pid
+        postgres = self._postgres(change.old)  # before anything stops: it may find none
         os.killpg(patroni_group, signal.SIGSTOP)
-        postgres = self._postgres(change.old)  # the postmaster first: it forks no more
-        _signal(postgres, signal.SIGSTOP)
+        _signal(postgres, signal.SIGSTOP)  # the postmaster first: it forks no more
+        postgres += [pid for pid in self._postgres(change.old) if pid not in postgres]
+        _signal(postgres, signal.SIGSTOP)  # and any child it forked meanwhile
 
         def undo() -> None:
             self._await(change)
