@@ -44,10 +44,10 @@ $(BIN)/uv:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet "$$(grep -m1 -o '^uv==[^ ]*' $(DEV_LOCK) 2>/dev/null || echo uv)"
 
-# The servers the local stack runs (make run, make test): PostgreSQL, Redis, RabbitMQ and etcd
-# (Patroni's store, for STACK_HA=patroni) from Debian's packages. Missing ones are installed
-# when we are root with apt-get, without starting the system's own copies (policy-rc.d);
-# otherwise they are named and make stops.
+# The servers the local stack runs (make run, make test): PostgreSQL, Redis, RabbitMQ, etcd
+# (Patroni's store, for STACK_HA=patroni) and HAProxy (STACK_INSTANCES) from Debian's
+# packages. Missing ones are installed when we are root with apt-get, without starting the
+# system's own copies (policy-rc.d); otherwise they are named and make stops.
 system-packages:
 	@missing=""; \
 	{ [ -n "$$PG_BIN" ] || command -v pg_config >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
@@ -56,9 +56,10 @@ system-packages:
 	{ [ -n "$$RABBITMQ_SERVER" ] || [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || command -v rabbitmq-server >/dev/null; } \
 		|| missing="$$missing rabbitmq-server"; \
 	{ [ -n "$$ETCD_BIN" ] || command -v etcd >/dev/null; } || missing="$$missing etcd-server"; \
+	{ [ -n "$$HAPROXY" ] || command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ]; } || missing="$$missing haproxy"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-		echo "missing system packages:$$missing (install them, or set PG_BIN, REDIS_SERVER, RABBITMQ_SERVER, ETCD_BIN)" >&2; exit 1; \
+		echo "missing system packages:$$missing (install them, or set PG_BIN, REDIS_SERVER, RABBITMQ_SERVER, ETCD_BIN, HAPROXY)" >&2; exit 1; \
 	fi; \
 	echo "installing$$missing"; \
 	guard=""; [ -e /usr/sbin/policy-rc.d ] || { guard=/usr/sbin/policy-rc.d; \
@@ -69,8 +70,11 @@ system-packages:
 run: install
 	$(BIN)/python -m devstack serve
 
+# Two pytest-xdist processes: one runs the tests that mostly wait beside the scenario lanes,
+# the other every other module (tests/fix_scenarios.py). TEST_WORKERS=0 runs it in one.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 lint: install
 	$(BIN)/ruff check .

@@ -141,9 +141,15 @@ def serve_all() -> int:
     stop = stop_on_signals()
     host = os.environ.get("WEB_HOST", "127.0.0.1")
     port = int(os.environ.get("WEB_PORT", "8000"))
-    workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+    # STACK_INSTANCES=N (N >= 2): N web servers behind HAProxy on WEB_PORT, each of
+    # WEB_CONCURRENCY processes (1 unless set: the instances share the machine's cores).
+    text = os.environ.get("STACK_INSTANCES") or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise StackError(f"STACK_INSTANCES must be a whole number >= 1, not {text!r}")
+    instances = int(text)
+    workers = int(os.environ.get("WEB_CONCURRENCY") or ("2" if instances == 1 else "1"))
     databases = ("etcd + Patroni members" if os.environ.get("STACK_HA") == "patroni"
                  else "PostgreSQL primary + replica")  # fmt: skip
     say(f"starting {databases}, Redis, the demo upstream")
-    serve(make_stack(), stop, host=host, port=port, workers=workers, say=say)
+    serve(make_stack(), stop, host=host, port=port, workers=workers, say=say, instances=instances)
     return 0

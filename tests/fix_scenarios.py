@@ -6,7 +6,12 @@ loads the machine lightly (60 requests a second, p99 a few ms against limits of 
 and most of its time is its load's schedule. The lanes start with the first test marked
 `beside_scenarios` (modules whose tests mostly wait on processes and brokers: starting,
 killing, restarting), which run in the foreground meanwhile; the scenario tests come next
-and collect each run's result; every other test runs after them, on a quiet machine.
+and collect each run's result.
+
+`make test` runs the suite in two pytest-xdist processes (`--dist loadscope`, scheduled
+below): that group of waiting tests and the lanes goes to one process, in this order, while
+the other runs every other module (each module kept whole in one process, so a module's
+fixtures start once). On two cores the waiting half costs little CPU, so the halves overlap.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import subprocess
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +29,7 @@ from tests.scenarios import SHIPPED_TEST, run_scenario
 
 LANES = int(os.environ.get("SCENARIO_TEST_LANES", "2"))
 SCENARIO_MODULE = "test_scenarios.py"
+LANES_GROUP = "scenario-lanes"
 Runs = tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]
 
 
@@ -30,6 +37,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests beside the lanes first, then the scenario tests, then the rest (a stable
     sort: each group keeps its order)."""
     items.sort(key=_group)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `--dist loadscope`: each module whole in one process, and every module of the
+    lanes' group (those with tests marked `beside_scenarios`, and the scenario tests) in the
+    same one, in the order above: first in the queue, with `--no-loadscope-reorder`. (xdist's
+    own `loadgroup` cannot be used: it renames items, which pytest 9 no longer allows.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    lanes = _lane_modules(config.rootpath / "tests")
+
+    class LanesScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return LANES_GROUP if module in lanes else module
+
+    return LanesScheduling(config, log)
+
+
+def _lane_modules(tests: Path) -> frozenset[str]:
+    """The test modules (as node ids name them) that run in the lanes' process."""
+    root = tests.parent
+    return frozenset(
+        path.relative_to(root).as_posix()
+        for path in tests.rglob("test_*.py")
+        if path.name == SCENARIO_MODULE or "pytest.mark.beside_scenarios" in path.read_text()
+    )
 
 
 def _group(item: pytest.Item) -> int:

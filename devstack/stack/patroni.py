@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -39,8 +39,20 @@ from devstack.stack.ports import free_port
 from devstack.stack.state import StateDir, start_ticks
 from devstack.stack.waits import StackError, postgres_accepts, wait_until
 
-if TYPE_CHECKING:
-    from devstack.stack.stack import Stack
+
+class Stack(Protocol):
+    """What the members need of `devstack.stack.stack.Stack` (which imports this module)."""
+
+    run_dir: Path
+    env: dict[str, str]
+    services: dict[str, dict[str, Any]]
+    children: dict[str, Child]
+    _ready_checks: dict[str, Callable[[], None]]
+
+    def add(self, name: str, child: Child, **info: Any) -> None: ...
+
+    def log_path(self, name: str) -> Path: ...
+
 
 HOST = "127.0.0.1"
 TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 1, 5

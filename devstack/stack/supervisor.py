@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.stack import haproxy
 from devstack.stack.child import Child, kill_group, tail
 from devstack.stack.logs import LogEcho
-from devstack.stack.ports import is_listening
+from devstack.stack.ports import free_port, is_listening
 from devstack.stack.stack import Stack
 from devstack.stack.waits import StackError, http_ok, wait_until
 
@@ -39,6 +40,7 @@ class Supervised:
     started_at: float
     delay: float = 1.0
     restart_at: float | None = None
+    held: bool = False  # being restarted on purpose (`Supervisor.restart`): not watched
 
 
 def app_env(stack: Stack) -> dict[str, str]:
@@ -95,8 +97,10 @@ def uvicorn_argv(host: str, port: int, workers: int) -> list[str]:
             "--timeout-graceful-shutdown", "5"]  # fmt: skip
 
 
-def web_child(stack: Stack, env: dict[str, str], host: str, port: int, workers: int) -> Child:
-    return Child("web", uvicorn_argv(host, port, workers), stack.log_path("web"), env=env, cwd=ROOT)
+def web_child(
+    stack: Stack, env: dict[str, str], host: str, port: int, workers: int, *, name: str = "web"
+) -> Child:
+    return Child(name, uvicorn_argv(host, port, workers), stack.log_path(name), env=env, cwd=ROOT)
 
 
 def worker_child(stack: Stack, env: dict[str, str], name: str = "worker") -> Child:
@@ -138,9 +142,25 @@ class Supervisor:
                 self._keep_alive(app)
             self._report_dead_dependencies()
 
+    def restart(self, name: str, timeout: float = WEB_STOP_TIMEOUT + haproxy.DRAIN_DELAY) -> Child:
+        """Stop an app process gracefully (its own signal), wait for it to exit, start it
+        again at once: a deploy's restart, not a crash (the watch leaves it alone meanwhile)."""
+        app = self.apps[name]
+        app.held = True
+        try:
+            app.child.stop(timeout)
+            app.child = app.make()
+            app.child.start()
+            app.started_at, app.restart_at = time.monotonic(), None
+            self.stack.add(name, app.child, **self.stack.service_info(name))
+            self.stack.write_state()
+        finally:
+            app.held = False
+        return app.child
+
     def _keep_alive(self, app: Supervised) -> None:
         now = time.monotonic()
-        if app.child.alive():
+        if app.held or app.child.alive():
             return
         if app.restart_at is None:
             kill_group(app.child.pid)  # orphaned workers would hold the port the restart needs
@@ -185,6 +205,7 @@ def serve(
     port: int,
     workers: int,
     say: Callable[[str], None],
+    instances: int = 1,
 ) -> None:
     """Run the whole system until `stop` is set; the stack must not be started yet."""
     if is_listening(host, port):
@@ -194,7 +215,8 @@ def serve(
     echo.start()
     supervisor = Supervisor(stack, say=say)
     try:
-        url = start_apps(stack, supervisor, app_env(stack), host=host, port=port, workers=workers)
+        url = start_apps(stack, supervisor, app_env(stack), host=host, port=port, workers=workers,
+                         instances=instances)  # fmt: skip
         say(f"serving on {url}  (ready: {url}/health/ready, metrics: {url}/metrics); Ctrl-C stops")
         say(f"API key for writes (API_KEY in .stack/env): {stack.env['API_KEY']}")
         supervisor.watch(stop)
@@ -212,11 +234,21 @@ def start_apps(
     host: str,
     port: int,
     workers: int,
+    instances: int = 1,
 ) -> str:
     """Migrate, then start the web server, the outbox relay and a worker; the web URL once
-    it answers `/health/live`."""
+    it answers `/health/live`. With `instances` > 1: that many web servers, each of
+    `workers` processes, behind HAProxy on `host:port`."""
     (stack.run_dir / "metrics").mkdir(exist_ok=True)
     migrate(stack, env)
+    if instances > 1:  # relay and worker first: they boot while the instances do
+        supervisor.start("relay", lambda: relay_child(stack, env))
+        supervisor.start("worker", lambda: worker_child(stack, env))
+        url = start_instances(stack, supervisor, env, host=host, port=port, workers=workers,
+                              instances=instances)  # fmt: skip
+        stack.serving = url
+        stack.write_state()
+        return url
     url = f"http://{host}:{port}"
     web = supervisor.start(
         "web",
@@ -231,3 +263,34 @@ def start_apps(
     stack.serving = url
     stack.write_state()
     return url
+
+
+def start_instances(
+    stack: Stack,
+    supervisor: Supervisor,
+    env: dict[str, str],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    instances: int,
+) -> str:
+    """Web servers `web-1`... on free ports, each draining `haproxy.DRAIN_DELAY` s after
+    SIGTERM (unless the environment says otherwise), then HAProxy on `host:port` once every
+    instance answers; its URL once it has marked them all up."""
+    env = {"SHUTDOWN_DRAIN_DELAY": str(haproxy.DRAIN_DELAY), **env}
+    members = [haproxy.Instance(f"web-{i}", free_port(host)) for i in range(1, instances + 1)]
+    children = [
+        supervisor.start(
+            m.name,
+            lambda m=m: web_child(stack, env, host, m.port, workers, name=m.name),  # type: ignore[misc]
+            port=m.port,
+            url=f"http://{host}:{m.port}",
+            workers=workers,
+        )
+        for m in members
+    ]
+    for member, child in zip(members, children, strict=True):
+        live = f"http://{host}:{member.port}/health/live"
+        wait_until(child, http_ok(live), what=live)
+    return haproxy.start(stack, host=host, port=port, instances=members)

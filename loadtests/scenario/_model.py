@@ -9,6 +9,13 @@ from typing import Any
 
 ENDPOINTS = ("tips", "order_create", "order_read", "report_create", "report_poll")
 ALL = "*"  # an SLO's endpoint: every endpoint together
+# An SLO's endpoint may name a group: what a retry may resend decides where an error counts.
+# The load's order writes always carry an Idempotency-Key; its report writes never do.
+GROUPS: Mapping[str, tuple[str, ...]] = {
+    "reads": ("tips", "order_read", "report_poll"),
+    "idempotent_writes": ("order_create",),
+    "other_writes": ("report_create",),
+}
 SERVICES = ("primary", "replica", "redis", "broker", "upstream", "web", "worker", "relay")
 LEADER = "leader"  # a Patroni stack's leader, whichever member it is when the fault starts
 TARGETS = (*SERVICES, LEADER)
@@ -24,7 +31,11 @@ KIND_TARGETS: Mapping[str, tuple[str, ...]] = {
     "terminate_backends": ("primary", "replica"),
     "upstream_mode": ("upstream",),
     "proxy_down": PROXIED,
+    # Several web instances behind HAProxy (system.instances >= 2).
+    "kill_instance": ("web",),
+    "rolling_restart": ("web",),
 }
+BALANCED_KINDS = ("kill_instance", "rolling_restart")
 FAULT_KINDS = tuple(KIND_TARGETS)
 # The toxics of Toxiproxy (and of devstack.faults.proxy, which speaks its API).
 TOXIC_TYPES = (
@@ -87,11 +98,12 @@ class Load:
 
 @dataclass(frozen=True)
 class System:
-    web_workers: int = 2
+    web_workers: int = 2  # per instance
     env: Mapping[str, str] = field(default_factory=dict)
     broker: str = "redis"
     synchronous_commit: str = "local"  # "on" / "remote_apply": the replica is synchronous
     ha: str = "none"  # "patroni": etcd + Patroni members (STACK_HA=patroni sets it too)
+    instances: int = 1  # >= 2: that many web servers behind HAProxy
 
 
 @dataclass(frozen=True)

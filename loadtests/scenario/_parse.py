@@ -10,10 +10,12 @@ from devstack.stack.postgres import SYNCHRONOUS_COMMIT_LEVELS
 from devstack.upstream.behaviour import Mode
 from loadtests.scenario._model import (
     ALL,
+    BALANCED_KINDS,
     BROKERS,
     DEFAULT_MIX,
     ENDPOINTS,
     FAULT_KINDS,
+    GROUPS,
     KIND_TARGETS,
     LEADER,
     TARGETS,
@@ -34,6 +36,8 @@ from loadtests.scenario._toml import Table, show
 
 _TOP_KEYS = ("name", "description", "min_scale", "load", "system", "faults", "slo", "invariants")
 
+_SLO_ENDPOINTS = (ALL, *ENDPOINTS, *GROUPS)
+
 _Read = Callable[[Table, str], Any]
 _RESTART: _Read = Table.boolean  # false: leave it down (the injector restarts it by default)
 _PARAMS: Mapping[str, Mapping[str, _Read]] = {
@@ -43,6 +47,8 @@ _PARAMS: Mapping[str, Mapping[str, _Read]] = {
     },
     "stop": {"restart": _RESTART},
     "switchover": {"candidate": Table.string},
+    "kill_instance": {"instance": lambda table, key: table.integer(key, minimum=1)},
+    "rolling_restart": {"settle": Table.number},
     "terminate_backends": {
         "count": lambda table, key: table.integer(key, minimum=1),
         "every": lambda table, key: table.number(key, positive=True),
@@ -65,6 +71,7 @@ def parse(path: Path, data: dict[str, Any]) -> Scenario:
     load = _load(root.table("load"))
     system = _system(root.table("system", default={}))
     faults = _faults(root.tables("faults"), load.duration)
+    _check_instances(root, system, faults)
     if system.ha != "patroni" and any(fault.target == LEADER for fault in faults):
         raise root.error("system", 'a fault on "leader" needs ha = "patroni" (a Patroni stack)')
     slos = tuple(slo for table in root.tables("slo") for slo in _slos(table, faults))
@@ -109,11 +116,12 @@ def _mix(load: Table) -> Mapping[str, float]:
 
 
 def _system(table: Table) -> System:
-    table.check_keys(("web_workers", "env", "broker", "synchronous_commit", "ha"))
+    table.check_keys(("web_workers", "instances", "env", "broker", "synchronous_commit", "ha"))
     env_table = table.table("env", default={})
     env = {key: env_table.string(key) for key in env_table.data}
     return System(
         web_workers=table.integer("web_workers", default=2, minimum=1),
+        instances=table.integer("instances", default=1, minimum=1),
         env=env,
         broker=table.choice("broker", BROKERS, what="broker", default="redis"),
         synchronous_commit=table.choice(
@@ -121,6 +129,17 @@ def _system(table: Table) -> System:
         ),
         ha=table.choice("ha", ("none", "patroni"), what="mode", default="none"),
     )
+
+
+def _check_instances(root: Table, system: System, faults: tuple[Fault, ...]) -> None:
+    """Faults on instances behind the balancer need them, and name one that exists."""
+    for index, fault in enumerate(faults):
+        if fault.kind in BALANCED_KINDS and system.instances < 2:
+            problem = f'kind "{fault.kind}" needs system.instances >= 2 (HAProxy in front)'
+            raise root.error(f"faults[{index}].kind", problem)
+        if fault.params.get("instance", 1) > system.instances:
+            problem = f"there are {system.instances} instances, not {fault.params['instance']}"
+            raise root.error(f"faults[{index}].params.instance", problem)
 
 
 def _faults(tables: list[Table], run_duration: float) -> tuple[Fault, ...]:
@@ -185,7 +204,7 @@ def _slos(table: Table, faults: tuple[Fault, ...]) -> list[Slo]:
     if kind == "first_write":
         return [_first_write(table, faults)]
     table.check_keys(("kind", "endpoint", "phase", "max_error_rate", "error_statuses", "p99"))
-    endpoint = table.choice("endpoint", (ALL, *ENDPOINTS), what="endpoint", default="*")
+    endpoint = table.choice("endpoint", _SLO_ENDPOINTS, what="endpoint", default="*")
     phase = _phase(table, faults)
     max_error_rate = table.number("max_error_rate", default=None, maximum=1.0)
     p99 = table.number("p99", default=None, positive=True)
@@ -207,7 +226,7 @@ def _recovery(table: Table, faults: tuple[Fault, ...]) -> RecoverySlo:
     fault = _ending_fault(table, "fault", table.string("fault"), faults)
     return RecoverySlo(
         fault=fault,
-        endpoint=table.choice("endpoint", (ALL, *ENDPOINTS), what="endpoint", default="*"),
+        endpoint=table.choice("endpoint", _SLO_ENDPOINTS, what="endpoint", default="*"),
         max_error_rate=table.number("max_error_rate", default=0.0, maximum=1.0),
         max_seconds=table.number("max_seconds"),
         window=table.number("window", default=3.0, positive=True),

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from loadtests.scenario._words import describe
 from loadtests.scenario.spec import (
     ALL,
+    GROUPS,
     ErrorSlo,
     FirstWriteSlo,
     LatencySlo,
@@ -188,11 +189,12 @@ def analyse(
     phases = phase_bounds(faults, duration)
     slos = list(slos)
     named = {slo.endpoint for slo in slos if slo.endpoint != ALL}  # stats even without requests
-    endpoints = sorted({request.endpoint for request in requests} | named)
-    index = _index(requests, endpoints)
+    groups = sorted(named & set(GROUPS))
+    endpoints = sorted({request.endpoint for request in requests} | (named - set(GROUPS)))
+    index = _index(requests, endpoints, groups)
     stats = tuple(
         Stats.of(endpoint, phase, index[endpoint].between(*bounds))
-        for endpoint in (ALL, *endpoints)
+        for endpoint in (ALL, *endpoints, *groups)
         for phase, bounds in phases.items()
     )
     verdicts = [_verdict(slo, index, phases, faults, duration) for slo in slos]
@@ -244,10 +246,14 @@ class _ByTime:
         return self.requests[bisect_left(self.ats, start) : bisect_left(self.ats, end)]
 
 
-def _index(requests: Sequence[_Request], endpoints: Iterable[str]) -> dict[str, _ByTime]:
+def _index(
+    requests: Sequence[_Request], endpoints: Iterable[str], groups: Iterable[str] = ()
+) -> dict[str, _ByTime]:
     index = {ALL: _ByTime(requests)}
     for endpoint in endpoints:
         index[endpoint] = _ByTime(r for r in requests if r.endpoint == endpoint)
+    for group in groups:
+        index[group] = _ByTime(r for r in requests if r.endpoint in GROUPS[group])
     return index
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from devstack.faults import database, signals
 from devstack.faults.toxiproxy import ToxiproxyClient
-from devstack.stack import Stack
+from devstack.stack import Stack, haproxy
+from devstack.stack.supervisor import Supervisor
+from devstack.stack.waits import http_ok
 from devstack.upstream import UpstreamControl
 from loadtests.scenario.leader import LeaderFaults
 
@@ -23,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 Undo = Callable[[], None]
 APPS = ("web", "worker", "relay")
+BACK_UP_TIMEOUT = 30.0  # s for an instance to be restarted, ready, and UP in HAProxy again
 
 
 class FaultLike(Protocol):
@@ -41,12 +45,22 @@ class Injector:
 
     Args:
         stack: the started stack (dependencies, fault proxy, recorded app processes).
+        supervisor: the app processes' supervisor (a rolling restart goes through it).
         stop: set when the run is interrupted (a leader fault then stops waiting).
     """
 
-    def __init__(self, stack: Stack, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        supervisor: Supervisor | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.stack = stack
+        self.supervisor = supervisor
         self.promoted = False
+        # What the balancer did about each instance fault: seconds from the signal until
+        # HAProxy marked the instance DOWN, until it exited, until it was UP again.
+        self.instance_events: list[dict[str, Any]] = []
         self._proxy = ToxiproxyClient(stack.env["TOXIPROXY_URL"])
         # Faults on the Patroni leader (target "leader"), on a Patroni stack only.
         self.leader: LeaderFaults | None = None
@@ -120,6 +134,62 @@ class Injector:
     def _switchover(self, fault: FaultLike) -> Undo:
         return self._leader().switchover(fault)
 
+    # --- instances behind HAProxy ---------------------------------------------------------
+    def _admin(self) -> haproxy.Admin:
+        if "haproxy" not in self.stack.services:
+            raise InjectionError("no HAProxy: the scenario needs system.instances >= 2")
+        return haproxy.Admin(self.stack.services["haproxy"]["admin_socket"])
+
+    def _kill_instance(self, fault: FaultLike) -> Undo:
+        """SIGKILL one instance; wait until HAProxy marks it DOWN, and (restarted by the
+        supervisor) UP again: the fault lasts that long."""
+        name = f"web-{int(fault.params.get('instance', 1))}"
+        admin, child = self._admin(), self.stack.children[name]
+        signals.kill(child.pid, name=name)
+        killed = time.monotonic()
+        down = admin.wait_status(name, "DOWN", timeout=BACK_UP_TIMEOUT)
+        self._back_up(admin, name, since=killed)
+        self.instance_events.append(
+            {"fault": fault.name, "instance": name, "signal": "SIGKILL", "down_after": down,
+             "exited_after": 0.0, "up_after": time.monotonic() - killed}
+        )  # fmt: skip
+        return _nothing
+
+    def _rolling_restart(self, fault: FaultLike) -> Undo:
+        """Each instance in turn: SIGTERM, wait for it to exit, start it, wait until HAProxy
+        marks it UP, let it warm up `settle` s (a deploy's minimum ready time), then the
+        next; the fault lasts until the last one is back and settled."""
+        if self.supervisor is None:
+            raise InjectionError("a rolling restart needs the app supervisor")
+        admin = self._admin()
+        settle = float(fault.params.get("settle", 0.0))
+        for index, name in enumerate(self.stack.services["haproxy"]["instances"]):
+            if index:
+                time.sleep(settle)
+            signalled = time.monotonic()
+            down: list[float] = []
+            watcher = _thread(f"down {name}", lambda n=name, d=down: d.append(  # type: ignore[misc]
+                admin.wait_status(n, "DOWN", timeout=10)))  # fmt: skip
+            self.supervisor.restart(name)  # SIGTERM, wait for the exit, start
+            exited = time.monotonic() - signalled
+            watcher.join(timeout=10)
+            self._back_up(admin, name, since=signalled)
+            self.instance_events.append(
+                {"fault": fault.name, "instance": name, "signal": "SIGTERM",
+                 "down_after": down[0] if down else None, "exited_after": exited,
+                 "up_after": time.monotonic() - signalled}
+            )  # fmt: skip
+        return _nothing
+
+    def _back_up(self, admin: haproxy.Admin, name: str, *, since: float) -> None:
+        ready = http_ok(f"{self.stack.services[name]['url']}/health/ready")
+        deadline = since + BACK_UP_TIMEOUT
+        while not ready():
+            if time.monotonic() > deadline:
+                raise InjectionError(f"{name} not ready {BACK_UP_TIMEOUT:g} s after the fault")
+            time.sleep(0.1)
+        admin.wait_status(name, "UP", timeout=max(1.0, deadline - time.monotonic()))
+
     # --- PostgreSQL -----------------------------------------------------------------------
     def _url(self, target: str) -> str:
         return str(self.stack.services[target]["url"])
@@ -189,6 +259,12 @@ class Injector:
                 control.set_mode("normal")
 
         return undo
+
+
+def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def _nothing() -> None:

@@ -37,7 +37,7 @@ from devstack.stack import Stack, StackError
 from devstack.stack.child import Child
 from devstack.stack.ports import free_port
 from devstack.stack.supervisor import Supervisor, app_env, start_apps
-from loadtests.scenario import analysis, invariants, leader, report, spec, verdicts
+from loadtests.scenario import analysis, balancer, invariants, leader, report, spec, verdicts
 from loadtests.scenario.inject import Injector
 from loadtests.scenario.timeline import Timeline, Window
 
@@ -118,11 +118,12 @@ class ScenarioRun:
         self.say("starting the stack (fault proxy in front of every dependency) and the app")
         self.stack.start()
         env = {**app_env(self.stack), **self.scenario.system.env}
+        system = self.scenario.system
         url = start_apps(self.stack, self.supervisor, env, host=HOST, port=free_port(),
-                         workers=self.scenario.system.web_workers)  # fmt: skip
+                         workers=system.web_workers, instances=system.instances)  # fmt: skip
         self._watcher = _thread("supervisor", lambda: self.supervisor.watch(self._watching))
         _wait_ready(url, self.stop)
-        self.injector = Injector(self.stack, self.stop)
+        self.injector = Injector(self.stack, self.supervisor, self.stop)
         return url
 
     def _run_load(self, url: str) -> float:
@@ -163,6 +164,13 @@ class ScenarioRun:
         checks = invariants.check(writes, primary, self.scenario.invariants.limits())
         checks += cluster
         checks += [_fault_failed(w) for w in self.timeline.windows if w.error]
+        checks += [balancer.route_around_check(event) for event in self.injector.instance_events]
+        for line in balancer.describe(self.injector.instance_events):
+            self.say(line)
+        if (resent := balancer.counters(self.stack)) is not None:
+            self.say(f"  HAProxy: {resent['redispatches']} requests resent to another instance, "
+                     f"{resent['retries']} retried on the same one, "
+                     f"{resent['answers_5xx']} 5xx answers")  # fmt: skip
         changes = {c.fault: c for c in self.injector.leader.changes} if self.injector.leader else {}
         result = analysis.analyse(
             records,
@@ -174,6 +182,8 @@ class ScenarioRun:
         windows = [w.as_dict() for w in self.timeline.windows]
         meta = {**report.machine_facts(), **_versions(self.stack), "scale": self.scenario.scale,
                 "web_url": url, "windows": windows,
+                "instance_events": self.injector.instance_events,
+                "haproxy": balancer.counters(self.stack),
                 "leader_changes": [c.as_dict() for c in changes.values()]}  # fmt: skip
         report.write_report(self.report_dir, scenario=self.scenario, analysis=result,
                             invariants=checks, meta=meta)  # fmt: skip

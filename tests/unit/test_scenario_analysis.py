@@ -138,6 +138,25 @@ def recovery_run(slo: RecoverySlo, errors_until: float, duration: float = 40) ->
     return result.verdicts[0]
 
 
+def test_a_group_counts_the_errors_of_its_endpoints_only() -> None:
+    """The groups "reads", "idempotent_writes" and "other_writes" split the errors by what
+    a retry may resend: failed report writes (no key) leave reads and order writes clean."""
+    records = [record(at, endpoint) for at in times(0, 10)
+               for endpoint in ("tips", "order_read", "order_create")]  # fmt: skip
+    records += [record(at, "report_create", status=502 if at < 1 else 202) for at in times(0, 10)]
+    slos: list[Slo] = [ErrorSlo(group, "all", 0.0)
+                       for group in ("reads", "idempotent_writes", "other_writes")]  # fmt: skip
+    result = run(records, [], slos, duration=10)
+    measured = {v["endpoint"]: (v["measured"], v["count"], v["passed"]) for v in result.verdicts}
+    assert measured == {
+        "reads": (0.0, 80, True),
+        "idempotent_writes": (0.0, 40, True),
+        "other_writes": (0.1, 40, False),
+    }
+    assert result.stat("other_writes", "all").errors == 4
+    assert "other_writes" not in result.series.sent  # the charts keep to real endpoints
+
+
 @pytest.mark.parametrize(
     ("max_error_rate", "max_seconds", "measured", "passed"),
     [

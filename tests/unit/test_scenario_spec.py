@@ -258,7 +258,8 @@ BAD = [
         'kind = "toxic"',
         'kind = "explode"',
         'faults[1].kind: unknown fault kind "explode" (one of: toxic, kill, pause, stop,'
-        " switchover, promote, pause_replay, terminate_backends, upstream_mode, proxy_down)",
+        " switchover, promote, pause_replay, terminate_backends, upstream_mode, proxy_down,"
+        " kill_instance, rolling_restart)",
     ),
     (
         'kind = "toxic"\ntarget = "primary"',
@@ -348,10 +349,21 @@ BAD = [
         'slo[2].fault: no fault named "nope" (faults: "upstream down", "toxic primary")',
     ),
     (
+        TOXIC,
+        'kind = "kill_instance"\ntarget = "web"',
+        'faults[1].kind: kind "kill_instance" needs system.instances >= 2 (HAProxy in front)',
+    ),
+    (
+        TOXIC,
+        'kind = "rolling_restart"\ntarget = "primary"',
+        'faults[1].target: kind "rolling_restart" cannot target "primary" (one of: web)',
+    ),
+    (
         'endpoint = "tips"',
         'endpoint = "orders"',
         'slo[0].endpoint: unknown endpoint "orders"'
-        " (one of: *, tips, order_create, order_read, report_create, report_poll)",
+        " (one of: *, tips, order_create, order_read, report_create, report_poll, reads,"
+        " idempotent_writes, other_writes)",
     ),
     (
         "max_error_rate = 0.5",
@@ -448,6 +460,19 @@ def test_an_after_phase_needs_a_fault_that_ends(tmp_path: Path) -> None:
 
     with pytest.raises(SpecError, match=r'slo\[0\]\.phase: fault "toxic primary" lasts to the end'):
         spec.load_scenario(write(tmp_path, text))
+
+
+def test_an_instance_fault_names_an_instance_behind_the_balancer(tmp_path: Path) -> None:
+    """`system.instances` puts HAProxy in front; `kill_instance` must name one of them."""
+    text = edited("web_workers = 3\n", "web_workers = 1\ninstances = 2\n").replace(
+        TOXIC, 'kind = "kill_instance"\ntarget = "web"\nparams = {instance = 2}'
+    )
+    scenario = spec.load_scenario(write(tmp_path, text))
+    assert (scenario.system.instances, scenario.system.web_workers) == (2, 1)
+    assert scenario.faults[1].params == {"instance": 2}
+
+    with pytest.raises(SpecError, match=r"faults\[1\]\.params\.instance: there are 2 instances"):
+        spec.load_scenario(write(tmp_path, text.replace("instance = 2}", "instance = 3}")))
 
 
 def test_a_fault_without_duration_lasts_to_the_end(tmp_path: Path) -> None:
