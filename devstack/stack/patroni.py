@@ -139,6 +139,9 @@ class Member:
                     "replication": {"username": "postgres"},
                 },
                 "parameters": {"unix_socket_directories": str(sockets)},
+                # A replica's clone asks for a checkpoint: spread (the default), it took
+                # 15 s here, and under load past the stack's start timeout.
+                "basebackup": [{"checkpoint": "fast"}],
                 "pg_hba": trust,
             },
             "log": {"level": "WARNING"},

@@ -16,13 +16,16 @@ GROUPS: Mapping[str, tuple[str, ...]] = {
     "idempotent_writes": ("order_create",),
     "other_writes": ("report_create",),
 }
-TARGETS = ("primary", "replica", "redis", "broker", "upstream", "web", "worker", "relay")
+SERVICES = ("primary", "replica", "redis", "broker", "upstream", "web", "worker", "relay")
+LEADER = "leader"  # a Patroni stack's leader, whichever member it is when the fault starts
+TARGETS = (*SERVICES, LEADER)
 PROXIED = ("primary", "replica", "redis", "broker", "upstream")
 KIND_TARGETS: Mapping[str, tuple[str, ...]] = {
     "toxic": PROXIED,
     "kill": TARGETS,
     "pause": TARGETS,
-    "stop": TARGETS,
+    "stop": SERVICES,
+    "switchover": (LEADER,),
     "promote": ("replica",),
     "pause_replay": ("replica",),
     "terminate_backends": ("primary", "replica"),
@@ -149,7 +152,21 @@ class RecoverySlo:
     error_statuses: tuple[int, ...] | None = None
 
 
-Slo = ErrorSlo | LatencySlo | RecoverySlo
+@dataclass(frozen=True)
+class FirstWriteSlo:
+    """The first write acknowledged after a leader fault's new leader ran comes within
+    `max_seconds` of the fault's start (of another fault: the first after its start).
+
+    Not scaled by `--scale`: a failover's length is the cluster's (Patroni's TTL), not the
+    scenario's.
+    """
+
+    fault: str
+    max_seconds: float
+    endpoint: str = "order_create"
+
+
+Slo = ErrorSlo | LatencySlo | RecoverySlo | FirstWriteSlo
 
 
 @dataclass(frozen=True)
@@ -175,6 +192,7 @@ class Scenario:
     slos: tuple[Slo, ...]
     invariants: Invariants
     scale: float = 1.0
+    min_scale: float = 0.0  # below it the faults cannot play out (a Patroni TTL is fixed)
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

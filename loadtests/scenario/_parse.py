@@ -17,10 +17,12 @@ from loadtests.scenario._model import (
     FAULT_KINDS,
     GROUPS,
     KIND_TARGETS,
+    LEADER,
     TARGETS,
     TOXIC_TYPES,
     ErrorSlo,
     Fault,
+    FirstWriteSlo,
     Invariants,
     LatencySlo,
     Load,
@@ -32,7 +34,7 @@ from loadtests.scenario._model import (
 )
 from loadtests.scenario._toml import Table, show
 
-_TOP_KEYS = ("name", "description", "load", "system", "faults", "slo", "invariants")
+_TOP_KEYS = ("name", "description", "min_scale", "load", "system", "faults", "slo", "invariants")
 
 _SLO_ENDPOINTS = (ALL, *ENDPOINTS, *GROUPS)
 
@@ -44,6 +46,7 @@ _PARAMS: Mapping[str, Mapping[str, _Read]] = {
         "restart": _RESTART,
     },
     "stop": {"restart": _RESTART},
+    "switchover": {"candidate": Table.string},
     "kill_instance": {"instance": lambda table, key: table.integer(key, minimum=1)},
     "rolling_restart": {"settle": Table.number},
     "terminate_backends": {
@@ -69,9 +72,13 @@ def parse(path: Path, data: dict[str, Any]) -> Scenario:
     system = _system(root.table("system", default={}))
     faults = _faults(root.tables("faults"), load.duration)
     _check_instances(root, system, faults)
+    if system.ha != "patroni" and any(fault.target == LEADER for fault in faults):
+        raise root.error("system", 'a fault on "leader" needs ha = "patroni" (a Patroni stack)')
     slos = tuple(slo for table in root.tables("slo") for slo in _slos(table, faults))
     invariants = _invariants(root.table("invariants", default={}))
-    return Scenario(name, description, path, load, system, faults, slos, invariants, source=data)
+    min_scale = root.number("min_scale", default=0.0)
+    return Scenario(name, description, path, load, system, faults, slos, invariants,
+                    min_scale=min_scale, source=data)  # fmt: skip
 
 
 def _load(table: Table) -> Load:
@@ -191,9 +198,11 @@ def _toxic_params(table: Table) -> dict[str, Any]:
 
 def _slos(table: Table, faults: tuple[Fault, ...]) -> list[Slo]:
     """One [[slo]] table: a recovery bound, or an error rate and / or a p99 bound."""
-    kind = table.choice("kind", ("recovery",), what="slo kind", default=None)
+    kind = table.choice("kind", ("recovery", "first_write"), what="slo kind", default=None)
     if kind == "recovery":
         return [_recovery(table, faults)]
+    if kind == "first_write":
+        return [_first_write(table, faults)]
     table.check_keys(("kind", "endpoint", "phase", "max_error_rate", "error_statuses", "p99"))
     endpoint = table.choice("endpoint", _SLO_ENDPOINTS, what="endpoint", default="*")
     phase = _phase(table, faults)
@@ -222,6 +231,20 @@ def _recovery(table: Table, faults: tuple[Fault, ...]) -> RecoverySlo:
         max_seconds=table.number("max_seconds"),
         window=table.number("window", default=3.0, positive=True),
         error_statuses=_statuses(table),
+    )
+
+
+def _first_write(table: Table, faults: tuple[Fault, ...]) -> FirstWriteSlo:
+    table.check_keys(("kind", "fault", "endpoint", "max_seconds"))
+    name = table.string("fault")
+    if all(fault.name != name for fault in faults):
+        raise table.error("fault", _no_fault(name, faults))
+    return FirstWriteSlo(
+        fault=name,
+        max_seconds=table.number("max_seconds", positive=True),
+        endpoint=table.choice(
+            "endpoint", ("order_create", "report_create"), what="write", default="order_create"
+        ),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtests.scenario.spec import ALL, LatencySlo, RecoverySlo, Slo
+from loadtests.scenario.spec import ALL, FirstWriteSlo, LatencySlo, RecoverySlo, Slo
 
 
 def format_value(metric: str, value: float) -> str:
@@ -11,12 +11,16 @@ def format_value(metric: str, value: float) -> str:
         return f"{value:.2%}"
     if metric == "p99":
         return f"{value * 1000:,.0f} ms"
+    if metric == "first_write":
+        return f"{value:.2f} s"
     return f"{value:g} s"
 
 
 def describe(slo: Slo) -> str:
     """The SLO in words, without its limit (the table prints that in its own column)."""
     endpoint = "all endpoints" if slo.endpoint == ALL else slo.endpoint
+    if isinstance(slo, FirstWriteSlo):
+        return f"first {endpoint} acknowledged on the new leader, from {slo.fault}"
     if isinstance(slo, RecoverySlo):
         rate = f"{slo.max_error_rate:.1%}"
         return f"{endpoint} recovery after {slo.fault} (errors <= {rate} for {slo.window:g} s)"

@@ -18,7 +18,16 @@ from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 from loadtests.scenario._words import describe
-from loadtests.scenario.spec import ALL, GROUPS, ErrorSlo, LatencySlo, RecoverySlo, Slo, is_error
+from loadtests.scenario.spec import (
+    ALL,
+    GROUPS,
+    ErrorSlo,
+    FirstWriteSlo,
+    LatencySlo,
+    RecoverySlo,
+    Slo,
+    is_error,
+)
 
 __all__ = [
     "ALL",
@@ -34,13 +43,18 @@ __all__ = [
 
 
 class FaultWindow(NamedTuple):
-    """When a fault was really in force, in seconds since the run's t0 (end >= start)."""
+    """When a fault was really in force, in seconds since the run's t0 (end >= start); for a
+    fault on a Patroni leader, the leader it hit and the one that followed, and when that
+    one was first seen running (None: never)."""
 
     name: str
     kind: str
     target: str
     start: float
     end: float
+    old_leader: str | None = None
+    new_leader: str | None = None
+    new_leader_at: float | None = None
 
 
 class _Request(NamedTuple):
@@ -264,6 +278,9 @@ def _series(requests: Sequence[_Request], seconds: int, endpoints: Sequence[str]
     return Series(total, sent, ok, by_status, errors_by_endpoint, p50, p95, p99)
 
 
+ACKNOWLEDGED = frozenset({200, 201, 202})
+
+
 def _verdict(
     slo: Slo,
     index: dict[str, _ByTime],
@@ -271,8 +288,10 @@ def _verdict(
     faults: Sequence[FaultWindow],
     duration: float,
 ) -> dict[str, Any]:
-    if isinstance(slo, RecoverySlo):
+    if isinstance(slo, RecoverySlo | FirstWriteSlo):
         window = next((window for window in faults if window.name == slo.fault), None)
+        if isinstance(slo, FirstWriteSlo):
+            return _first_write_verdict(slo, index[slo.endpoint], window)
         return _recovery_verdict(slo, index[slo.endpoint], window, duration)
     bounds = phases.get(slo.phase)
     if bounds is None:
@@ -282,7 +301,7 @@ def _verdict(
         errors = sum(is_error(request.status, slo.error_statuses) for request in selected)
         rate = errors / len(selected) if selected else None
         passed = rate is None or rate <= slo.max_error_rate
-        return _verdict_dict(slo, rate, len(selected), passed=passed)
+        return {**_verdict_dict(slo, rate, len(selected), passed=passed), "errors": errors}
     p99 = percentile(sorted(request.latency for request in selected), 99)
     return _verdict_dict(slo, p99, len(selected), passed=p99 is None or p99 <= slo.p99)
 
@@ -303,6 +322,30 @@ def _recovery_verdict(
     passed = seconds is not None and seconds <= slo.max_seconds
     note = None if seconds is not None else "never recovered before the run ended"
     return _verdict_dict(slo, seconds, len(after), passed=passed, note=note)
+
+
+def _first_write_verdict(
+    slo: FirstWriteSlo, requests: _ByTime, window: FaultWindow | None
+) -> dict[str, Any]:
+    """Seconds from the fault's start to the first write acknowledged once the new leader
+    ran (the old one cannot acknowledge by then: it is dead, frozen or demoted)."""
+    if window is None:
+        return _verdict_dict(slo, None, 0, passed=False, note="the fault was never applied")
+    since = window.start if window.old_leader is None else window.new_leader_at
+    if since is None:
+        return _verdict_dict(slo, None, 0, passed=False,
+                             note=f"no new leader after {window.old_leader}")  # fmt: skip
+    acknowledged = sorted(r.at + r.latency for r in requests.requests
+                          if r.status in ACKNOWLEDGED and r.at + r.latency >= since)  # fmt: skip
+    if not acknowledged:
+        return _verdict_dict(slo, None, 0, passed=False, note="no write acknowledged after it")
+    seconds = acknowledged[0] - window.start
+    note = None
+    if window.new_leader is not None and window.new_leader_at is not None:
+        note = (f"{window.old_leader} -> {window.new_leader}, running"
+                f" {window.new_leader_at - window.start:.1f} s after the fault")  # fmt: skip
+    passed = seconds <= slo.max_seconds
+    return _verdict_dict(slo, seconds, len(acknowledged), passed=passed, note=note)
 
 
 def recovery_seconds(
@@ -339,6 +382,8 @@ def _verdict_dict(
 ) -> dict[str, Any]:
     if isinstance(slo, RecoverySlo):
         phase, metric, limit = f"after:{slo.fault}", "recovery", slo.max_seconds
+    elif isinstance(slo, FirstWriteSlo):
+        phase, metric, limit = f"during:{slo.fault}", "first_write", slo.max_seconds
     elif isinstance(slo, LatencySlo):
         phase, metric, limit = slo.phase, "p99", slo.p99
     else:

@@ -20,6 +20,7 @@ from devstack.stack import Stack, haproxy
 from devstack.stack.supervisor import Supervisor
 from devstack.stack.waits import http_ok
 from devstack.upstream import UpstreamControl
+from loadtests.scenario.leader import LeaderFaults
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,15 @@ class Injector:
     Args:
         stack: the started stack (dependencies, fault proxy, recorded app processes).
         supervisor: the app processes' supervisor (a rolling restart goes through it).
+        stop: set when the run is interrupted (a leader fault then stops waiting).
     """
 
-    def __init__(self, stack: Stack, supervisor: Supervisor | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        supervisor: Supervisor | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.stack = stack
         self.supervisor = supervisor
         self.promoted = False
@@ -55,6 +62,15 @@ class Injector:
         # HAProxy marked the instance DOWN, until it exited, until it was UP again.
         self.instance_events: list[dict[str, Any]] = []
         self._proxy = ToxiproxyClient(stack.env["TOXIPROXY_URL"])
+        # Faults on the Patroni leader (target "leader"), on a Patroni stack only.
+        self.leader: LeaderFaults | None = None
+        if stack.ha == "patroni":
+            self.leader = LeaderFaults(stack, stop or threading.Event())
+
+    def _leader(self) -> LeaderFaults:
+        if self.leader is None:
+            raise InjectionError('target "leader" needs the Patroni stack (ha = "patroni")')
+        return self.leader
 
     def apply(self, fault: FaultLike) -> Undo:
         action = getattr(self, f"_{fault.kind}", None)
@@ -79,6 +95,8 @@ class Injector:
         return self.stack.children[self._service(target)].pid
 
     def _kill(self, fault: FaultLike) -> Undo:
+        if fault.target == "leader":
+            return self._leader().kill(fault)
         name = self._service(fault.target)
         if name in APPS and fault.params.get("processes") == "children":
             signals.kill_worker_processes(self._pid(name), name=name)  # the master replaces them
@@ -92,6 +110,8 @@ class Injector:
         return self._restart_later(name) if fault.params.get("restart", True) else _nothing
 
     def _pause(self, fault: FaultLike) -> Undo:
+        if fault.target == "leader":
+            return self._leader().pause(fault)
         name = self._service(fault.target)
         pid = self._pid(name)
         signals.pause(pid, name=name)
@@ -110,6 +130,9 @@ class Injector:
             self.stack.restart(name)
 
         return restart
+
+    def _switchover(self, fault: FaultLike) -> Undo:
+        return self._leader().switchover(fault)
 
     # --- instances behind HAProxy ---------------------------------------------------------
     def _admin(self) -> haproxy.Admin:

@@ -37,7 +37,7 @@ from devstack.stack import Stack, StackError
 from devstack.stack.child import Child
 from devstack.stack.ports import free_port
 from devstack.stack.supervisor import Supervisor, app_env, start_apps
-from loadtests.scenario import analysis, balancer, invariants, report, spec, verdicts
+from loadtests.scenario import analysis, balancer, invariants, leader, report, spec, verdicts
 from loadtests.scenario.inject import Injector
 from loadtests.scenario.timeline import Timeline, Window
 
@@ -123,7 +123,7 @@ class ScenarioRun:
                          workers=system.web_workers, instances=system.instances)  # fmt: skip
         self._watcher = _thread("supervisor", lambda: self.supervisor.watch(self._watching))
         _wait_ready(url, self.stop)
-        self.injector = Injector(self.stack, self.supervisor)
+        self.injector = Injector(self.stack, self.supervisor, self.stop)
         return url
 
     def _run_load(self, url: str) -> float:
@@ -155,12 +155,14 @@ class ScenarioRun:
         restarted = self.stack.heal(leave_down=frozenset({"primary"} if promoted else ()))
         if restarted:
             self.say(f"restarted after the run: {', '.join(restarted)}")
+        cluster = self._settle_cluster()
         records = list(read_records(self.records_dir))
         writes = invariants.Writes.from_records(records)
         primary = str(self.stack.services["replica" if promoted else "primary"]["url"])
         self.say(f"waiting for {len(writes.reports)} accepted reports to finish")
         invariants.wait_for_reports(primary, writes.reports, SETTLE_TIMEOUT)
         checks = invariants.check(writes, primary, self.scenario.invariants.limits())
+        checks += cluster
         checks += [_fault_failed(w) for w in self.timeline.windows if w.error]
         checks += [balancer.route_around_check(event) for event in self.injector.instance_events]
         for line in balancer.describe(self.injector.instance_events):
@@ -169,23 +171,37 @@ class ScenarioRun:
             self.say(f"  HAProxy: {resent['redispatches']} requests resent to another instance, "
                      f"{resent['retries']} retried on the same one, "
                      f"{resent['answers_5xx']} 5xx answers")  # fmt: skip
+        changes = {c.fault: c for c in self.injector.leader.changes} if self.injector.leader else {}
         result = analysis.analyse(
             records,
             t0=t0,
             duration=self.scenario.load.duration,
-            faults=[_fault_window(w) for w in self.timeline.windows],
+            faults=[_fault_window(w, changes.get(w.name), t0) for w in self.timeline.windows],
             slos=self.scenario.slos,
         )
         windows = [w.as_dict() for w in self.timeline.windows]
         meta = {**report.machine_facts(), **_versions(self.stack), "scale": self.scenario.scale,
                 "web_url": url, "windows": windows,
                 "instance_events": self.injector.instance_events,
-                "haproxy": balancer.counters(self.stack)}  # fmt: skip
+                "haproxy": balancer.counters(self.stack),
+                "leader_changes": [c.as_dict() for c in changes.values()]}  # fmt: skip
         report.write_report(self.report_dir, scenario=self.scenario, analysis=result,
                             invariants=checks, meta=meta)  # fmt: skip
         passed = all(check["passed"] for check in [*result.verdicts, *checks])
         return Outcome(passed, self.report_dir, verdicts.verdict_table(result, checks),
                        verdicts=result.verdicts, invariants=checks)  # fmt: skip
+
+    def _settle_cluster(self) -> list[dict[str, Any]]:
+        """Under Patroni: wait for every member to be back and streaming, read the roles
+        again (the final leader is `primary` now), and judge the members."""
+        if self.stack.ha != "patroni" or self.injector is None or self.injector.leader is None:
+            return []
+        faults = self.injector.leader
+        self.say("waiting for every Patroni member to be back, streaming from the leader")
+        leader.settle(faults.api_urls, self.stack.ha_members)
+        self.stack.write_state()
+        self.say(f"final leader: {self.stack.services.get('primary', {}).get('alias_of')}")
+        return [leader.members_verdict(faults.api_urls, self.stack.ha_members, faults.changes)]
 
     def _undo_faults(self) -> None:
         if self.timeline is not None:
@@ -321,9 +337,15 @@ def _stop_locust(locust: Child) -> None:
     locust.finish_stop(time.monotonic() + 10)
 
 
-def _fault_window(window: Any) -> analysis.FaultWindow:
-    return analysis.FaultWindow(window.name, window.kind, window.target, window.start,
-                                window.end if window.end is not None else window.start)  # fmt: skip
+def _fault_window(
+    window: Any, change: leader.LeaderChange | None, t0: float
+) -> analysis.FaultWindow:
+    end = window.end if window.end is not None else window.start
+    if change is None:
+        return analysis.FaultWindow(window.name, window.kind, window.target, window.start, end)
+    at = None if change.at is None else change.at - t0
+    return analysis.FaultWindow(window.name, window.kind, window.target, window.start, end,
+                                change.old, change.new, at)  # fmt: skip
 
 
 def _versions(stack: Stack) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from loadtests.scenario._model import (
     TARGETS,
     ErrorSlo,
     Fault,
+    FirstWriteSlo,
     Invariants,
     LatencySlo,
     Load,
@@ -49,6 +50,7 @@ __all__ = [
     "TARGETS",
     "ErrorSlo",
     "Fault",
+    "FirstWriteSlo",
     "Invariants",
     "LatencySlo",
     "Load",
@@ -81,7 +83,11 @@ def load_scenario(path: Path, *, scale: float = 1.0) -> Scenario:
         raise SpecError(path.name, "", "no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(path.name, "", f"invalid TOML: {exc}") from None
-    return _scaled(parse(path, data), scale)
+    scenario = parse(path, data)
+    if scale < scenario.min_scale:
+        problem = f"--scale {scale:g} is below {scenario.min_scale:g}: the faults cannot play out"
+        raise SpecError(path.name, "min_scale", problem)
+    return _scaled(scenario, scale)
 
 
 def _scaled(scenario: Scenario, scale: float) -> Scenario:

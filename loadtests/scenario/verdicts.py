@@ -35,10 +35,13 @@ def _line(row: list[str], widths: list[int]) -> str:
 def _slo_row(verdict: dict[str, Any]) -> list[str]:
     metric, measured = verdict["metric"], verdict["measured"]
     if measured is None:
-        shown = "never" if metric == "recovery" and verdict["count"] else "no requests"
+        never = metric == "first_write" or (metric == "recovery" and verdict["count"])
+        shown = "never" if never else "no requests"
     else:
         shown = format_value(metric, measured)
-        if metric != "recovery":
+        if metric == "error_rate" and "errors" in verdict:
+            shown += f" ({verdict['errors']} of {verdict['count']})"
+        elif metric not in ("recovery", "first_write"):
             shown += f" (n={verdict['count']})"
     row = [verdict["slo"], shown, f"<= {format_value(metric, verdict['limit'])}", _result(verdict)]
     return row + ([verdict["note"]] if verdict.get("note") else [])

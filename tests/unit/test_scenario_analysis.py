@@ -14,7 +14,7 @@ from loadtests.scenario.analysis import (
     percentile,
     recovery_seconds,
 )
-from loadtests.scenario.spec import ErrorSlo, LatencySlo, RecoverySlo, Slo
+from loadtests.scenario.spec import ErrorSlo, FirstWriteSlo, LatencySlo, RecoverySlo, Slo
 from loadtests.scenario.verdicts import verdict_table
 
 T0 = 1_000_000.0
@@ -229,14 +229,38 @@ def test_a_fault_that_was_never_applied_fails_its_slos() -> None:
     ]
 
 
-EXPECTED_TABLE = """\
-SLO                                                   measured       limit      result
-tips error rate, before the faults                    0.00% (n=40)   <= 0.00%   PASS
-all endpoints p99, during db slow                     800 ms (n=40)  <= 500 ms  FAIL
-tips recovery after db slow (errors <= 0.0% for 3 s)  0 s            <= 5 s     PASS
+def test_the_first_write_counts_from_the_fault_to_an_ack_after_the_new_leader() -> None:
+    """Acks before the new leader ran (the old one, still up) do not count; none after, or
+    no new leader at all, fails."""
+    writes = [record(at, "order_create", status=503 if 10 <= at < 22 else 201)
+              for at in times(0, 30)]  # fmt: skip
+    changed = FaultWindow("leader killed", "kill", "leader", 10.0, 23.0, "pg-0", "pg-1", 21.5)
+    lost = changed._replace(name="frozen", new_leader=None, new_leader_at=None)
+    late = changed._replace(name="late", new_leader_at=29.9)
+    slos: list[Slo] = [FirstWriteSlo("leader killed", 12.5), FirstWriteSlo("frozen", 30),
+                       FirstWriteSlo("late", 30), FirstWriteSlo("late", 1)]  # fmt: skip
+    late_slos = slos[2:]
 
-invariant                                             measured       limit      result
-orders_lost                                           0              <= 0       PASS    4 acked
+    result = run(writes, [changed, lost], slos[:2])
+    never = run(writes[:-1], [late], late_slos[:1])
+
+    first, frozen = result.verdicts
+    assert (first["measured"], first["passed"]) == (pytest.approx(12.01), True)
+    assert first["note"] == "pg-0 -> pg-1, running 11.5 s after the fault"
+    assert (frozen["measured"], frozen["passed"], frozen["note"]) == (
+        None, False, "no new leader after pg-0")  # fmt: skip
+    assert (never.verdicts[0]["passed"], never.verdicts[0]["note"]) == (
+        False, "no write acknowledged after it")  # fmt: skip
+
+
+EXPECTED_TABLE = """\
+SLO                                                   measured         limit      result
+tips error rate, before the faults                    0.00% (0 of 40)  <= 0.00%   PASS
+all endpoints p99, during db slow                     800 ms (n=40)    <= 500 ms  FAIL
+tips recovery after db slow (errors <= 0.0% for 3 s)  0 s              <= 5 s     PASS
+
+invariant                                             measured         limit      result
+orders_lost                                           0                <= 0       PASS    4 acked
 
 FAILED: 1 of 4 checks"""
 
@@ -277,7 +301,16 @@ def test_the_analysis_is_plain_json() -> None:
 
     assert document["series"]["errors_by_status"]["0"][1] == 1
     assert document["faults"] == [
-        {"name": "x", "kind": "toxic", "target": "primary", "start": 5, "end": 6}
+        {
+            "name": "x",
+            "kind": "toxic",
+            "target": "primary",
+            "start": 5,
+            "end": 6,
+            "old_leader": None,
+            "new_leader": None,
+            "new_leader_at": None,
+        }
     ]
     assert set(document) >= {"series", "stats", "slos", "phases", "requests", "outside"}
     with pytest.raises(KeyError, match="no stats for endpoint 'tips' in phase 'during:y'"):

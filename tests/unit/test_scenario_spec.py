@@ -257,15 +257,15 @@ BAD = [
     (
         'kind = "toxic"',
         'kind = "explode"',
-        'faults[1].kind: unknown fault kind "explode" (one of: toxic, kill, pause, stop, promote,'
-        " pause_replay, terminate_backends, upstream_mode, proxy_down, kill_instance,"
-        " rolling_restart)",
+        'faults[1].kind: unknown fault kind "explode" (one of: toxic, kill, pause, stop,'
+        " switchover, promote, pause_replay, terminate_backends, upstream_mode, proxy_down,"
+        " kill_instance, rolling_restart)",
     ),
     (
         'kind = "toxic"\ntarget = "primary"',
         'kind = "toxic"\ntarget = "db"',
         'faults[1].target: unknown target "db" (one of: primary, replica, redis, broker, upstream,'
-        " web, worker, relay)",
+        " web, worker, relay, leader)",
     ),
     (
         'kind = "toxic"\ntarget = "primary"',
@@ -381,7 +381,7 @@ BAD = [
     (
         'kind = "recovery"',
         'kind = "recover"',
-        'slo[2].kind: unknown slo kind "recover" (one of: recovery)',
+        'slo[2].kind: unknown slo kind "recover" (one of: recovery, first_write)',
     ),
     (
         "max_seconds = 5",
@@ -422,6 +422,17 @@ BAD = [
         'broker = "rabbitmq"',
         'broker = "rabbitmq"\nha = "raft"',
         'system.ha: unknown mode "raft" (one of: none, patroni)',
+    ),
+    (TOXIC, 'kind = "kill"\ntarget = "leader"', 'system: a fault on "leader" needs ha = "patroni"'),
+    (
+        TOXIC,
+        'kind = "switchover"\ntarget = "primary"',
+        'faults[1].target: kind "switchover" cannot target "primary" (one of: leader)',
+    ),
+    (
+        'kind = "recovery"\nfault = "upstream down"',
+        'kind = "first_write"\nfault = "upstream gone"',
+        'slo[2].fault: no fault named "upstream gone"',
     ),
 ]
 
@@ -505,6 +516,28 @@ def test_a_broken_file_is_refused(tmp_path: Path, text: str, message: str) -> No
     assert str(caught.value).startswith(message)
 
 
+def test_a_leader_fault_on_patroni_and_its_first_write_slo_read(tmp_path: Path) -> None:
+    """target "leader" with ha = "patroni"; a first_write bound is not scaled (a TTL is not)."""
+    text = edited(TOXIC, 'kind = "switchover"\ntarget = "leader"\nparams = {candidate = "pg-1"}')
+    text = text.replace('broker = "rabbitmq"', 'broker = "rabbitmq"\nha = "patroni"')
+    text = text.replace('kind = "recovery"\nfault = "upstream down"',
+                        'kind = "first_write"\nfault = "upstream down"')  # fmt: skip
+
+    scenario = spec.load_scenario(write(tmp_path, text), scale=0.5)
+
+    assert scenario.faults[1].params == {"candidate": "pg-1"}
+    assert scenario.slos[-1] == spec.FirstWriteSlo("upstream down", 5.0)
+
+
+def test_a_scale_below_the_scenarios_minimum_is_refused(tmp_path: Path) -> None:
+    """A Patroni failover needs its TTL: a scenario says how far it can be shortened."""
+    path = write(tmp_path, "min_scale = 0.7\n" + VALID)
+
+    with pytest.raises(SpecError, match=r"^sc\.toml: min_scale: --scale 0\.3 is below 0\.7"):
+        spec.load_scenario(path, scale=0.3)
+    assert spec.load_scenario(path, scale=0.7).min_scale == 0.7
+
+
 def test_a_missing_file_and_a_bad_scale_are_refused(tmp_path: Path) -> None:
     """Both fail before anything is read."""
     with pytest.raises(SpecError, match=r"^gone\.toml: no such file$"):
@@ -539,7 +572,7 @@ def test_scenarios_are_listed_and_resolved_by_name_or_path(tmp_path: Path) -> No
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda path: path.stem)
 def test_every_shipped_scenario_is_valid(path: Path) -> None:
     """The scenarios in loadtests/scenario/shipped/ load, at full length and scaled down."""
-    scenario = spec.load_scenario(path, scale=0.2)
+    scenario = spec.load_scenario(path, scale=max(0.2, spec.load_scenario(path).min_scale))
 
     assert scenario.description
     assert spec.locust_args(scenario.load)
