@@ -36,7 +36,7 @@ import httpx
 from devstack.stack import etcd, postgres
 from devstack.stack.child import Child, kill_group, tail
 from devstack.stack.ports import free_port
-from devstack.stack.state import StateDir, start_ticks
+from devstack.stack.state import StateDir, proc_stat, start_ticks
 from devstack.stack.waits import StackError, postgres_accepts, wait_until
 
 
@@ -347,11 +347,26 @@ def kill_member(child: Child) -> None:
     """Kill a member as a crash would: Patroni and its PostgreSQL, SIGKILL, no clean-up
     (the lock then expires after `ttl`, and a replica takes over)."""
     if isinstance(child, MemberChild):
-        pid = postmaster_pid(child.data_dir)
+        postgres_pids = postgres_processes(child.data_dir)
         kill_group(child.pid)
-        if pid is not None:  # its group is the one Patroni's spawn helper made: backends too
+        for pid in postgres_pids:  # each child of the postmaster runs in a session of its own
             with contextlib.suppress(ProcessLookupError):
-                kill_group(os.getpgid(pid))
+                os.kill(pid, signal.SIGKILL)
+
+
+def postgres_processes(data_dir: Path) -> list[int]:
+    """A member's postmaster, then its children (backends, WAL sender...), none if it is not
+    running: each child runs in a session of its own, so a signal to the postmaster's
+    process group misses them."""
+    pid = postmaster_pid(data_dir)
+    if pid is None:
+        return []
+    children = []
+    for entry in Path("/proc").iterdir():
+        fields = proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and fields[1] == str(pid) and fields[0] != "Z":
+            children.append(int(entry.name))
+    return [pid, *children]
 
 
 # --- the state file -------------------------------------------------------------------

@@ -244,7 +244,11 @@ class Injector:
 
     def _proxy_down(self, fault: FaultLike) -> Undo:
         self._proxy.set_enabled(fault.target, enabled=False)
-        return lambda: self._proxy.set_enabled(fault.target, enabled=True)
+
+        def undo() -> None:
+            self._proxy.set_enabled(fault.target, enabled=True)
+
+        return undo
 
     def _upstream_mode(self, fault: FaultLike) -> Undo:
         control_url = self.stack.env["TIPS_UPSTREAM_CONTROL_URL"]

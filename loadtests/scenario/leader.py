@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from devstack.stack import Stack, patroni
-from devstack.stack.state import proc_stat
 
 POLL = 0.1  # s between looks at the cluster while a leader change is awaited
 NEW_LEADER_TIMEOUT = 3 * patroni.TTL  # a dead leader's lock expires after one TTL
@@ -81,9 +80,8 @@ class LeaderFaults:
         """SIGKILL the leader's Patroni and PostgreSQL; restarted (it rejoins as a replica)
         once a new leader runs, unless `params.restart = false`."""
         change = self._begin(fault)
-        postgres = self._postgres(change.old)
+        self._postgres(change.old)  # running, or the fault has nothing to kill
         patroni.kill_member(self.stack.children[change.old])
-        _signal(postgres, signal.SIGKILL)  # backends: each in a session of its own
         if not fault.params.get("restart", True):
             return lambda: None
 
@@ -165,17 +163,11 @@ class LeaderFaults:
             time.sleep(0.2)
 
     def _postgres(self, name: str) -> list[int]:
-        """A member's postmaster, then its children (backends, WAL sender...): each child
-        runs in a session of its own, so a signal to the postmaster's group misses them."""
-        pid = patroni.postmaster_pid(Path(str(self.stack.services[name]["data_dir"])))
-        if pid is None:
+        """A member's postmaster, then its children (see `patroni.postgres_processes`)."""
+        pids = patroni.postgres_processes(Path(str(self.stack.services[name]["data_dir"])))
+        if not pids:
             raise RuntimeError(f"{name}: no PostgreSQL running")
-        children = []
-        for entry in Path("/proc").iterdir():
-            fields = proc_stat(int(entry.name)) if entry.name.isdigit() else None
-            if fields is not None and fields[1] == str(pid) and fields[0] != "Z":
-                children.append(int(entry.name))
-        return [pid, *children]
+        return pids
 
     def _standby(self, old: str) -> str:
         members = patroni.roles(self.api_urls)
