@@ -367,11 +367,20 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
 
         A lagging replica comes after the primary: only a token-less read that the primary
         could not serve ends up there. A primary the monitor cannot reach is left out.
+
+        With Patroni, a replica server it now lists as the leader (a promotion) takes no
+        reads while a true replica can, but serves them before the primary's pool when none
+        can: it is reached, and its reads do not wait for the write guard to close again.
         """
         usable: list[Route] = []
         lagging: list[Route] = []
+        promoted: list[Route] = []
         for state, pool in zip(self.monitor.replicas, self.replicas, strict=True):
-            if not state.up or state.excluded:
+            if not state.up:
+                continue
+            if state.excluded:
+                if state.role == "leader":
+                    promoted.append((state, pool))
                 continue
             (usable if state.lag <= self.max_replica_lag else lagging).append((state, pool))
         order: list[Route] = []
@@ -380,6 +389,8 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
             ties = [entry for entry in usable if entry[0].lag <= usable[0][0].lag + _LAG_TIE]
             start = next(self._turn) % len(ties)
             order = ties[start:] + ties[:start] + usable[len(ties) :]
+        else:
+            order = promoted
         primary = self.monitor.primary
         if primary.up or not primary.sampled:
             order.append((primary, self.primary))

@@ -124,15 +124,18 @@ async def test_after_a_switchover_writes_and_reads_follow_patroni_at_once(
         written = await db.write(server_port)
         assert written.value == ports[new]
         assert "primary.write.failed" not in db.stats()["queries"]
-        # The new leader takes no replica reads; the old one none until it streams again
-        # (Patroni's word), and our own sample finds it up and caught up.
-        assert entry[ports[new]].excluded
-        assert entry[ports[new]].name not in db.read_route()
-        old_entry = entry[ports[old]]
+        # The old leader takes no reads until it streams again (Patroni's word) and our own
+        # sample finds it up and caught up; meanwhile, with no true replica, reads go to the
+        # new leader through its replica pool first (not behind the write guard).
+        promoted, old_entry = entry[ports[new]], entry[ports[old]]
+        assert promoted.excluded
         while old_entry.excluded or not old_entry.up or old_entry.lag > db.max_replica_lag:
-            assert old_entry.name not in db.read_route()
+            route = db.read_route()
+            assert old_entry.name not in route
+            assert route[0] == promoted.name
             assert time.monotonic() - started < 40, old_entry
             await asyncio.sleep(0.02)
+        assert promoted.name not in db.read_route()  # a true replica again: the leader none
         read = await db.read(server_port)
         assert read.value == ports[old]
     patroni.refresh_state(patroni_stack.state)  # as another process would
