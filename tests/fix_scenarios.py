@@ -29,21 +29,25 @@ from tests.scenarios import SHIPPED_TEST, run_scenario
 
 LANES = int(os.environ.get("SCENARIO_TEST_LANES", "2"))
 SCENARIO_MODULE = "test_scenarios.py"
+# Run last in the lanes' process, once the lanes are done: a load of its own (`bench
+# --quick` pins the cores) must not starve a scenario that is judged on its latency.
+AFTER_LANES = frozenset({"test_bench_quick.py"})
 LANES_GROUP = "scenario-lanes"
 Runs = tuple[Path, dict[str, Future[subprocess.CompletedProcess[str]]]]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests beside the lanes first, then the scenario tests, then the rest (a stable
-    sort: each group keeps its order)."""
+    """The tests beside the lanes first, then the scenario tests, then `AFTER_LANES`, then
+    the rest (a stable sort: each group keeps its order)."""
     items.sort(key=_group)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under `--dist loadscope`: each module whole in one process, and every module of the
-    lanes' group (those with tests marked `beside_scenarios`, and the scenario tests) in the
-    same one, in the order above: first in the queue, with `--no-loadscope-reorder`. (xdist's
-    own `loadgroup` cannot be used: it renames items, which pytest 9 no longer allows.)"""
+    lanes' group (those with tests marked `beside_scenarios`, the scenario tests, then
+    `AFTER_LANES`) in the same one, in the order above: first in the queue, with
+    `--no-loadscope-reorder`. (xdist's own `loadgroup` cannot be used: it renames items,
+    which pytest 9 no longer allows.)"""
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -64,14 +68,18 @@ def _lane_modules(tests: Path) -> frozenset[str]:
     return frozenset(
         path.relative_to(root).as_posix()
         for path in tests.rglob("test_*.py")
-        if path.name == SCENARIO_MODULE or "pytest.mark.beside_scenarios" in path.read_text()
+        if path.name == SCENARIO_MODULE
+        or path.name in AFTER_LANES
+        or "pytest.mark.beside_scenarios" in path.read_text()
     )
 
 
 def _group(item: pytest.Item) -> int:
     if item.get_closest_marker("beside_scenarios"):
         return 0
-    return 1 if item.path.name == SCENARIO_MODULE else 2
+    if item.path.name == SCENARIO_MODULE:
+        return 1
+    return 2 if item.path.name in AFTER_LANES else 3
 
 
 @pytest.fixture(scope="session")
