@@ -246,20 +246,18 @@ def start_apps(
         supervisor.start("worker", lambda: worker_child(stack, env))
         url = start_instances(stack, supervisor, env, host=host, port=port, workers=workers,
                               instances=instances)  # fmt: skip
-        stack.serving = url
-        stack.write_state()
-        return url
-    url = f"http://{host}:{port}"
-    web = supervisor.start(
-        "web",
-        lambda: web_child(stack, env, host, port, workers),
-        port=port,
-        url=url,
-        workers=workers,
-    )
-    supervisor.start("relay", lambda: relay_child(stack, env))
-    supervisor.start("worker", lambda: worker_child(stack, env))
-    wait_until(web, http_ok(f"{url}/health/live"), what=f"{url}/health/live")
+    else:
+        url = f"http://{host}:{port}"
+        web = supervisor.start(
+            "web",
+            lambda: web_child(stack, env, host, port, workers),
+            port=port,
+            url=url,
+            workers=workers,
+        )
+        supervisor.start("relay", lambda: relay_child(stack, env))
+        supervisor.start("worker", lambda: worker_child(stack, env))
+        wait_until(web, http_ok(f"{url}/health/live"), what=f"{url}/health/live")
     stack.serving = url
     stack.write_state()
     return url
