@@ -110,6 +110,11 @@ if TYPE_CHECKING:
         Status,
         threshold,
     )
+    from resilience_async._hedge import (
+        Hedge,
+        HedgeHook,
+        LatencyWindow,
+    )
     from resilience_async._http import (
         ResilientClient,
         UpstreamHook,
@@ -213,6 +218,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "Status",
         "threshold",
     ),
+    "_hedge": ("Hedge", "HedgeHook", "LatencyWindow"),
     "_http": ("ResilientClient", "UpstreamHook", "is_server_failure"),
     "_lifecycle": ("Lifecycle", "Phase"),
     "_lifespan": ("LifespanApp",),
@@ -253,8 +259,11 @@ __all__ = [
     "FallbackUnavailableError",
     "Guard",
     "HealthReport",
+    "Hedge",
+    "HedgeHook",
     "InvalidLsnError",
     "JsonFormatter",
+    "LatencyWindow",
     "Lifecycle",
     "LifespanApp",
     "LoggingHook",
