@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import select
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -48,8 +50,10 @@ from resilience_async._errors import (
     SaturatedError,
     WriteOutcomeUnknownError,
 )
+from resilience_async._hedge import Hedge
 from resilience_async._hooks import Hooked
 from resilience_async._lsn import parse_lsn
+from resilience_async._outliers import LatencyRouting
 from resilience_async._resource import AsyncResource
 from resilience_async._slots import Slots
 from resilience_async._topology import Monitor, ServerState
@@ -168,6 +172,13 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
             the cluster then names the primary and the replicas that take reads, and the
             primary pool reconnects to a new leader as soon as Patroni lists it (see
             `Monitor`). Without them, a promoted server is found on reconnect.
+        latency: latency-aware reads (`LatencyRouting`): each server's latency estimate
+            ranks the replicas, and a replica much slower than its peers is ejected for a
+            while (its reads go to the other replicas, then to the primary within its share
+            of the primary's connections). None: replay lag alone decides, as before.
+        hedge: hedged reads (`Hedge`): a read still unanswered after the hedge's delay is
+            also started on the next eligible server (another replica, or the primary), and
+            the first answer wins. None: no hedging.
     """
 
     def __init__(
@@ -190,6 +201,8 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         hooks: Iterable[DatabaseHook] = (),
         pool_class: type[AsyncConnectionPool[Connection]] = AsyncConnectionPool,
         patroni_urls: Iterable[str] = (),
+        latency: LatencyRouting | None = None,
+        hedge: Hedge[Any] | None = None,
     ) -> None:
         if not 0 <= min_size <= max_size:
             raise ValueError(
@@ -235,6 +248,13 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         self._refills: set[asyncio.Task[None]] = set()
         self._queries: dict[tuple[str, QueryKind, QueryOutcome], int] = {}
         self._hooks = tuple(hooks)
+        self.latency = latency
+        self.hedge = hedge
+        self._primary_reads = 0  # reads running on the primary now
+        self._primary_read_share = max_size
+        if latency is not None:
+            latency.track("primary", [state.name for state in self.monitor.replicas])
+            self._primary_read_share = max(1, int(latency.primary_share * max_size))
 
     def _pool(self, url: str, name: str, timeout: float) -> AsyncConnectionPool[Connection]:
         kwargs = {
@@ -249,16 +269,29 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         """Queries and servers as numbers: what a dashboard or a test reads.
 
         Keys: `queries` ("primary.read.ok" -> count, by server, kind and outcome),
-        `servers` (name -> up, lag and latency in seconds, from the monitor's last sample)
-        and `pools` (name -> psycopg_pool's own `get_stats()`, with the gate's `gate_in_use`
-        and `gate_waiting`: the callers holding a connection and those queued for one).
+        `servers` (name -> up, lag and latency in seconds, from the monitor's last sample;
+        with `latency`, also its `estimate` in seconds, `ejected` (why, or None) and
+        `ejections` so far), `pools` (name -> psycopg_pool's own `get_stats()`, with the
+        gate's `gate_in_use` and `gate_waiting`: the callers holding a connection and those
+        queued for one), `primary_reads` (reads running on the primary now) and, with a
+        `hedge`, `hedge` (its `stats()`).
         """
         states = (self.monitor.primary, *self.monitor.replicas)
-        return {
-            "queries": {".".join(key): count for key, count in sorted(self._queries.items())},
-            "servers": {s.name: {"up": s.up, "lag": s.lag, "latency": s.latency} for s in states},
-            "pools": {pool.name: self._pool_stats(pool) for pool in (self.primary, *self.replicas)},
+        servers: dict[str, dict[str, Any]] = {
+            s.name: {"up": s.up, "lag": s.lag, "latency": s.latency} for s in states
         }
+        if self.latency is not None:
+            for name, routing in self.latency.stats().items():
+                servers[name].update(routing)
+        stats = {
+            "queries": {".".join(key): count for key, count in sorted(self._queries.items())},
+            "servers": servers,
+            "pools": {pool.name: self._pool_stats(pool) for pool in (self.primary, *self.replicas)},
+            "primary_reads": self._primary_reads,
+        }
+        if self.hedge is not None:
+            stats["hedge"] = self.hedge.stats()
+        return stats
 
     def _pool_stats(self, pool: AsyncConnectionPool[Connection]) -> dict[str, int]:
         gate = self._gates[pool.name]
@@ -271,6 +304,8 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
             hook.record_query(server, kind, outcome)
 
     def _sampled(self, state: ServerState) -> None:
+        if self.latency is not None and state.up:  # how an ejected server is watched
+            self.latency.observe(state.name, state.latency)
         for hook in self._hooks:
             hook.record_sample(state)
 
@@ -284,6 +319,8 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
     async def aclose(self) -> None:
         """Stop the monitor; close every pool, waiting at most `close_timeout` for those in use."""
         await self.monitor.aclose()
+        if self.hedge is not None:
+            await self.hedge.aclose()  # its losers give their connections back first
         for refill in list(self._refills):
             refill.cancel()
         pools = (self.primary, *self.replicas)
@@ -327,7 +364,10 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
 
     # --- reads --------------------------------------------------------------------------
     async def read(self, query: Query[T], *, token: str | None = None) -> ReadResult[T]:
-        """Run `query` on the freshest server that can serve it; retried once if it fails.
+        """Run `query` on the best server that can serve it; retried once if it fails.
+
+        With a `hedge`, a read still unanswered after the hedge's delay is also started on
+        the next eligible server, and the first answer wins.
 
         Raises:
             InvalidLsnError: `token` is not an LSN.
@@ -336,37 +376,77 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
             PoolExhaustedError: every server that could serve it was saturated.
         """
         needed = None if token is None else parse_lsn(token)
+        route, eligible = self._route(needed)
         failures: list[Exception] = []
-        for state, pool in self._route(needed):
+        index = 0
+        while index < len(route) and len(failures) < 2:
+            state, pool = route[index]
+            tried = [route[index]]  # the servers this step tried: one, or two with a hedge
             try:
-                if pool is self.primary:
-                    value = await self._on_primary(self._read_on, pool, state, query)
+                if index == 0 and eligible >= 2 and self.hedge is not None:
+                    value, state = await self.hedge.run(
+                        functools.partial(self._answered, state, pool, query, needed),
+                        functools.partial(self._answered_next, route[1], tried, query, needed),
+                    )
                 else:
-                    value = await self._read_on(pool, state, query, needed)
+                    value = await self._attempt(state, pool, query, needed)
             except _NotCaughtUp:
                 continue
             except (DatabaseUnavailableError, SaturatedError, CircuitOpenError) as exc:
-                self._record(state.name, "read", "failed")
-                failures.append(exc)
-                if len(failures) == 2:
-                    break
+                failures.extend([exc] * len(tried))  # a hedge fails when both attempts did
                 continue
-            self._record(state.name, "read", "ok")
+            finally:
+                index += len(tried)
             return ReadResult(value, state.name)
         if failures:
             raise failures[-1]
         raise DatabaseUnavailableError("servers", "no server can serve this read")
 
+    async def _answered(self, state: ServerState, pool: AsyncConnectionPool[Connection],
+                        query: Query[T], needed: int | None) -> tuple[T, ServerState]:  # fmt: skip
+        return await self._attempt(state, pool, query, needed), state
+
+    async def _answered_next(self, entry: Route, tried: list[Route], query: Query[T],
+                             needed: int | None) -> tuple[T, ServerState]:  # fmt: skip
+        tried.append(entry)
+        return await self._answered(*entry, query, needed)
+
+    async def _attempt(self, state: ServerState, pool: AsyncConnectionPool[Connection],
+                       query: Query[T], needed: int | None) -> T:  # fmt: skip
+        """One server's try at a read, counted by outcome."""
+        value: T
+        try:
+            if pool is self.primary:
+                self._primary_reads += 1
+                try:
+                    value = await self._on_primary(self._read_on, pool, state, query)
+                finally:
+                    self._primary_reads -= 1
+            else:
+                value = await self._read_on(pool, state, query, needed)
+        except (DatabaseUnavailableError, SaturatedError, CircuitOpenError):
+            self._record(state.name, "read", "failed")
+            raise
+        self._record(state.name, "read", "ok")
+        return value
+
     def read_route(self, token: str | None = None) -> list[str]:
         """The servers a read with `token` would try now, in order (the first that can serve
         it does; a read that fails is retried once, on the next)."""
-        return [state.name for state, _ in self._route(None if token is None else parse_lsn(token))]
+        route, _ = self._route(None if token is None else parse_lsn(token))
+        return [state.name for state, _ in route]
 
-    def _route(self, needed: int | None) -> list[Route]:
-        """Usable replicas (freshest first, ties in turn), then the primary, then the rest.
+    def _route(self, needed: int | None) -> tuple[list[Route], int]:
+        """The servers to try in order, and how many of the first are eligible (a hedge may
+        go to the second of those): usable replicas (freshest first; among the freshest,
+        the least loaded by latency, else in turn), then the primary, then the rest.
 
         A lagging replica comes after the primary: only a token-less read that the primary
         could not serve ends up there. A primary the monitor cannot reach is left out.
+
+        A replica ejected as slow (`latency`) comes after the primary while the primary's
+        reads hold less than its share of connections, and before it past that share: a
+        slow replica still serves, rather than every read moving onto the primary.
 
         With Patroni, a replica server it now lists as the leader (a promotion) takes no
         reads while a true replica can, but serves them before the primary's pool when none
@@ -375,6 +455,8 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         usable: list[Route] = []
         lagging: list[Route] = []
         promoted: list[Route] = []
+        ejected: list[Route] = []
+        latency = self.latency
         for state, pool in zip(self.monitor.replicas, self.replicas, strict=True):
             if not state.up:
                 continue
@@ -382,21 +464,40 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
                 if state.role == "leader":
                     promoted.append((state, pool))
                 continue
-            (usable if state.lag <= self.max_replica_lag else lagging).append((state, pool))
-        order: list[Route] = []
-        if usable:
-            usable.sort(key=lambda entry: entry[0].lag)
-            ties = [entry for entry in usable if entry[0].lag <= usable[0][0].lag + _LAG_TIE]
-            start = next(self._turn) % len(ties)
-            order = ties[start:] + ties[:start] + usable[len(ties) :]
-        else:
-            order = promoted
+            if state.lag > self.max_replica_lag:
+                lagging.append((state, pool))
+            elif latency is not None and latency.ejected(state.name):
+                ejected.append((state, pool))
+            else:
+                usable.append((state, pool))
+        order = self._by_preference(usable) if usable else promoted
+        eligible = len(order)
         primary = self.monitor.primary
         if primary.up or not primary.sampled:
+            if ejected and not usable and self._primary_reads >= self._primary_read_share:
+                order += ejected  # the primary's share is spent: the slow replica serves
+                ejected = []
+            else:
+                eligible += 1
             order.append((primary, self.primary))
+        order += ejected
         if needed is None:
             order += sorted(lagging, key=lambda entry: entry[0].lag)
-        return order
+        return order, eligible
+
+    def _by_preference(self, usable: list[Route]) -> list[Route]:
+        """The freshest replicas first, taking turns; with `latency`, the least loaded of
+        them first (latency estimate times the reads in flight there, plus one)."""
+        usable.sort(key=lambda entry: entry[0].lag)
+        ties = [entry for entry in usable if entry[0].lag <= usable[0][0].lag + _LAG_TIE]
+        start = next(self._turn) % len(ties)
+        ties = ties[start:] + ties[:start]
+        latency = self.latency
+        if latency is not None and len(ties) > 1:
+            gates = self._gates
+            ties.sort(key=lambda entry: latency.estimate(entry[0].name)
+                      * (gates[entry[1].name].taken + 1))  # fmt: skip
+        return ties + usable[len(ties) :]
 
     async def _read_on(
         self,
@@ -406,14 +507,25 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         needed: int | None = None,
     ) -> T:
         async with self._connection(pool, state) as conn:
-            if needed is not None and state.lsn < needed:
-                cursor = await conn.execute(_VISIBLE_SQL)
-                row = await cursor.fetchone()
-                assert row is not None
-                state.saw_lsn(parse_lsn(row[0]))
-                if state.lsn < needed:
-                    raise _NotCaughtUp
-            return await query(conn)
+            latency = self.latency
+            started = time.perf_counter() if latency is not None else 0.0
+            try:
+                if needed is not None and state.lsn < needed:
+                    cursor = await conn.execute(_VISIBLE_SQL)
+                    row = await cursor.fetchone()
+                    assert row is not None
+                    state.saw_lsn(parse_lsn(row[0]))
+                    if state.lsn < needed:
+                        raise _NotCaughtUp
+                value = await query(conn)
+            except asyncio.CancelledError:
+                # Overtaken by a hedge, or its caller gone: it took at least this long.
+                if latency is not None:
+                    latency.observe(state.name, time.perf_counter() - started)
+                raise
+            if latency is not None:
+                latency.observe(state.name, time.perf_counter() - started)
+            return value
 
     # --- writes -------------------------------------------------------------------------
     async def write(self, query: Query[T]) -> WriteResult[T]:
