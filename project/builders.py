@@ -17,6 +17,8 @@ from resilience_async import (
     Bulkhead,
     CircuitBreaker,
     Database,
+    Hedge,
+    LatencyRouting,
     RedisBreakerState,
     ResilientClient,
     RetryBudget,
@@ -63,6 +65,35 @@ def database(
         monitor_interval=settings.DATABASE_MONITOR_INTERVAL,
         primary_guard=primary_guard,
         patroni_urls=settings.DATABASE_PATRONI_URLS,
+        latency=latency_routing(settings),
+        hedge=read_hedge(settings),
+    )
+
+
+def latency_routing(settings: Any) -> LatencyRouting | None:
+    """Slow replicas ranked down and ejected (DATABASE_LATENCY_ROUTING)."""
+    if not settings.DATABASE_LATENCY_ROUTING:
+        return None
+    return LatencyRouting(
+        ratio=settings.DATABASE_OUTLIER_RATIO,
+        floor=settings.DATABASE_OUTLIER_FLOOR,
+        decay=settings.DATABASE_LATENCY_DECAY,
+        ejection=settings.DATABASE_OUTLIER_EJECTION,
+        max_ejection=settings.DATABASE_OUTLIER_MAX_EJECTION,
+        primary_share=settings.DATABASE_PRIMARY_READ_SHARE,
+    )
+
+
+def read_hedge(settings: Any) -> Hedge[Any] | None:
+    """Hedged reads (DATABASE_HEDGE): a late read also starts on the next eligible server."""
+    if not settings.DATABASE_HEDGE:
+        return None
+    return Hedge(
+        "database-reads",
+        percentile=settings.DATABASE_HEDGE_PERCENTILE,
+        min_delay=settings.DATABASE_HEDGE_MIN_DELAY,
+        max_delay=settings.DATABASE_HEDGE_MAX_DELAY,
+        budget=RetryBudget(ratio=settings.DATABASE_HEDGE_BUDGET),
     )
 
 

@@ -65,6 +65,8 @@ def lag_probe(database: Database, index: int, max_lag: float) -> Probe:
             return Observation(0.0, "s", output="Patroni's leader: its reads go to the primary")
         if state.excluded:
             return Observation(0.0, "s", Status.WARN, state.excluded)
+        if state.ejected:  # up and caught up, but slow: its reads go elsewhere for now
+            return Observation(round(state.estimate, 3), "s", Status.WARN, state.ejected)
         if not state.in_recovery:
             return Observation(0.0, "s", Status.WARN, "not in recovery (promoted?)")
         return threshold(state.lag, unit="s", warn_above=max_lag, what="replay lag")

@@ -65,6 +65,13 @@ class Env:
             raise ImproperlyConfigured(f"{name} must be a number from 0 to 1, got {value}")
         return value
 
+    def factor(self, name: str, default: float, *, more_than: float = 1.0) -> float:
+        """A number above `more_than` (a ratio: 3 means three times)."""
+        value = self._float(name, default, f"a number above {more_than:g}")
+        if not value > more_than:  # also rejects NaN
+            raise ImproperlyConfigured(f"{name} must be a number above {more_than:g}, got {value}")
+        return value
+
     def _float(self, name: str, default: float, what: str) -> float:
         raw = self._environ.get(name, "").strip()
         if not raw:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
 
 from project.env import Env
@@ -155,6 +156,37 @@ DATABASE_BREAKER_FAIL_MAX = env.int("DATABASE_BREAKER_FAIL_MAX", 3, min_value=1)
 DATABASE_BREAKER_RESET_TIMEOUT = env.seconds(
     "DATABASE_BREAKER_RESET_TIMEOUT", 1.0, allow_zero=False
 )
+# Slow servers (docs/tail-latency.md). Each server's latency estimate (a peak-EWMA of its
+# round trips, faster samples pulling it down over DATABASE_LATENCY_DECAY seconds) ranks the
+# replicas; one DATABASE_OUTLIER_RATIO times slower than its best peer and above
+# DATABASE_OUTLIER_FLOOR is ejected for DATABASE_OUTLIER_EJECTION seconds (once more each
+# time in a row, up to DATABASE_OUTLIER_MAX_EJECTION). Its reads go to the primary while
+# they hold under DATABASE_PRIMARY_READ_SHARE of its connections, to the slow replica past it.
+DATABASE_LATENCY_ROUTING = env.bool("DATABASE_LATENCY_ROUTING", True)
+DATABASE_LATENCY_DECAY = env.seconds("DATABASE_LATENCY_DECAY", 1.0, allow_zero=False)
+DATABASE_OUTLIER_RATIO = env.factor("DATABASE_OUTLIER_RATIO", 3.0)
+DATABASE_OUTLIER_FLOOR = env.seconds("DATABASE_OUTLIER_FLOOR", 0.02)
+DATABASE_OUTLIER_EJECTION = env.seconds("DATABASE_OUTLIER_EJECTION", 5.0, allow_zero=False)
+DATABASE_OUTLIER_MAX_EJECTION = env.seconds("DATABASE_OUTLIER_MAX_EJECTION", 60.0,
+                                            allow_zero=False)  # fmt: skip
+DATABASE_PRIMARY_READ_SHARE = env.fraction("DATABASE_PRIMARY_READ_SHARE", 0.5)
+# Hedged reads: a read unanswered after the DATABASE_HEDGE_PERCENTILE of recent reads'
+# latency (within DATABASE_HEDGE_MIN_DELAY..DATABASE_HEDGE_MAX_DELAY) also starts on the next
+# eligible server; the first answer wins. Hedges stay within DATABASE_HEDGE_BUDGET of reads.
+DATABASE_HEDGE = env.bool("DATABASE_HEDGE", True)
+DATABASE_HEDGE_PERCENTILE = env.fraction("DATABASE_HEDGE_PERCENTILE", 0.95)
+DATABASE_HEDGE_MIN_DELAY = env.seconds("DATABASE_HEDGE_MIN_DELAY", 0.005)
+DATABASE_HEDGE_MAX_DELAY = env.seconds("DATABASE_HEDGE_MAX_DELAY", 0.1)
+DATABASE_HEDGE_BUDGET = env.fraction("DATABASE_HEDGE_BUDGET", 0.1)
+if DATABASE_OUTLIER_MAX_EJECTION < DATABASE_OUTLIER_EJECTION:
+    raise ImproperlyConfigured(
+        "DATABASE_OUTLIER_MAX_EJECTION must be at least DATABASE_OUTLIER_EJECTION"
+    )
+if not 0 < DATABASE_HEDGE_PERCENTILE < 1 or DATABASE_HEDGE_MAX_DELAY < DATABASE_HEDGE_MIN_DELAY:
+    raise ImproperlyConfigured(
+        "DATABASE_HEDGE_PERCENTILE must be between 0 and 1 (exclusive), and "
+        "DATABASE_HEDGE_MAX_DELAY at least DATABASE_HEDGE_MIN_DELAY"
+    )
 # Idempotency keys are remembered this long (IETF draft-ietf-httpapi-idempotency-key-header).
 IDEMPOTENCY_KEY_TTL = env.seconds("IDEMPOTENCY_KEY_TTL", 24 * 3600.0, allow_zero=False)
 REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")

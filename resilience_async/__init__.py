@@ -141,6 +141,10 @@ if TYPE_CHECKING:
         format_lsn,
         parse_lsn,
     )
+    from resilience_async._outliers import (
+        LatencyRouting,
+        PeakEwma,
+    )
     from resilience_async._rate_headers import (
         rate_limit_headers,
     )
@@ -219,6 +223,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "threshold",
     ),
     "_hedge": ("Hedge", "HedgeHook", "LatencyWindow"),
+    "_outliers": ("LatencyRouting", "PeakEwma"),
     "_http": ("ResilientClient", "UpstreamHook", "is_server_failure"),
     "_lifecycle": ("Lifecycle", "Phase"),
     "_lifespan": ("LifespanApp",),
@@ -263,6 +268,7 @@ __all__ = [
     "HedgeHook",
     "InvalidLsnError",
     "JsonFormatter",
+    "LatencyRouting",
     "LatencyWindow",
     "Lifecycle",
     "LifespanApp",
@@ -271,6 +277,7 @@ __all__ = [
     "NoPrimaryError",
     "Observation",
     "OutcomeHook",
+    "PeakEwma",
     "Phase",
     "PoolExhaustedError",
     "Probe",

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import logging
 import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -59,6 +60,7 @@ from resilience_async._slots import Slots
 from resilience_async._topology import Monitor, ServerState
 
 T = TypeVar("T")
+logger = logging.getLogger("resilience_async.database")
 # Past its query timeout, the seconds a query's server-side cancel may take before the
 # connection is dropped instead (a server behind a black hole never answers the cancel).
 CANCEL_GRACE = 0.5
@@ -252,9 +254,12 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         self.hedge = hedge
         self._primary_reads = 0  # reads running on the primary now
         self._primary_read_share = max_size
+        self._also_told: Callable[[str, str | None], None] | None = None
         if latency is not None:
             latency.track("primary", [state.name for state in self.monitor.replicas])
             self._primary_read_share = max(1, int(latency.primary_share * max_size))
+            self._also_told = latency.on_eject
+            latency.on_eject = self._ejected
 
     def _pool(self, url: str, name: str, timeout: float) -> AsyncConnectionPool[Connection]:
         kwargs = {
@@ -304,8 +309,15 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
             hook.record_query(server, kind, outcome)
 
     def _sampled(self, state: ServerState) -> None:
-        if self.latency is not None and state.up:  # how an ejected server is watched
-            self.latency.observe(state.name, state.latency)
+        latency = self.latency
+        if latency is not None:
+            if state.up:  # how an ejected server is watched
+                latency.observe(state.name, state.latency)
+            routing = latency.server(state.name)
+            out = state is not self.monitor.primary and latency.ejected(state.name)
+            state.estimate = routing.estimate.value
+            state.ejected = routing.reason if out else None
+            state.ejections = routing.total_ejections
         for hook in self._hooks:
             hook.record_sample(state)
 
@@ -340,6 +352,16 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
             refill = asyncio.create_task(pool.check(), name=f"refill-{pool.name}")
             self._refills.add(refill)
             refill.add_done_callback(self._refills.discard)
+
+    def _ejected(self, name: str, why: str | None) -> None:
+        """A replica ejected as slow (`why`), or back (None): logged, and passed on."""
+        if self._also_told is not None:
+            self._also_told(name, why)
+        if why is None:
+            logger.info("database %s takes reads again: its latency is back among its peers'",
+                        name)  # fmt: skip
+        else:
+            logger.warning("database %s takes no reads for now: %s", name, why)
 
     def _primary_moved(self, url: str) -> None:
         """Patroni named a new leader: new primary connections go there first, and those to

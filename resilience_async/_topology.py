@@ -69,7 +69,9 @@ class ServerState:
     `up` is False until a first sample succeeds; `lsn` only ever grows between samples (a
     token check on a request may raise it before the next sample). With Patroni: `role` is
     what it lists the server as (None when unlisted or without Patroni), and `excluded` why
-    reads must not go there (None when they may).
+    reads must not go there (None when they may). With a `Database`'s latency routing, it
+    also sets `estimate` (its latency estimate, seconds), `ejected` (why the server takes no
+    reads now, or None) and `ejections` (how many times so far), after every sample.
     """
 
     name: str
@@ -82,6 +84,9 @@ class ServerState:
     error: str | None = "not sampled yet"
     role: str | None = None
     excluded: str | None = None
+    estimate: float = 0.0
+    ejected: str | None = None
+    ejections: int = 0
 
     def saw_lsn(self, lsn: int) -> None:
         """Record a visible position seen outside a sample (positions never go back)."""

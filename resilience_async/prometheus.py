@@ -150,6 +150,20 @@ class Instruments:
             "database_replica_lag_seconds", "Replay lag of a replica at the monitor's last sample.",
             ["server"], multiprocess_mode="livemax", registry=r,
         )  # fmt: skip
+        self.database_latency_estimate = Gauge(
+            "database_latency_estimate_seconds",
+            "A server's latency estimate (peak-EWMA of round trips) that routes reads.",
+            ["server"], multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
+        self.database_ejected = Gauge(
+            "database_ejected",
+            "1 while a replica takes no reads because it is much slower than its peers, else 0.",
+            ["server"], multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
+        self.database_ejections = Counter(
+            "database_ejections_total", "Times a replica was ejected as slow, by server.",
+            ["server"], registry=r,
+        )  # fmt: skip
 
 
 @functools.cache
@@ -307,6 +321,7 @@ class DatabaseExport:
     def __init__(self, into: Instruments) -> None:
         self._into = into
         self._queries: dict[tuple[str, str, str], Any] = {}
+        self._ejections: dict[str, int] = {}
 
     def record_query(self, server: str, kind: QueryKind, outcome: QueryOutcome) -> None:
         key = (server, kind, outcome)
@@ -319,6 +334,13 @@ class DatabaseExport:
         self._into.database_up.labels(state.name).set(1 if state.up else 0)
         if state.up and state.in_recovery:
             self._into.database_replica_lag.labels(state.name).set(state.lag)
+        if state.estimate:  # latency routing is on
+            self._into.database_latency_estimate.labels(state.name).set(state.estimate)
+            self._into.database_ejected.labels(state.name).set(1 if state.ejected else 0)
+            new = state.ejections - self._ejections.get(state.name, 0)
+            if new > 0:
+                self._into.database_ejections.labels(state.name).inc(new)
+                self._ejections[state.name] = state.ejections
 
 
 class RequestRecorder:

@@ -1,0 +1,199 @@
+"""Latency-aware reads against the stack's real primary and a replica made slow for real.
+
+The replica is reached through the fault proxy (Toxiproxy's API), whose latency toxic
+delays every answer of the replica, pooled connections and the monitor's included: a sick
+host, not replication lag. Each test says where reads ran by the server that served them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.faults.toxiproxy import ToxiproxyClient
+from devstack.stack import Stack
+from devstack.stack.child import Child, tail
+from devstack.stack.ports import free_port
+from devstack.stack.waits import http_ok, wait_until
+from resilience_async import Connection, Database, Hedge, LatencyRouting, RetryBudget
+from tests.integration.test_database import usable_replica
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+SLOW = {"latency": 300, "jitter": 0}  # milliseconds on every answer of the replica
+
+
+@pytest.fixture(scope="module")
+def proxy(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+    """The fault proxy in front of the replica: its API port and the replica's proxied port."""
+    log = tmp_path_factory.mktemp("slow-replica") / "toxiproxy.log"
+    port = free_port()
+    argv = [sys.executable, "-m", "devstack.faults.proxy", "--host", HOST, "--port", str(port)]
+    child = Child("toxiproxy", argv, log, cwd=ROOT)
+    child.start()
+    try:
+        wait_until(child, http_ok(f"http://{HOST}:{port}/version"), what="/version")
+        listen = free_port()
+        route = {"name": "replica", "listen": f"{HOST}:{listen}",
+                 "upstream": f"{HOST}:{stack.services['replica']['port']}"}  # fmt: skip
+        with ToxiproxyClient(f"http://{HOST}:{port}") as client:
+            client.populate([route])
+        yield {"api": port, "replica": listen}
+    finally:
+        child.stop(timeout=5)
+    assert child.returncode() == 0, tail(log)
+
+
+@pytest.fixture
+def toxics(proxy: dict[str, int]) -> Iterator[ToxiproxyClient]:
+    with ToxiproxyClient(f"http://{HOST}:{proxy['api']}") as client:
+        client.reset()
+        yield client
+        client.reset()
+
+
+def proxied_replica_url(stack: Stack, port: int) -> str:
+    replica = stack.env["DATABASE_REPLICA_URLS"].split(",")[0]
+    return replica.replace(f":{stack.services['replica']['port']}/", f":{port}/")
+
+
+async def open_database(stack: Stack, port: int, *, max_size: int = 10,
+                        primary_share: float = 0.5) -> Database:  # fmt: skip
+    database = Database(
+        primary_url=stack.env["DATABASE_URL"],
+        replica_urls=[proxied_replica_url(stack, port)],
+        max_size=max_size,
+        monitor_interval=0.1,
+        latency=LatencyRouting(
+            ejection=0.5, max_ejection=1.0, decay=0.2, primary_share=primary_share
+        ),
+        hedge=Hedge(
+            "test-reads",
+            min_delay=0.02,
+            max_delay=0.05,
+            budget=RetryBudget(ratio=1.0, min_per_second=100),
+        ),
+    )
+    await database.__aenter__()
+    await usable_replica(database)
+    return database
+
+
+@pytest.fixture
+async def db(healthy_stack: Stack, proxy: dict[str, int],
+             toxics: ToxiproxyClient) -> AsyncIterator[Database]:  # fmt: skip
+    database = await open_database(healthy_stack, proxy["replica"])
+    try:
+        yield database
+    finally:
+        await database.aclose()
+
+
+async def one(conn: Connection) -> int:
+    cursor = await conn.execute("SELECT 1")
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def ejected(database: Database) -> str:
+    """Wait (bounded) for the monitor's sample to show replica-1 ejected; the reason."""
+    replica = database.monitor.replicas[0]
+    for _ in range(100):
+        if replica.ejected:
+            return replica.ejected
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"replica-1 never ejected: {database.stats()['servers']}")
+
+
+async def test_healthy_reads_go_to_the_replica(db: Database) -> None:
+    served = {(await db.read(one)).server for _ in range(20)}
+    assert served == {"replica-1"}
+    assert db.stats()["servers"]["replica-1"]["ejected"] is None
+
+
+async def test_a_slow_replica_is_overtaken_then_ejected_and_its_reads_go_to_the_primary(
+    db: Database, toxics: ToxiproxyClient
+) -> None:
+    toxics.add_toxic("replica", "latency", attributes=SLOW)
+    first = await db.read(one)
+    assert first.server == "primary"  # the hedge, sent after 50 ms, answered first
+    assert db.hedge is not None
+    assert db.hedge.stats()["won"] >= 1
+    reason = await ejected(db)
+    assert reason.startswith("slow: ")
+    served = [(await db.read(one)).server for _ in range(20)]
+    assert served == ["primary"] * 20
+    stats = db.stats()
+    assert stats["servers"]["replica-1"]["ejections"] >= 1
+    assert stats["servers"]["replica-1"]["estimate"] >= 0.3
+    await db.hedge.aclose()  # every overtaken read has given its connection back
+    assert (
+        stats["pools"]["replica-1"]["gate_in_use"] == 0
+        or db.stats()["pools"]["replica-1"]["gate_in_use"] == 0
+    )
+
+
+async def test_a_recovered_replica_is_probed_back_and_takes_reads_again(
+    db: Database, toxics: ToxiproxyClient
+) -> None:
+    name = toxics.add_toxic("replica", "latency", attributes=SLOW)
+    await db.read(one)
+    await ejected(db)
+    toxics.remove_toxic("replica", name)
+    for _ in range(100):  # the monitor's samples pull its estimate down; its time runs out
+        if (await db.read(one)).server == "replica-1":
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"replica-1 never came back: {db.stats()['servers']}")
+    assert db.stats()["servers"]["replica-1"]["ejected"] is None
+
+
+async def test_past_the_primarys_share_reads_go_to_the_slow_replica(
+    healthy_stack: Stack, proxy: dict[str, int], toxics: ToxiproxyClient
+) -> None:
+    database = await open_database(healthy_stack, proxy["replica"], max_size=2,
+                                   primary_share=0.5)  # fmt: skip
+    try:
+        toxics.add_toxic("replica", "latency", attributes=SLOW)
+        await database.read(one)
+        await ejected(database)
+        holding = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold(conn: Connection) -> None:
+            holding.set()
+            await release.wait()
+
+        held = asyncio.ensure_future(database.read(hold))  # the primary's one read share
+        await holding.wait()
+        assert database.stats()["primary_reads"] == 1
+        assert database.read_route()[0] == "replica-1"
+        assert (await database.read(one)).server == "replica-1"  # slow, but served
+        release.set()
+        assert (await held).server == "primary"
+        assert database.read_route()[0] == "primary"
+    finally:
+        await database.aclose()
+
+
+async def test_without_latency_routing_a_slow_replica_keeps_its_reads(
+    healthy_stack: Stack, proxy: dict[str, int], toxics: ToxiproxyClient
+) -> None:
+    database = Database(
+        primary_url=healthy_stack.env["DATABASE_URL"],
+        replica_urls=[proxied_replica_url(healthy_stack, proxy["replica"])],
+        monitor_interval=0.1,
+    )
+    async with database:
+        await usable_replica(database)
+        toxics.add_toxic("replica", "latency", attributes=SLOW)
+        served = [(await database.read(one)).server for _ in range(3)]
+        assert served == ["replica-1"] * 3  # what main did: replay lag is zero, so it stays
