@@ -51,6 +51,8 @@ READS, BARE_READS = "reads: async service", "reads: bare psycopg pool"
 WRITES, BARE_WRITES = "writes: async service", "writes: bare psycopg pool"
 UNLIMITED_WRITES = "writes: async, no rate limit"
 LIMITER_COST_TARGET = 0.10  # of the writes' throughput, the limiter's share at most
+BLIND_READS = "reads: async, by lag alone"
+TAIL_COST_TARGET = 0.05  # of the reads' throughput: latency routing and hedging together
 CEILINGS = {BARE_ROUTE: CEILING, READS: BARE_READS, WRITES: BARE_WRITES}
 COMPOSITE_TARGET = 0.8  # of 1 / (1/bare route + 1/bare pool): what the two costs add up to
 
@@ -62,22 +64,25 @@ def run(plan: Plan, progress: Progress = SILENT, stack: Stack | None = None) -> 
     with stage("data", stack, orders=SEED_ORDERS) as where:
         servers.pin_stack(where.stack)
         env = where.env(DATABASE_POOL_MAX_SIZE=str(POOL_SIZE))
-        specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI, servers.ASYNC_UNLIMITED]
-        with servers.serving(specs, env, where.work) as (service, ceiling, unlimited):
-            rounds = _rounds(service, ceiling, unlimited, where.stack, plan, progress=progress)
-            failover = _watch_failover(service, where.stack, plan, progress)
+        specs = [servers.ASYNC_SERVICE, servers.BARE_ASGI, servers.ASYNC_UNLIMITED,
+                 servers.ASYNC_LATENCY_BLIND]  # fmt: skip
+        with servers.serving(specs, env, where.work) as running:
+            rounds = _rounds(running, where.stack, plan, progress=progress)
+            failover = _watch_failover(running[0], where.stack, plan, progress)
     return _report(rounds, failover, plan)
 
 
-def _rounds(service: servers.RunningServer, ceiling: servers.RunningServer,
-            unlimited: servers.RunningServer, stack: Stack, plan: Plan, *,
+def _rounds(running: list[servers.RunningServer], stack: Stack, plan: Plan, *,
             progress: Progress) -> Rounds:  # fmt: skip
     """Each round: the bare route and its ceiling, reads and writes through the service and
-    on the bare pool, and writes through the service without its rate limiter."""
+    on the bare pool, reads without latency routing and hedging, and writes without the
+    rate limiter (`running`: the service, the bare ASGI app and those two variants)."""
+    service, ceiling, unlimited, blind = running
     rounds = Rounds("data", plan.rounds, progress)
     post = {"method": "POST", "headers": write_headers(stack), "body": ORDER_BODY}
     gets = {BARE_ROUTE: (service, "/health/live"), CEILING: (ceiling, "/health/live"),
-            READS: (service, f"/api/orders/{READ_ID}")}  # fmt: skip
+            READS: (service, f"/api/orders/{READ_ID}"),
+            BLIND_READS: (blind, f"/api/orders/{READ_ID}")}  # fmt: skip
     for _ in rounds:
         for name, (server, path) in gets.items():
             with rounds.turn(name, server) as turn:
@@ -212,6 +217,7 @@ def _report(rounds: Rounds, failover: Failover, plan: Plan) -> Outcome:
         READS: f"GET /api/orders/{READ_ID}, replica, pool {POOL_SIZE}",
         BARE_READS: f"same SELECT, one process, {POOL_SIZE} tasks and connections",
         WRITES: f"POST /api/orders + token, primary, pool {POOL_SIZE}",
+        BLIND_READS: "the same, DATABASE_LATENCY_ROUTING=0 and DATABASE_HEDGE=0",
         UNLIMITED_WRITES: "the same, RATE_LIMIT_KEY=off (API key still checked)",
         BARE_WRITES: "same INSERT + token SELECT, one process",
     }
@@ -228,8 +234,8 @@ def _report(rounds: Rounds, failover: Failover, plan: Plan) -> Outcome:
         f"(1 core), {plan.connections} connections, {plan.rounds} rounds of {plan.duration:g} "
         "s, median round"
     )
-    found = [*_composite_verdicts(medians), *_limiter_verdicts(medians),
-             *_failover_verdicts(failover)]  # fmt: skip
+    found = [*_composite_verdicts(medians), *_tail_verdicts(medians),
+             *_limiter_verdicts(medians), *_failover_verdicts(failover)]  # fmt: skip
     return finish(
         "data", title, rows, found, plan=plan, settings=settings, notes=_notes(medians, failover)
     )
@@ -255,6 +261,19 @@ def _composite_verdicts(medians: dict[str, Measured]) -> list[Verdict]:
                              COMPOSITE_TARGET, f"{share:.2f} of {ceiling:.0f}",
                              f">= {COMPOSITE_TARGET:g}", share >= COMPOSITE_TARGET))  # fmt: skip
     return found
+
+
+def _tail_verdicts(medians: dict[str, Measured]) -> list[Verdict]:
+    """What latency routing and hedged reads cost the order read when nothing is slow:
+    1 - reads / reads by lag alone, measured in the same run."""
+    tracked, blind = medians.get(READS), medians.get(BLIND_READS)
+    if tracked is None or blind is None or not blind.result.goodput:
+        return []
+    cost = 1 - tracked.result.goodput / blind.result.goodput
+    return [Verdict("reads: latency routing and hedging's cost", cost, TAIL_COST_TARGET,
+                    f"{cost:.1%} ({tracked.result.goodput:.0f} vs "
+                    f"{blind.result.goodput:.0f} req/s)",
+                    f"<= {TAIL_COST_TARGET:.0%}", cost <= TAIL_COST_TARGET)]  # fmt: skip
 
 
 def _limiter_verdicts(medians: dict[str, Measured]) -> list[Verdict]:

@@ -76,6 +76,12 @@ ASYNC_UNLIMITED = ServerSpec(
     (*UVICORN, *SERVICE_HTTP, "project.asgi:application"),
     (("RATE_LIMIT_KEY", "off"),),
 )
+ASYNC_LATENCY_BLIND = ServerSpec(
+    "async, reads by lag alone",
+    "the async service with DATABASE_LATENCY_ROUTING=0 and DATABASE_HEDGE=0",
+    (*UVICORN, *SERVICE_HTTP, "project.asgi:application"),
+    (("DATABASE_LATENCY_ROUTING", "0"), ("DATABASE_HEDGE", "0")),
+)
 STOCK_ASGI = ServerSpec(
     "stock Django ASGI",
     "uvicorn, Django's ASGIHandler, SecurityMiddleware + CommonMiddleware",
