@@ -94,6 +94,7 @@ def read_hedge(settings: Any) -> Hedge[Any] | None:
         min_delay=settings.DATABASE_HEDGE_MIN_DELAY,
         max_delay=settings.DATABASE_HEDGE_MAX_DELAY,
         budget=RetryBudget(ratio=settings.DATABASE_HEDGE_BUDGET),
+        finish_losers=True,  # cancelling a query costs more than letting it end
     )
 
 

@@ -311,11 +311,11 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
     def _sampled(self, state: ServerState) -> None:
         latency = self.latency
         if latency is not None:
-            if state.up:  # how an ejected server is watched
-                latency.observe(state.name, state.latency)
+            if state.up:  # what judges a server, and how an ejected one is watched
+                latency.sample(state.name, state.latency)
             routing = latency.server(state.name)
             out = state is not self.monitor.primary and latency.ejected(state.name)
-            state.estimate = routing.estimate.value
+            state.estimate = routing.samples.value
             state.ejected = routing.reason if out else None
             state.ejections = routing.total_ejections
         for hook in self._hooks:

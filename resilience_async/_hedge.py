@@ -12,9 +12,12 @@ fraction of recent calls, so a dependency that turns slow as a whole never sees 
 doubled; past the budget each call waits for its one attempt, as it would without hedging.
 
 The attempt that loses is cancelled at once and finished off the caller's path: the winner's
-answer is not held up by the loser's clean-up (psycopg cancels a query on the server, which
-takes a round trip), a loser still running `grace` seconds later is cancelled again (psycopg
-then closes its connection), and `aclose()` waits for every loser, so none is leaked.
+answer is not held up by the loser's clean-up, a loser still running `grace` seconds later is
+cancelled again, and `aclose()` waits for every loser, so none is leaked. Or, with
+`finish_losers`, a loser is left to end on its own (still off the caller's path, still
+awaited by `aclose()`): right for a database read, whose cancellation costs more than its
+query (psycopg opens a connection to the server to cancel it, and holds the pooled one until
+the server answers), and whose own query timeout bounds it.
 
     hedge = Hedge("replica reads")
     rows = await hedge.run(lambda: read_on(replica_1), lambda: read_on(primary))
@@ -94,6 +97,8 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
             second so that a quiet service can still hedge).
         window: how many recent attempts the percentile is taken over.
         grace: seconds a cancelled loser may take to finish before it is cancelled again.
+        finish_losers: leave the attempt that lost to finish instead of cancelling it (an
+            attempt of a call cancelled by its caller is cancelled all the same).
         hooks: told of every hedge sent or refused, and of every winner (`HedgeHook`).
     """
 
@@ -107,6 +112,7 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         budget: RetryBudget | None = None,
         window: int = 256,
         grace: float = 0.5,
+        finish_losers: bool = False,
         hooks: Iterable[HedgeHook] = (),
     ) -> None:
         if not 0 <= min_delay <= max_delay:
@@ -117,6 +123,7 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         self.latency = LatencyWindow(window, percentile)
         self._budget = budget or RetryBudget(ratio=0.1, min_per_second=1.0)
         self._grace = grace
+        self._finish_losers = finish_losers
         self._losers: set[asyncio.Task[Any]] = set()
         self._counts = {"calls": 0, "hedged": 0, "refused": 0, "won": 0}
         self._hooks = tuple(hooks)
@@ -148,22 +155,26 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         started = loop.time()
         leading = loop.create_task(_timed(first))
         hedging: asyncio.Task[tuple[T, float]] | None = None
+        answered = False
         try:
             done, _ = await asyncio.wait((leading,), timeout=self.delay)
             if not done:
                 if self._budget.try_spend():
                     self._note(sent=True)
                     hedging = loop.create_task(_timed(second))
-                    return await self._race(leading, hedging)
+                    value = await self._race(leading, hedging)
+                    answered = True
+                    return value
                 self._note(sent=False)
                 await asyncio.wait((leading,))  # cancelled here, the attempt is abandoned
             return self._settle(leading)
         finally:
+            cancel = not (answered and self._finish_losers)
             if not leading.done():
                 self.latency.add(loop.time() - started)  # a lower bound, kept as one
-                self._abandon(leading)
+                self._abandon(leading, cancel=cancel)
             if hedging is not None and not hedging.done():
-                self._abandon(hedging)
+                self._abandon(hedging, cancel=cancel)
 
     def _settle(self, task: asyncio.Task[tuple[T, float]]) -> T:
         value, took = task.result()
@@ -192,21 +203,25 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         for hook in self._hooks:
             hook.record_hedge(sent)
 
-    def _abandon(self, task: asyncio.Task[Any]) -> None:
-        """Cancel a loser and let it finish in the background, forced after `grace`."""
-        task.cancel()
+    def _abandon(self, task: asyncio.Task[Any], *, cancel: bool) -> None:
+        """Leave a loser to finish in the background: cancelled (again after `grace`), or
+        left to end on its own."""
         self._losers.add(task)
-        force = asyncio.get_running_loop().call_later(self._grace, task.cancel)
+        force = None
+        if cancel:
+            task.cancel()
+            force = asyncio.get_running_loop().call_later(self._grace, task.cancel)
         task.add_done_callback(lambda done: self._buried(done, force))
 
-    def _buried(self, task: asyncio.Task[Any], force: asyncio.TimerHandle) -> None:
-        force.cancel()
+    def _buried(self, task: asyncio.Task[Any], force: asyncio.TimerHandle | None) -> None:
+        if force is not None:
+            force.cancel()
         self._losers.discard(task)
         if not task.cancelled():
             task.exception()  # retrieved: a loser's failure is no one's error
 
     async def aclose(self) -> None:
-        """Wait for every cancelled loser to finish its clean-up."""
+        """Wait for every loser to finish (its clean-up, or its attempt)."""
         while self._losers:
             await asyncio.gather(*self._losers, return_exceptions=True)
 

@@ -78,6 +78,7 @@ async def open_database(stack: Stack, port: int, *, max_size: int = 10,
             min_delay=0.02,
             max_delay=0.05,
             budget=RetryBudget(ratio=1.0, min_per_second=100),
+            finish_losers=True,
         ),
     )
     await database.__aenter__()

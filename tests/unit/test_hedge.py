@@ -181,3 +181,29 @@ async def test_without_a_second_attempt_the_call_is_only_timed() -> None:
     assert await hedge.run(first) == "first"
     assert hedge.stats()["calls"] == 1
     assert hedge.latency.rank(10.0) == 1.0  # its latency was kept
+
+
+async def test_with_finish_losers_the_overtaken_attempt_runs_to_its_end() -> None:
+    hedge: Hedge[str] = Hedge("db", min_delay=0.0, max_delay=0.01, finish_losers=True)
+    first, second = Attempt("first"), Attempt("second")
+    second.go.set()
+    assert await hedge.run(first, second) == "second"
+    assert hedge.stats()["cleaning"] == 1
+    first.go.set()
+    await hedge.aclose()
+    assert not first.cancelled
+    assert first.finished
+    assert hedge.stats()["cleaning"] == 0
+
+
+async def test_with_finish_losers_a_cancelled_call_still_cancels_its_attempts() -> None:
+    hedge: Hedge[str] = Hedge("db", min_delay=0.0, max_delay=0.01, finish_losers=True)
+    first, second = Attempt("first"), Attempt("second")
+    running = asyncio.ensure_future(hedge.run(first, second))
+    await second.started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await hedge.aclose()
+    assert first.cancelled
+    assert second.cancelled
