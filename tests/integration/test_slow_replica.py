@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from devstack.faults.toxiproxy import ToxiproxyClient
 from devstack.stack import Stack
 from devstack.stack.child import Child, tail
 from devstack.stack.ports import free_port
 from devstack.stack.waits import http_ok, wait_until
-from resilience_async import Connection, Database, Hedge, LatencyRouting, RetryBudget
+from project.checks import lag_probe
+from resilience_async import Connection, Database, Hedge, LatencyRouting, RetryBudget, Status
+from resilience_async.prometheus import Instruments, instrument
 from tests.integration.test_database import usable_replica
 
 pytestmark = pytest.mark.integration
@@ -198,3 +201,21 @@ async def test_without_latency_routing_a_slow_replica_keeps_its_reads(
         toxics.add_toxic("replica", "latency", attributes=SLOW)
         served = [(await database.read(one)).server for _ in range(3)]
         assert served == ["replica-1"] * 3  # what main did: replay lag is zero, so it stays
+
+
+async def test_an_ejection_shows_in_readiness_and_metrics(
+    db: Database, toxics: ToxiproxyClient
+) -> None:
+    registry = CollectorRegistry()
+    instrument(db, instruments=Instruments(registry))
+    toxics.add_toxic("replica", "latency", attributes=SLOW)
+    await db.read(one)
+    reason = await ejected(db)
+    observation = await lag_probe(db, 0, max_lag=5.0)()
+    assert observation.status is Status.WARN
+    assert observation.output == reason
+    await db.monitor.sample()  # one more round: its samples are told to the hooks
+    labels = {"server": "replica-1"}
+    assert registry.get_sample_value("database_ejected", labels) == 1
+    assert registry.get_sample_value("database_ejections_total", labels) >= 1
+    assert registry.get_sample_value("database_latency_estimate_seconds", labels) >= 0.3
