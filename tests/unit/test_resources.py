@@ -7,7 +7,13 @@ import httpx
 
 from project import builders
 from project.resources import Resources
-from resilience_async.prometheus import BreakerExport, CacheExport, DatabaseExport, UpstreamExport
+from resilience_async.prometheus import (
+    BreakerExport,
+    CacheExport,
+    DatabaseExport,
+    HedgeExport,
+    UpstreamExport,
+)
 from tests.helpers import project_settings
 
 
@@ -27,6 +33,20 @@ def test_metrics_enabled_gives_every_primitive_its_prometheus_hook() -> None:
     assert any(isinstance(h, UpstreamExport) for h in resources.tips_client.hooks)
     assert any(isinstance(h, CacheExport) for h in resources.tips_cache.hooks)
     assert any(isinstance(h, DatabaseExport) for h in resources.database.hooks)
+    assert resources.tips_hedge is not None
+    assert any(isinstance(h, HedgeExport) for h in resources.tips_hedge.hooks)
+
+
+def test_the_tips_client_is_hedged_unless_upstream_hedge_is_off() -> None:
+    """UPSTREAM_HEDGE (on by default) gives the web's tips client its hedge, from settings."""
+    hedged = Resources(
+        project_settings(UPSTREAM_HEDGE_PERCENTILE=0.9, UPSTREAM_HEDGE_MAX_DELAY=0.3)
+    )
+    assert hedged.tips_hedge is not None
+    assert hedged.tips_client.hedge is hedged.tips_hedge
+    assert (hedged.tips_hedge.latency.percentile, hedged.tips_hedge.delay) == (0.9, 0.3)
+    unhedged = Resources(project_settings(UPSTREAM_HEDGE=False))
+    assert (unhedged.tips_hedge, unhedged.tips_client.hedge) == (None, None)
 
 
 def test_metrics_disabled_installs_no_hook() -> None:
