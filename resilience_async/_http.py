@@ -13,7 +13,7 @@ Every request goes bulkhead → (breaker → httpx) per attempt → retry decisi
   past it the answer is the upstream's failure (`ResponseTooLargeError`, which the breaker
   counts); every unusable answer (too large, undecodable, malformed JSON, or the caller's
   "wrong shape") is counted by reason and logged, throttled (`_unusable.py`);
-- with a `Hedge`, an idempotent request's attempt that is later than usual is overtaken
+- with a `Hedge`, a read's (GET, HEAD, OPTIONS) attempt that is later than usual is overtaken
   by a second one (the first answer wins, a 5xx included; the loser is cancelled, its
   connection dropped): see `ResilientClient`'s `hedge`;
 - httpx's exceptions are translated here, once, into the library's exception tree.
@@ -48,6 +48,9 @@ from resilience_async._retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
 from resilience_async._unusable import UnusableAnswers
 
 MAX_BODY = 4 * 1024 * 1024  # bytes: a service-to-service JSON client, not a downloader
+# Hedged: reads only. A PUT or DELETE may be retried (one after the other) but not hedged: two
+# copies in flight at once may land on either side of another client's write.
+HEDGED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class UpstreamHook(Protocol):
@@ -95,7 +98,7 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         budget: caps retries to a fraction of recent requests (default: 20 %).
         bulkhead: bounds concurrent requests to the upstream (None: only max_connections).
         transport: the httpx transport; default `AiohttpTransport(max_connections=...)`.
-        hedge: hedges idempotent requests (None: never, at no cost). Each attempt of the
+        hedge: hedges GET, HEAD and OPTIONS (None: never, at no cost). Each attempt of the
             retry loop is hedged: once it is later than the hedge's delay (a recent
             percentile of attempts), a second attempt is sent, within the hedge's budget,
             and the first answer wins, whatever its status (a 5xx is an answer; the retry
@@ -217,7 +220,7 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         self._requests += 1
         self._budget.record_request()
         retryable = method.upper() in IDEMPOTENT_METHODS
-        hedged = retryable and self.hedge is not None
+        hedged = self.hedge is not None and method.upper() in HEDGED_METHODS
         loop = asyncio.get_running_loop()
         # One deadline for the whole request: retries only spend what the first attempt left,
         # so a hanging upstream costs one timeout, not one per attempt.

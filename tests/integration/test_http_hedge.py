@@ -131,12 +131,16 @@ async def test_a_5xx_is_an_answer_and_wins_the_race(
     assert hedged.stats()["hedged"] == 0
 
 
-async def test_a_post_is_never_hedged(upstream: Upstream, control: AsyncUpstreamControl) -> None:
-    """A late POST waits for its one attempt: a write is never sent twice."""
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+async def test_a_write_is_never_hedged(
+    upstream: Upstream, control: AsyncUpstreamControl, method: str
+) -> None:
+    """A late write waits for its one attempt: never two copies in flight, not even of an
+    idempotent PUT (they could land on either side of another client's write)."""
     await control.set_mode("tail", delay_ms=0, tail_ms=200, tail_every=1)
     hedged = hedge()
     async with client(upstream, hedged) as tips:
-        response = await tips.request("POST", "/tips", json={})
+        response = await tips.request(method, "/tips", json={})
     assert response.status_code == 405
     assert hedged.stats()["calls"] == 0
     assert tips.stats()["attempts"] == {"405": 1}
