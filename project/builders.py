@@ -115,15 +115,31 @@ def tips_breaker(settings: Any, *, shared: RedisBreakerState | None = None) -> C
     )
 
 
+def tips_hedge(settings: Any) -> Hedge[Any] | None:
+    """The tips GETs' hedge (None with UPSTREAM_HEDGE off): a second attempt once the first
+    is later than UPSTREAM_HEDGE_PERCENTILE of recent ones, within UPSTREAM_HEDGE_BUDGET."""
+    if not settings.UPSTREAM_HEDGE:
+        return None
+    return Hedge(
+        TIPS,
+        percentile=settings.UPSTREAM_HEDGE_PERCENTILE,
+        min_delay=settings.UPSTREAM_HEDGE_MIN_DELAY,
+        max_delay=settings.UPSTREAM_HEDGE_MAX_DELAY,
+        budget=RetryBudget(ratio=settings.UPSTREAM_HEDGE_BUDGET),
+    )
+
+
 def tips_client(
     settings: Any,
     *,
     breaker: CircuitBreaker,
     attempts: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    hedge: Hedge[Any] | None = None,
 ) -> ResilientClient:
     """The tips upstream's client: timeouts, a body limit, `breaker`, budgeted retries and a
-    bulkhead.
+    bulkhead; its GETs hedged by `hedge` (the web's `tips_hedge`; a job has no one waiting
+    on its latency, and goes without).
 
     `attempts` overrides UPSTREAM_RETRY_ATTEMPTS (a job retried as a whole wants 1: retries
     inside retries multiply the load on a failing upstream). `transport` replaces the
@@ -143,6 +159,7 @@ def tips_client(
         max_body=settings.UPSTREAM_MAX_BODY,
         bulkhead=Bulkhead(TIPS, max_concurrent=settings.UPSTREAM_MAX_CONCURRENCY),
         transport=transport,
+        hedge=hedge,
     )
 
 

@@ -59,7 +59,10 @@ class Resources:
             else None
         )
         self.tips_breaker = builders.tips_breaker(settings, shared=self.breaker_state)
-        self.tips_client = builders.tips_client(settings, breaker=self.tips_breaker)
+        # Closed with the client: its `aclose()` waits for the hedge's losers first.
+        self.tips_hedge = builders.tips_hedge(settings)
+        self.tips_client = builders.tips_client(settings, breaker=self.tips_breaker,
+                                                hedge=self.tips_hedge)  # fmt: skip
         # Redis has its own breaker: a dead or hung Redis costs one short timeout per
         # breaker period, then the cache runs on its local tier alone.
         self.redis_breaker = CircuitBreaker(
@@ -163,6 +166,9 @@ class Resources:
                    self.redis_breaker, self.tips_cache, self.rate_limiter)  # fmt: skip
         if client.bulkhead is not None:
             instrument(client.bulkhead)
+        for hedge in (self.tips_hedge, self.database.hedge):
+            if hedge is not None:
+                instrument(hedge)
 
 
 @functools.cache

@@ -219,6 +219,17 @@ UPSTREAM_RETRY_BUDGET = env.fraction("UPSTREAM_RETRY_BUDGET", 0.2)
 # Bytes an upstream's answer may hold, as sent and decoded: the tips are about 1 KiB, and a
 # larger body fails (the breaker counts it) before it can take the process's memory.
 UPSTREAM_MAX_BODY = env.int("UPSTREAM_MAX_BODY", 256 * 1024, min_value=1)
+# Hedged tips GETs (docs/tail-latency.md): once an attempt is slower than this percentile of
+# recent ones (within the delay bounds), a second is sent, within a budget; the first wins.
+UPSTREAM_HEDGE = env.bool("UPSTREAM_HEDGE", True)
+UPSTREAM_HEDGE_PERCENTILE = env.fraction("UPSTREAM_HEDGE_PERCENTILE", 0.95)
+if not 0 < UPSTREAM_HEDGE_PERCENTILE < 1:
+    raise ImproperlyConfigured("UPSTREAM_HEDGE_PERCENTILE must be between 0 and 1, exclusive")
+UPSTREAM_HEDGE_MIN_DELAY = env.seconds("UPSTREAM_HEDGE_MIN_DELAY", 0.01)
+UPSTREAM_HEDGE_MAX_DELAY = env.seconds("UPSTREAM_HEDGE_MAX_DELAY", 0.5)
+if UPSTREAM_HEDGE_MIN_DELAY > UPSTREAM_HEDGE_MAX_DELAY:
+    raise ImproperlyConfigured("UPSTREAM_HEDGE_MIN_DELAY must be <= UPSTREAM_HEDGE_MAX_DELAY")
+UPSTREAM_HEDGE_BUDGET = env.fraction("UPSTREAM_HEDGE_BUDGET", 0.1)
 BREAKER_FAIL_MAX = env.int("BREAKER_FAIL_MAX", 5, min_value=1)
 BREAKER_FAILURE_RATE = env.fraction("BREAKER_FAILURE_RATE", 0.5)
 BREAKER_WINDOW = env.int("BREAKER_WINDOW", 20, min_value=1)

@@ -13,6 +13,9 @@ Every request goes bulkhead → (breaker → httpx) per attempt → retry decisi
   past it the answer is the upstream's failure (`ResponseTooLargeError`, which the breaker
   counts); every unusable answer (too large, undecodable, malformed JSON, or the caller's
   "wrong shape") is counted by reason and logged, throttled (`_unusable.py`);
+- with a `Hedge`, a read's (GET, HEAD, OPTIONS) attempt that is later than usual is overtaken
+  by a second one (the first answer wins, a 5xx included; the loser is cancelled, its
+  connection dropped): see `ResilientClient`'s `hedge`;
 - httpx's exceptions are translated here, once, into the library's exception tree.
 """
 
@@ -37,6 +40,7 @@ from resilience_async._errors import (
     UpstreamUnavailableError,
 )
 from resilience_async._extras import extra_needed
+from resilience_async._hedge import Hedge
 from resilience_async._hooks import Hooked
 from resilience_async._limits import Bulkhead
 from resilience_async._resource import AsyncResource
@@ -44,6 +48,9 @@ from resilience_async._retry import IDEMPOTENT_METHODS, RetryBudget, RetryPolicy
 from resilience_async._unusable import UnusableAnswers
 
 MAX_BODY = 4 * 1024 * 1024  # bytes: a service-to-service JSON client, not a downloader
+# Hedged: reads only. A PUT or DELETE may be retried (one after the other) but not hedged: two
+# copies in flight at once may land on either side of another client's write.
+HEDGED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class UpstreamHook(Protocol):
@@ -51,7 +58,8 @@ class UpstreamHook(Protocol):
     path: keep it cheap).
 
     `record_attempt` gets the attempt's outcome: the status code as text ("200", "503"), or
-    "timeout", "unavailable", "pool_timeout", "too_large" or "bad_encoding";
+    "timeout", "unavailable", "pool_timeout", "too_large", "bad_encoding", or "abandoned"
+    (a hedged attempt cancelled because the other one answered first, or the caller left);
     `record_retry` whether a retry was allowed (False: the retry budget refused it);
     `record_unusable` the reason an answer could not be used (`UnusableResponseError.reason`).
     """
@@ -90,6 +98,14 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         budget: caps retries to a fraction of recent requests (default: 20 %).
         bulkhead: bounds concurrent requests to the upstream (None: only max_connections).
         transport: the httpx transport; default `AiohttpTransport(max_connections=...)`.
+        hedge: hedges GET, HEAD and OPTIONS (None: never, at no cost). Each attempt of the
+            retry loop is hedged: once it is later than the hedge's delay (a recent
+            percentile of attempts), a second attempt is sent, within the hedge's budget,
+            and the first answer wins, whatever its status (a 5xx is an answer; the retry
+            loop judges it); a failed attempt lets the other one win. Both attempts go
+            through the breaker, each with its own call timeout, and count in `attempts`
+            (a cancelled loser as "abandoned"; the breaker ignores it). The loser's
+            connection is dropped, not pooled. `aclose()` waits for the losers first.
         hooks: told of every attempt, retry decision and unusable answer (`UpstreamHook`).
 
     `client` is the shared `httpx.AsyncClient` on the same transport, with the same base URL
@@ -114,6 +130,7 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         budget: RetryBudget | None = None,
         bulkhead: Bulkhead | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        hedge: Hedge[Any] | None = None,
         hooks: Iterable[UpstreamHook] = (),
     ) -> None:
         if min(timeout, connect_timeout, pool_timeout) <= 0:
@@ -124,6 +141,7 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         self.max_body = max_body
         self.breaker = breaker
         self.bulkhead = bulkhead
+        self.hedge = hedge
         self._retry = retry or RetryPolicy()
         self._budget = budget or RetryBudget()
         self._timeout = timeout
@@ -173,6 +191,8 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         await self.client.__aenter__()  # httpx opens its transport (aiohttp's session) here
 
     async def aclose(self) -> None:
+        if self.hedge is not None:  # its losers give their connections back to our transport
+            await self.hedge.aclose()
         await self.client.aclose()
 
     async def get_json(self, url: str, **kwargs: Any) -> Any:
@@ -200,6 +220,7 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         self._requests += 1
         self._budget.record_request()
         retryable = method.upper() in IDEMPOTENT_METHODS
+        hedged = self.hedge is not None and method.upper() in HEDGED_METHODS
         loop = asyncio.get_running_loop()
         # One deadline for the whole request: retries only spend what the first attempt left,
         # so a hanging upstream costs one timeout, not one per attempt.
@@ -207,7 +228,7 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         attempt = 0
         while True:
             attempt += 1
-            response, error = await self._try(method, url, kwargs, attempt, deadline)
+            response, error = await self._try(method, url, kwargs, attempt, deadline, hedged=hedged)
             if response is not None and response.status_code not in self._retry.retry_statuses:
                 return response
             hint = _retry_after(response) if response is not None else None
@@ -222,18 +243,27 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
             await asyncio.sleep(delay)
 
     async def _try(
-        self, method: str, url: str, kwargs: dict[str, Any], attempt: int, deadline: float
+        self,
+        method: str,
+        url: str,
+        kwargs: dict[str, Any],
+        attempt: int,
+        deadline: float,
+        *,
+        hedged: bool,
     ) -> tuple[httpx.Response | None, Exception | None]:
         """One attempt; a failure worth retrying is returned (with the attempt count), not raised.
 
         The first attempt is bounded by the breaker's own call timeout, so that it counts a
-        hanging upstream as a failure; later ones also by the request's deadline.
+        hanging upstream as a failure (hedged, each of its two attempts is); later ones also
+        by the request's deadline.
         """
+        send = self._hedged if hedged else self._attempt
         try:
             if attempt == 1:
-                return await self._attempt(method, url, kwargs), None
+                return await send(method, url, kwargs), None
             async with asyncio.timeout_at(deadline):
-                return await self._attempt(method, url, kwargs), None
+                return await send(method, url, kwargs), None
         except (UpstreamUnavailableError, UpstreamTimeoutError, CallTimeoutError) as exc:
             if isinstance(exc, UpstreamError):
                 exc.attempts = attempt
@@ -251,6 +281,20 @@ class ResilientClient(AsyncResource, Hooked[UpstreamHook]):
         for hook in self._hooks:
             hook.record_retry(allowed)
         return allowed
+
+    async def _hedged(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        """One attempt, overtaken by a second one if it is late (`hedge`)."""
+        assert self.hedge is not None
+
+        async def contender() -> httpx.Response:
+            try:
+                return await self._attempt(method, url, kwargs)
+            except asyncio.CancelledError:  # the other attempt won, or the caller left
+                self._count("abandoned")
+                raise
+
+        response: httpx.Response = await self.hedge.run(contender, contender)
+        return response
 
     async def _attempt(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
         if self.breaker is not None:

@@ -61,6 +61,11 @@ class AiohttpTransport(AsyncResource, httpx.AsyncBaseTransport):
             response.status, headers=list(response.raw_headers), stream=body, request=request
         )
 
+    def stats(self) -> dict[str, int]:
+        """`in_use`: requests holding a connection slot (until their body is closed);
+        `waiting`: requests queued for one."""
+        return {"in_use": self._slots.taken, "waiting": self._slots.waiting}
+
     async def _open(self) -> None:
         if self._session is None:
             self._new_session()

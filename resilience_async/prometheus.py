@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from resilience_async._breaker import STATE_LABELS, BreakerStateChange, CallOutcome, CircuitBreaker
 from resilience_async._cache import FallbackCache
 from resilience_async._extras import extra_needed
+from resilience_async._hedge import Hedge
 from resilience_async._limits import Bulkhead
 from resilience_async._rate_limit import RateLimiter
 from resilience_async._unusable import REASONS
@@ -51,6 +52,7 @@ __all__ = [
     "BulkheadExport",
     "CacheExport",
     "DatabaseExport",
+    "HedgeExport",
     "Instruments",
     "RateLimitExport",
     "RequestRecorder",
@@ -137,6 +139,21 @@ class Instruments:
             "1 while a rate limiter decides in process because Redis is unavailable, else 0.",
             ["limiter"], multiprocess_mode="livemax", registry=r,
         )  # fmt: skip
+        self.hedges = Counter(
+            "hedges_total",
+            "Second attempts of hedged calls, by dependency and outcome: sent, or refused by "
+            "the hedge budget.", ["dependency", "outcome"], registry=r,
+        )  # fmt: skip
+        self.hedge_wins = Counter(
+            "hedge_wins_total", "Hedged calls the second attempt answered first, by dependency.",
+            ["dependency"], registry=r,
+        )  # fmt: skip
+        # Set when a call is late (a hedge sent or refused), not on every call.
+        self.hedge_delay = Gauge(
+            "hedge_delay_seconds",
+            "Seconds a call waited before its hedge, at the last late call, by dependency.",
+            ["dependency"], multiprocess_mode="livemax", registry=r,
+        )  # fmt: skip
         self.database_queries = Counter(
             "database_queries_total",
             "Reads and writes by the server that ran them (primary, replica-N) and outcome.",
@@ -173,8 +190,8 @@ def default_instruments() -> Instruments:
 
 
 def instrument(*primitives: object, instruments: Instruments | None = None) -> None:
-    """Give each primitive (breaker, client, bulkhead, cache, rate limiter, database) its
-    Prometheus hook."""
+    """Give each primitive (breaker, client, bulkhead, cache, rate limiter, database, hedge)
+    its Prometheus hook."""
     into = instruments or default_instruments()
     for primitive in primitives:
         if isinstance(primitive, CircuitBreaker):
@@ -187,6 +204,8 @@ def instrument(*primitives: object, instruments: Instruments | None = None) -> N
             primitive.add_hook(CacheExport(into, primitive.namespace))
         elif isinstance(primitive, RateLimiter):
             primitive.add_hook(RateLimitExport(into, primitive.namespace))
+        elif isinstance(primitive, Hedge):
+            primitive.add_hook(HedgeExport(into, primitive))
         elif _is_database(primitive):
             primitive.add_hook(DatabaseExport(into))
         else:
@@ -272,6 +291,29 @@ class BulkheadExport:
 
     def __init__(self, into: Instruments, bulkhead: str) -> None:
         self.record_rejection = into.bulkhead_rejections.labels(bulkhead).inc
+
+
+class HedgeExport:
+    """One hedge's second attempts (sent, refused), its wins, and its delay, labelled by the
+    hedge's name: a client's and a database's hedges alike."""
+
+    def __init__(self, into: Instruments, hedge: Hedge[Any]) -> None:
+        self._hedge = hedge
+        self._hedges = {
+            True: into.hedges.labels(hedge.name, "sent"),
+            False: into.hedges.labels(hedge.name, "refused"),
+        }
+        self._wins = into.hedge_wins.labels(hedge.name)
+        self._delay = into.hedge_delay.labels(hedge.name)
+        self._delay.set(hedge.delay)
+
+    def record_hedge(self, sent: bool) -> None:
+        self._hedges[sent].inc()
+        self._delay.set(self._hedge.delay)
+
+    def record_winner(self, winner: str) -> None:
+        if winner == "hedge":
+            self._wins.inc()
 
 
 class CacheExport:

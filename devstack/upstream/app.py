@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
@@ -172,6 +173,8 @@ class TipsApp:
                 return _SHUTTING_DOWN
             if state.mode is Mode.SLOW:
                 return await self._slow(scope, receive, state.delay_ms / 1000)
+            if state.mode is Mode.TAIL:
+                return await self._slow(scope, receive, self._tail_delay(state))
             if not await self._park(receive, self._not_hanging):
                 return None
 
@@ -192,6 +195,15 @@ class TipsApp:
         if not await self._park(receive, _never, seconds):
             return None
         return _SHUTTING_DOWN if self._behaviour.closing else self._route(scope)
+
+    def _tail_delay(self, state: ModeState) -> float:
+        """Seconds this ``tail`` answer waits: the delay, jittered; every ``tail_every``-th
+        answer (the first included) ``tail_ms`` more."""
+        late = self._behaviour.answered % state.tail_every == 0
+        self._behaviour.answered += 1
+        jitter = random.uniform(-state.jitter_ms, state.jitter_ms)  # noqa: S311 - not crypto
+        delay_ms = max(0.0, state.delay_ms + jitter) + (state.tail_ms if late else 0)
+        return delay_ms / 1000
 
     def _not_hanging(self) -> bool:
         return self._behaviour.mode is not Mode.HANG

@@ -12,11 +12,16 @@ from enum import StrEnum
 from typing import Any, TypeGuard
 
 DEFAULT_DELAY_MS = 100
+DEFAULT_TAIL_MS = 500
+DEFAULT_TAIL_EVERY = 50
 DEFAULT_STATUS = 503
 DEFAULT_SIZE = 512 * 1024 * 1024  # bytes of an oversized answer: what took a worker to 5 GB
 MAX_DELAY_MS = 600_000
 MAX_SIZE = 1 << 40
-_FIELDS = frozenset({"mode", "delay_ms", "status", "size", "chunked", "gzip", "garbage"})
+_FIELDS = frozenset(
+    {"mode", "delay_ms", "status", "size", "chunked", "gzip", "garbage", "jitter_ms", "tail_ms",
+     "tail_every"}
+)  # fmt: skip
 
 
 class Mode(StrEnum):
@@ -24,6 +29,7 @@ class Mode(StrEnum):
 
     NORMAL = "normal"
     SLOW = "slow"
+    TAIL = "tail"
     ERROR = "error"
     HANG = "hang"
     REFUSE = "refuse"
@@ -57,7 +63,10 @@ class ModeState:
     """One complete mode setting; frozen so readers never see half an update.
 
     ``delay_ms`` holds a ``slow`` answer, or an ``oversized`` one's body (its headers go at
-    once); ``status`` is an ``error`` answer's; ``size`` (bytes, as decoded), ``chunked``
+    once), or every ``tail`` answer, give or take ``jitter_ms`` (uniform), and one answer in
+    ``tail_every`` (the first after the switch, then every ``tail_every``-th: a counter, not
+    a coin, so a short run sees the same share) ``tail_ms`` more: a latency tail;
+    ``status`` is an ``error`` answer's; ``size`` (bytes, as decoded), ``chunked``
     (no Content-Length) and ``gzip`` (a compressed body: a bomb) shape an ``oversized``
     answer; ``garbage`` says what a ``garbage`` 200 carries.
     """
@@ -69,13 +78,17 @@ class ModeState:
     chunked: bool = False
     gzip: bool = False
     garbage: Garbage = Garbage.TRUNCATED_JSON
+    jitter_ms: int = 0
+    tail_ms: int = DEFAULT_TAIL_MS
+    tail_every: int = DEFAULT_TAIL_EVERY
 
     def as_dict(self) -> dict[str, Any]:
         """The control API's JSON shape."""
         return {
             "mode": str(self.mode), "delay_ms": self.delay_ms, "status": self.status,
             "size": self.size, "chunked": self.chunked, "gzip": self.gzip,
-            "garbage": str(self.garbage),
+            "garbage": str(self.garbage), "jitter_ms": self.jitter_ms, "tail_ms": self.tail_ms,
+            "tail_every": self.tail_every,
         }  # fmt: skip
 
 
@@ -94,6 +107,9 @@ def parse_mode_change(payload: object) -> ModeState:
         chunked=_parse_flag("chunked", payload.get("chunked")),
         gzip=_parse_flag("gzip", payload.get("gzip")),
         garbage=_parse_garbage(payload.get("garbage")),
+        jitter_ms=_parse_delay(payload.get("jitter_ms"), "jitter_ms", 0),
+        tail_ms=_parse_delay(payload.get("tail_ms"), "tail_ms", DEFAULT_TAIL_MS),
+        tail_every=_parse_every(payload.get("tail_every")),
     )
 
 
@@ -106,11 +122,19 @@ def _parse_mode(value: object) -> Mode:
     return Mode(value)
 
 
-def _parse_delay(value: object) -> int:
+def _parse_delay(value: object, field: str = "delay_ms", default: int = DEFAULT_DELAY_MS) -> int:
     if value is None:
-        return DEFAULT_DELAY_MS
+        return default
     if not _is_int(value) or not 0 <= value <= MAX_DELAY_MS:
-        raise InvalidModeChange("delay_ms", f"must be an integer 0..{MAX_DELAY_MS}, got {value!r}")
+        raise InvalidModeChange(field, f"must be an integer 0..{MAX_DELAY_MS}, got {value!r}")
+    return value
+
+
+def _parse_every(value: object) -> int:
+    if value is None:
+        return DEFAULT_TAIL_EVERY
+    if not _is_int(value) or value < 1:
+        raise InvalidModeChange("tail_every", f"must be an integer >= 1, got {value!r}")
     return value
 
 
@@ -163,6 +187,7 @@ class Behaviour:
         self._state = ModeState()
         self._changed = asyncio.Event()
         self.closing = False
+        self.answered = 0  # requests seen since the last mode change (``tail``'s counter)
 
     @property
     def state(self) -> ModeState:
@@ -179,6 +204,7 @@ class Behaviour:
 
     def set(self, state: ModeState) -> None:
         self._state = state
+        self.answered = 0
         self._wake()
 
     def close(self) -> None:

@@ -87,10 +87,14 @@ class UpstreamControl:
         chunked: bool | None = None,
         gzip: bool | None = None,
         garbage: str | None = None,
+        jitter_ms: int | None = None,
+        tail_ms: int | None = None,
+        tail_every: int | None = None,
     ) -> dict[str, Any]:
         """Switch the mode; omitted settings take the upstream's defaults (`ModeState`)."""
         body = _mode_body(mode, delay_ms=delay_ms, status=status, size=size, chunked=chunked,
-                          gzip=gzip, garbage=garbage)  # fmt: skip
+                          gzip=gzip, garbage=garbage, jitter_ms=jitter_ms, tail_ms=tail_ms,
+                          tail_every=tail_every)  # fmt: skip
         return _json(self._call("PUT", "/mode", json=body), "PUT /mode")
 
     def mode(self) -> dict[str, Any]:
@@ -156,10 +160,14 @@ class AsyncUpstreamControl:
         chunked: bool | None = None,
         gzip: bool | None = None,
         garbage: str | None = None,
+        jitter_ms: int | None = None,
+        tail_ms: int | None = None,
+        tail_every: int | None = None,
     ) -> dict[str, Any]:
         """Switch the mode; omitted settings take the upstream's defaults (`ModeState`)."""
         body = _mode_body(mode, delay_ms=delay_ms, status=status, size=size, chunked=chunked,
-                          gzip=gzip, garbage=garbage)  # fmt: skip
+                          gzip=gzip, garbage=garbage, jitter_ms=jitter_ms, tail_ms=tail_ms,
+                          tail_every=tail_every)  # fmt: skip
         return _json(await self._call("PUT", "/mode", json=body), "PUT /mode")
 
     async def mode(self) -> dict[str, Any]:

@@ -176,9 +176,14 @@ class Invariants:
     orders_lost: int = 0
     orders_phantom: int = 0
     reports_lost: int = 0
+    # Upstream calls beyond one per tips request during the `upstream_mode` faults, as a
+    # fraction of the tips requests (None: not checked).
+    max_extra_upstream_calls: float | None = None
 
     def limits(self) -> dict[str, int]:
-        return asdict(self)
+        """The limits on the data (the upstream's calls are checked apart)."""
+        return {"orders_lost": self.orders_lost, "orders_phantom": self.orders_phantom,
+                "reports_lost": self.reports_lost}  # fmt: skip
 
 
 @dataclass(frozen=True)

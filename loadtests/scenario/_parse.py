@@ -57,6 +57,9 @@ _PARAMS: Mapping[str, Mapping[str, _Read]] = {
         "mode": lambda table, key: table.choice(key, tuple(Mode), what="upstream mode"),
         "delay_ms": lambda table, key: table.integer(key, minimum=0),
         "status": lambda table, key: table.integer(key, minimum=0),
+        "jitter_ms": lambda table, key: table.integer(key, minimum=0),
+        "tail_ms": lambda table, key: table.integer(key, minimum=0),
+        "tail_every": lambda table, key: table.integer(key, minimum=1),
     },
 }
 
@@ -293,5 +296,9 @@ def _statuses(table: Table) -> tuple[int, ...] | None:
 
 def _invariants(table: Table) -> Invariants:
     names = ("orders_lost", "orders_phantom", "reports_lost")
-    table.check_keys(names)
-    return Invariants(**{name: table.integer(name, default=0, minimum=0) for name in names})
+    table.check_keys((*names, "max_extra_upstream_calls"))
+    extra = table.number("max_extra_upstream_calls", default=None)
+    if extra is not None and extra < 0:
+        raise table.error("max_extra_upstream_calls", f"must be a number >= 0, got {show(extra)}")
+    return Invariants(**{name: table.integer(name, default=0, minimum=0) for name in names},
+                      max_extra_upstream_calls=extra)  # fmt: skip

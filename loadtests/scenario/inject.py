@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 Undo = Callable[[], None]
 APPS = ("web", "worker", "relay")
+# The settings of an `upstream_mode` fault passed on to the demo upstream (`ModeState`).
+UPSTREAM_MODE_SETTINGS = ("delay_ms", "status", "jitter_ms", "tail_ms", "tail_every")
 BACK_UP_TIMEOUT = 30.0  # s for an instance to be restarted, ready, and UP in HAProxy again
 
 
@@ -61,6 +63,8 @@ class Injector:
         # What the balancer did about each instance fault: seconds from the signal until
         # HAProxy marked the instance DOWN, until it exited, until it was UP again.
         self.instance_events: list[dict[str, Any]] = []
+        # Requests the demo upstream had seen when each `upstream_mode` fault began and ended.
+        self.upstream_requests: dict[str, tuple[int, int | None]] = {}
         self._proxy = ToxiproxyClient(stack.env["TOXIPROXY_URL"])
         # Faults on the Patroni leader (target "leader"), on a Patroni stack only.
         self.leader: LeaderFaults | None = None
@@ -253,13 +257,15 @@ class Injector:
     def _upstream_mode(self, fault: FaultLike) -> Undo:
         control_url = self.stack.env["TIPS_UPSTREAM_CONTROL_URL"]
         params = fault.params
+        settings = {key: params.get(key) for key in UPSTREAM_MODE_SETTINGS}
         with UpstreamControl(control_url) as control:
-            control.set_mode(
-                str(params["mode"]), delay_ms=params.get("delay_ms"), status=params.get("status")
-            )
+            control.set_mode(str(params["mode"]), **settings)
+            self.upstream_requests[fault.name] = (control.stats()["requests"], None)
 
         def undo() -> None:
             with UpstreamControl(control_url) as control:
+                began = self.upstream_requests[fault.name][0]
+                self.upstream_requests[fault.name] = (began, control.stats()["requests"])
                 control.set_mode("normal")
 
         return undo

@@ -37,7 +37,16 @@ from devstack.stack import Stack, StackError
 from devstack.stack.child import Child
 from devstack.stack.ports import free_port
 from devstack.stack.supervisor import Supervisor, app_env, start_apps
-from loadtests.scenario import analysis, balancer, invariants, leader, report, spec, verdicts
+from loadtests.scenario import (
+    analysis,
+    balancer,
+    invariants,
+    leader,
+    report,
+    spec,
+    upstream_calls,
+    verdicts,
+)
 from loadtests.scenario.inject import Injector
 from loadtests.scenario.timeline import Timeline, Window
 
@@ -179,6 +188,8 @@ class ScenarioRun:
             faults=[_fault_window(w, changes.get(w.name), t0) for w in self.timeline.windows],
             slos=self.scenario.slos,
         )
+        limit = self.scenario.invariants.max_extra_upstream_calls
+        checks += upstream_calls.checks(limit, self.injector.upstream_requests, result)
         windows = [w.as_dict() for w in self.timeline.windows]
         meta = {**report.machine_facts(), **_versions(self.stack), "scale": self.scenario.scale,
                 "web_url": url, "windows": windows,

@@ -36,10 +36,15 @@ def upstream(healthy_stack: Stack) -> Iterator[UpstreamControl]:
 
 @pytest.fixture
 def web(healthy_stack: Stack, tmp_path: Path) -> Iterator[WebServer]:
-    """A server that always asks the upstream (CACHE_TTL=0): the cache only saves the day."""
+    """A server that always asks the upstream (CACHE_TTL=0): the cache only saves the day.
+
+    Not hedged: these tests count the upstream's calls exactly, and whether a late call's
+    hedge goes out before its timeout is a race (tests/integration/test_http_hedge.py and
+    the upstream-jitter scenario test hedging)."""
     with run_web(
         healthy_stack, tmp_path, REDIS_URL=fresh_redis(healthy_stack), CACHE_TTL="0",
         UPSTREAM_TIMEOUT="0.5", BREAKER_RESET_TIMEOUT="30", BREAKER_SHARED="0",
+        UPSTREAM_HEDGE="0",
     ) as server:  # fmt: skip
         yield server
 
@@ -176,8 +181,10 @@ def test_a_hung_refresh_costs_callers_the_stale_budget_not_the_timeout(
     """Stale tips at hand and the upstream hung (its timeout 30 s, the client's 10 s): every
     caller is served them after the budget while one refresh hangs for all; once the upstream
     answers, that refresh lands and the next callers get fresh tips from the cache."""
+    # Not hedged: one call is counted.
     with run_web(healthy_stack, tmp_path, REDIS_URL=fresh_redis(healthy_stack), CACHE_TTL="1",
-                 UPSTREAM_TIMEOUT="30", BREAKER_SHARED="0") as server:  # fmt: skip
+                 UPSTREAM_TIMEOUT="30", BREAKER_SHARED="0",
+                 UPSTREAM_HEDGE="0") as server:  # fmt: skip
         assert tips(server).json()["source"] == "live"
         upstream.set_mode("hang")
         upstream.reset_stats()
@@ -207,9 +214,11 @@ def test_a_512_mib_upstream_answer_costs_the_worker_no_memory(
     request is served the stale tips, each one still asks the upstream (the body limit
     saves the worker, not the breaker), and over 60 of them the worker's peak memory stays
     within 16 MiB of before: nothing read is held, not even until the next collection."""
+    # Not hedged: 60 calls are counted.
     with run_web(healthy_stack, tmp_path, REDIS_URL=fresh_redis(healthy_stack), CACHE_TTL="0",
                  CACHE_STALE_BUDGET="off", BREAKER_FAIL_MAX="1000", BREAKER_WINDOW="1000",
-                 BREAKER_MIN_CALLS="1000", BREAKER_SHARED="0") as server:  # fmt: skip
+                 BREAKER_MIN_CALLS="1000", BREAKER_SHARED="0",
+                 UPSTREAM_HEDGE="0") as server:  # fmt: skip
         assert tips(server).json()["source"] == "live"
         baseline = reset_peak_memory(server.child.pid)
         upstream.reset_stats()

@@ -7,7 +7,13 @@ import httpx
 
 from project import builders
 from project.resources import Resources
-from resilience_async.prometheus import BreakerExport, CacheExport, DatabaseExport, UpstreamExport
+from resilience_async.prometheus import (
+    BreakerExport,
+    CacheExport,
+    DatabaseExport,
+    HedgeExport,
+    UpstreamExport,
+)
 from tests.helpers import project_settings
 
 
@@ -27,6 +33,33 @@ def test_metrics_enabled_gives_every_primitive_its_prometheus_hook() -> None:
     assert any(isinstance(h, UpstreamExport) for h in resources.tips_client.hooks)
     assert any(isinstance(h, CacheExport) for h in resources.tips_cache.hooks)
     assert any(isinstance(h, DatabaseExport) for h in resources.database.hooks)
+    for hedge in (resources.tips_hedge, resources.database.hedge):
+        assert hedge is not None
+        assert any(isinstance(h, HedgeExport) for h in hedge.hooks)
+
+
+def test_reads_follow_latency_and_are_hedged_unless_turned_off() -> None:
+    """DATABASE_LATENCY_ROUTING and DATABASE_HEDGE (both on by default) build the database's
+    latency routing and read hedge from settings."""
+    on = Resources(project_settings(DATABASE_OUTLIER_RATIO=4.0, DATABASE_HEDGE_MAX_DELAY=0.2))
+    assert on.database.latency is not None
+    assert on.database.latency.ratio == 4.0
+    assert on.database.hedge is not None
+    assert on.database.hedge.max_delay == 0.2
+    off = Resources(project_settings(DATABASE_LATENCY_ROUTING=False, DATABASE_HEDGE=False))
+    assert (off.database.latency, off.database.hedge) == (None, None)
+
+
+def test_the_tips_client_is_hedged_unless_upstream_hedge_is_off() -> None:
+    """UPSTREAM_HEDGE (on by default) gives the web's tips client its hedge, from settings."""
+    hedged = Resources(
+        project_settings(UPSTREAM_HEDGE_PERCENTILE=0.9, UPSTREAM_HEDGE_MAX_DELAY=0.3)
+    )
+    assert hedged.tips_hedge is not None
+    assert hedged.tips_client.hedge is hedged.tips_hedge
+    assert (hedged.tips_hedge.latency.percentile, hedged.tips_hedge.delay) == (0.9, 0.3)
+    unhedged = Resources(project_settings(UPSTREAM_HEDGE=False))
+    assert (unhedged.tips_hedge, unhedged.tips_client.hedge) == (None, None)
 
 
 def test_metrics_disabled_installs_no_hook() -> None:

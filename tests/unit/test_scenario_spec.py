@@ -223,6 +223,11 @@ BAD = [
         "orders_lost = -1",
         "invariants.orders_lost: must be an integer >= 0, got -1",
     ),
+    (
+        "orders_lost = 0",
+        "orders_lost = 0\nmax_extra_upstream_calls = -0.1",
+        "invariants.max_extra_upstream_calls: must be a number >= 0, got -0.1",
+    ),
     ('description = "The upstream goes down for ten seconds"\n', "", "description: is required"),
     (
         "mix = {tips = 5, order_create = 2, order_read = 3, report_create = 1, report_poll = 1}",
@@ -304,7 +309,7 @@ BAD = [
         'mode = "error"',
         'mode = "broken"',
         'faults[0].params.mode: unknown upstream mode "broken"'
-        " (one of: normal, slow, error, hang, refuse, oversized, garbage)",
+        " (one of: normal, slow, tail, error, hang, refuse, oversized, garbage)",
     ),
     (
         'params = {mode = "error", status = 503}',
@@ -450,6 +455,21 @@ def test_a_mistake_names_the_file_the_key_and_the_problem(
         spec.load_scenario(write(tmp_path, edited(old, new)))
 
     assert str(caught.value).startswith(f"sc.toml: {message}")
+
+
+def test_a_tail_mode_and_an_extra_calls_limit_read(tmp_path: Path) -> None:
+    """The upstream's `tail` settings pass through; the extra upstream calls' limit is read
+    apart from the limits on the data."""
+    text = edited("params = {mode = \"error\", status = 503}",
+                  "params = {mode = \"tail\", delay_ms = 50, jitter_ms = 10, tail_ms = 500, "
+                  "tail_every = 50}")  # fmt: skip
+    text = text.replace("orders_phantom = 2", "orders_phantom = 2\nmax_extra_upstream_calls = 0.1")
+    scenario = spec.load_scenario(write(tmp_path, text))
+    assert scenario.fault("upstream down").params == {
+        "mode": "tail", "delay_ms": 50, "jitter_ms": 10, "tail_ms": 500, "tail_every": 50,
+    }  # fmt: skip
+    assert scenario.invariants.max_extra_upstream_calls == 0.1
+    assert "max_extra_upstream_calls" not in scenario.invariants.limits()
 
 
 def test_an_after_phase_needs_a_fault_that_ends(tmp_path: Path) -> None:

@@ -157,6 +157,8 @@ def test_debug_does_not_require_deployment_variables() -> None:
         ("CACHE_STALE_BUDGET", "soon"),
         ("MAX_REQUEST_BODY", "0"),
         ("ADMIN_ENABLED", "perhaps"),
+        ("UPSTREAM_HEDGE_PERCENTILE", "1"),
+        ("UPSTREAM_HEDGE_MIN_DELAY", "9"),
     ],
 )
 def test_invalid_value_fails_naming_the_variable(name: str, value: str) -> None:
