@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
@@ -157,8 +158,18 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         hedging: asyncio.Task[tuple[T, float]] | None = None
         answered = False
         try:
-            done, _ = await asyncio.wait((leading,), timeout=self.delay)
-            if not done:
+            # asyncio.wait(timeout=) costs twice this: a future woken by the attempt or the
+            # timer, whichever comes first, is the whole hedge's cost on a call in time.
+            waiter = loop.create_future()
+            wake = functools.partial(_wake, waiter)
+            leading.add_done_callback(wake)
+            timer = loop.call_later(self.delay, wake, None)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                leading.remove_done_callback(wake)
+            if not leading.done():
                 if self._budget.try_spend():
                     self._note(sent=True)
                     hedging = loop.create_task(_timed(second))
@@ -224,6 +235,11 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         """Wait for every loser to finish (its clean-up, or its attempt)."""
         while self._losers:
             await asyncio.gather(*self._losers, return_exceptions=True)
+
+
+def _wake(waiter: asyncio.Future[None], _: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def _timed(attempt: Attempt[T]) -> tuple[T, float]:
