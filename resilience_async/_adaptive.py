@@ -25,6 +25,7 @@ at least `window_size` samples), not per request.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +35,7 @@ from resilience_async._hooks import Hooked
 from resilience_async._slots import Slots
 
 Clock = Callable[[], float]
+MIN_FRESH = 0.001  # seconds a waiter may be admitted within, however fast requests are
 
 
 class Gradient2:
@@ -121,9 +123,15 @@ class AdaptiveLimit(Hooked[AdaptiveLimitHook]):
         name: for stats and instruments.
         gradient: the algorithm and its parameters.
         max_queue: callers past the limit that may wait for a place.
-        queue_timeout: seconds one may wait before it is refused.
+        queue_timeout: seconds a caller past the limit is held before it is refused.
         lifo: waiters are admitted newest first (see `Slots`): under a sustained overload
             the ones served have barely waited, the oldest are refused.
+        fresh_only: a waiter is admitted only within the long-term RTT of its arrival (at
+            least `MIN_FRESH`), as CoDel drops what has queued past its target: one admitted
+            later would be served as late as the queueing the limit exists to prevent. The
+            rest are held until `queue_timeout`, then refused: a client that asks again at
+            once after a refusal (a closed loop ignoring Retry-After) cannot spin the
+            process on refusals.
         min_window, max_window: seconds a window lasts at least and at most (twice its
             fastest round trip in between), as `WindowedLimit`'s.
         window_size: samples a window needs to update the limit.
@@ -133,7 +141,8 @@ class AdaptiveLimit(Hooked[AdaptiveLimitHook]):
     """
 
     def __init__(self, name: str, *, gradient: Gradient2 | None = None, max_queue: int = 0,
-                 queue_timeout: float = 0.0, lifo: bool = True, min_window: float = 0.1,
+                 queue_timeout: float = 0.0, lifo: bool = True, fresh_only: bool = True,
+                 min_window: float = 0.1,
                  max_window: float = 1.0, window_size: int = 10, min_rtt: float = 0.0001,
                  clock: Clock = time.perf_counter,
                  hooks: Iterable[AdaptiveLimitHook] = ()) -> None:  # fmt: skip
@@ -146,6 +155,7 @@ class AdaptiveLimit(Hooked[AdaptiveLimitHook]):
         self.clock = clock
         self._max_queue = max_queue
         self._queue_timeout = queue_timeout
+        self._fresh_only = fresh_only
         self._slots = Slots(self.gradient.limit, lifo=lifo)
         self._min_window = min_window
         self._max_window = max_window
@@ -192,9 +202,13 @@ class AdaptiveLimit(Hooked[AdaptiveLimitHook]):
         slots = self._slots
         if slots.try_take():
             return True
-        queue_has_room = slots.waiting < self._max_queue and self._queue_timeout > 0
-        if queue_has_room and await slots.take(self._queue_timeout):
-            return True
+        wait = self._queue_timeout
+        if slots.waiting < self._max_queue and wait > 0:
+            fresh = min(wait, max(self.gradient.long_rtt, MIN_FRESH)) if self._fresh_only else wait
+            if await slots.take(fresh):
+                return True
+            if wait > fresh:
+                await asyncio.sleep(wait - fresh)  # held: see `fresh_only`
         self._rejected += 1
         for hook in self._hooks:
             hook.record_rejection()

@@ -142,7 +142,8 @@ async def test_a_lowered_limit_keeps_places_given_back_and_a_raised_one_admits_w
     """Waiters are admitted newest first; none while in flight exceeds a lowered limit."""
     clock = FakeClock()
     limit = AdaptiveLimit("requests", gradient=Gradient2(initial_limit=2, min_limit=1),
-                          max_queue=5, queue_timeout=5.0, clock=clock)  # fmt: skip
+                          max_queue=5, queue_timeout=5.0, fresh_only=False,
+                          clock=clock)  # fmt: skip
     assert limit.try_enter()
     assert limit.try_enter()
     order: list[str] = []
@@ -162,6 +163,22 @@ async def test_a_lowered_limit_keeps_places_given_back_and_a_raised_one_admits_w
     await asyncio.gather(*waiters)
     assert order == ["new", "old"]
     assert limit.in_flight == 3
+
+
+async def test_a_waiter_not_admitted_while_fresh_is_held_then_refused() -> None:
+    """Past its fresh window (the long-term RTT, 1 ms at least) a waiter is no longer
+    admitted, even when a place frees up: it is held to the end of its wait, then refused."""
+    limit = AdaptiveLimit("requests", gradient=Gradient2(initial_limit=1, min_limit=1),
+                          max_queue=5, queue_timeout=0.2)  # fmt: skip
+    assert limit.try_enter()
+    waiter = asyncio.create_task(limit.enter())
+    await asyncio.sleep(0.02)  # well past 1 ms: the waiter is held, no longer queued
+    assert limit.stats()["waiting"] == 0
+    limit.leave(limit.clock())
+
+    assert await waiter is False
+    assert limit.stats()["rejected"] == 1
+    assert limit.in_flight == 0
 
 
 def test_bad_parameters_are_refused_by_name() -> None:
