@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -123,7 +124,8 @@ class AdaptiveLimit(Hooked[AdaptiveLimitHook]):
         name: for stats and instruments.
         gradient: the algorithm and its parameters.
         max_queue: callers past the limit that may wait for a place.
-        queue_timeout: seconds a caller past the limit is held before it is refused.
+        queue_timeout: seconds a caller past the limit is held at most before it is refused
+            (at least half of it, when it was not admitted).
         lifo: waiters are admitted newest first (see `Slots`): under a sustained overload
             the ones served have barely waited, the oldest are refused.
         fresh_only: a waiter is admitted only within the long-term RTT of its arrival (at
@@ -208,7 +210,9 @@ class AdaptiveLimit(Hooked[AdaptiveLimitHook]):
             if await slots.take(fresh):
                 return True
             if wait > fresh:
-                await asyncio.sleep(wait - fresh)  # held: see `fresh_only`
+                # Held (see `fresh_only`) for a random part of the rest, at least half: the
+                # clients of a burst refused together would otherwise come back together.
+                await asyncio.sleep((wait - fresh) * random.uniform(0.5, 1.0))  # noqa: S311
         self._rejected += 1
         for hook in self._hooks:
             hook.record_rejection()

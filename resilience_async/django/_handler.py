@@ -95,7 +95,7 @@ def _admission() -> Admission | None:
     options: dict[str, Any] = {"headers": security_headers(), "valid_id": valid_request_id}
     kind = getattr(settings, "MAX_IN_FLIGHT_LIMIT", "fixed")
     if kind == "adaptive":
-        minimum = min(getattr(settings, "MAX_IN_FLIGHT_MIN", 20), limit)
+        minimum = min(getattr(settings, "MAX_IN_FLIGHT_MIN", 10), limit)
         initial = min(max(getattr(settings, "MAX_IN_FLIGHT_INITIAL", 100), minimum), limit)
         admission = Admission.adaptive(limit, initial=initial, minimum=minimum, wait=wait,
                                        **options)  # fmt: skip
