@@ -261,7 +261,7 @@ MAX_IN_FLIGHT_REQUESTS = env.int("MAX_IN_FLIGHT_REQUESTS", 1000)
 # starting at MAX_IN_FLIGHT_INITIAL, so requests do not queue inside the process; "fixed":
 # MAX_IN_FLIGHT_REQUESTS, always.
 MAX_IN_FLIGHT_LIMIT = env.choice("MAX_IN_FLIGHT_LIMIT", "adaptive", ("adaptive", "fixed"))
-MAX_IN_FLIGHT_INITIAL = env.int("MAX_IN_FLIGHT_INITIAL", 100, min_value=1)
+MAX_IN_FLIGHT_INITIAL = env.int("MAX_IN_FLIGHT_INITIAL", 20, min_value=1)
 MAX_IN_FLIGHT_MIN = env.int("MAX_IN_FLIGHT_MIN", 10, min_value=1)
 # Past it, a request first waits this long for a place (at most MAX_IN_FLIGHT_REQUESTS wait),
 # so a client that asks again at once after a 503 cannot spin the process on refusals. Under

@@ -96,7 +96,7 @@ def _admission() -> Admission | None:
     kind = getattr(settings, "MAX_IN_FLIGHT_LIMIT", "fixed")
     if kind == "adaptive":
         minimum = min(getattr(settings, "MAX_IN_FLIGHT_MIN", 10), limit)
-        initial = min(max(getattr(settings, "MAX_IN_FLIGHT_INITIAL", 100), minimum), limit)
+        initial = min(max(getattr(settings, "MAX_IN_FLIGHT_INITIAL", 20), minimum), limit)
         admission = Admission.adaptive(limit, initial=initial, minimum=minimum, wait=wait,
                                        **options)  # fmt: skip
     elif kind == "fixed":
