@@ -65,6 +65,13 @@ class Env:
             raise ImproperlyConfigured(f"{name} must be a number from 0 to 1, got {value}")
         return value
 
+    def number(self, name: str, default: float, *, min_value: float = 0.0) -> float:
+        """A number, at least `min_value`."""
+        value = self._float(name, default, "a number")
+        if not value >= min_value:  # also rejects NaN
+            raise ImproperlyConfigured(f"{name} must be a number >= {min_value:g}, got {value}")
+        return value
+
     def _float(self, name: str, default: float, what: str) -> float:
         raw = self._environ.get(name, "").strip()
         if not raw:

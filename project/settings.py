@@ -262,12 +262,16 @@ MAX_IN_FLIGHT_REQUESTS = env.int("MAX_IN_FLIGHT_REQUESTS", 1000)
 # MAX_IN_FLIGHT_REQUESTS, always.
 MAX_IN_FLIGHT_LIMIT = env.choice("MAX_IN_FLIGHT_LIMIT", "adaptive", ("adaptive", "fixed"))
 MAX_IN_FLIGHT_INITIAL = env.int("MAX_IN_FLIGHT_INITIAL", 20, min_value=1)
-MAX_IN_FLIGHT_MIN = env.int("MAX_IN_FLIGHT_MIN", 10, min_value=1)
+MAX_IN_FLIGHT_MIN = env.int("MAX_IN_FLIGHT_MIN", 20, min_value=1)
+# How much slower than their long-term average requests may get before the adaptive limit
+# shrinks (Gradient2's tolerance; 1.5: half as slow again).
+MAX_IN_FLIGHT_TOLERANCE = env.number("MAX_IN_FLIGHT_TOLERANCE", 1.5, min_value=1.0)
 # Past it, a request first waits this long for a place (at most MAX_IN_FLIGHT_REQUESTS wait),
-# so a client that asks again at once after a 503 cannot spin the process on refusals. Under
-# a fixed limit in order; under the adaptive one newest first, admitted only within the
-# requests' long-term latency, else held (half to all of the wait) and refused.
-MAX_IN_FLIGHT_WAIT = env.seconds("MAX_IN_FLIGHT_WAIT", 0.5)
+# so a client that asks again at once after a 503 cannot spin the process on refusals: as
+# long as the refusal's Retry-After (1 s) tells it to wait. Under a fixed limit in order;
+# under the adaptive one newest first, admitted only within the requests' long-term latency,
+# else held (half to all of the wait) and refused.
+MAX_IN_FLIGHT_WAIT = env.seconds("MAX_IN_FLIGHT_WAIT", 1.0)
 # The web process collects its youngest GC generation every this many net allocations
 # (CPython's default: 700), and freezes what start-up built (resilience_async/_gc.py).
 GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", 10_000, min_value=1)

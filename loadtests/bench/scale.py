@@ -8,8 +8,10 @@ connection costs no more than the wait, and 1024 clients only if the excess is r
 once (a 503 with Retry-After) rather than left to time out.
 
 Targets, per route: at 256 connections at least 90 % of its peak goodput and not one failed
-request; at 1024, at least 80 % of its peak goodput, no request without an answer, and the
-refusals fast (their p99 under the p50 of the requests served). For the read route, the
+request (the door's 503s counted apart: under the adaptive limit they are how the tail stays
+short); at 1024, at least 80 % of its peak goodput, no request without an answer, and the
+refusals fast (their p99 within the door's wait, `MAX_IN_FLIGHT_WAIT`, plus the served
+requests' p99: a refusal is held that long at most, on purpose). For the read route, the
 tail: at 1024 the p99 of the requests served within 3x its p99 at 16 connections (requests
 do not queue inside the service).
 
@@ -215,6 +217,8 @@ def _report(rounds: Rounds, routes: tuple[Route, ...], levels: tuple[int, ...],
 def _describe(measured: Measured) -> str:
     result = measured.result
     text = f"goodput {result.goodput:.0f}/s"
+    if result.ok_latencies_ms is not None:
+        text += f", served p99 {result.ok_latencies_ms.p99:.1f} ms"
     if measured.extra:
         extra = measured.extra
         text += (f", limit {extra['limit_min']:.0f}/{extra['limit_median']:.0f}/"
@@ -237,9 +241,11 @@ def route_verdicts(route: str, levels: tuple[int, ...],
     if KEPT_AT in levels:
         at = medians[key(route, KEPT_AT)].result
         found.append(_kept(f"{route} @ {KEPT_AT}: goodput / peak", at, peak, KEPT))
-        failed = at.error_count + non_2xx(at)
-        found.append(Verdict(f"{route} @ {KEPT_AT}: failed requests", failed, 0, str(failed),
-                             "0", failed == 0))  # fmt: skip
+        refused = at.statuses.get(503, 0)
+        failed = at.error_count + non_2xx(at) - refused
+        found.append(Verdict(f"{route} @ {KEPT_AT}: failed requests", failed, 0,
+                             f"{failed} ({refused} refused)", "0 (503s apart)",
+                             failed == 0))  # fmt: skip
     if SHED_AT in levels:
         at = medians[key(route, SHED_AT)].result
         found.append(_kept(f"{route} @ {SHED_AT}: goodput / peak", at, peak, GOODPUT_SHEDDING))
@@ -268,18 +274,22 @@ def _kept(label: str, result: LoadResult, peak: float, minimum: float) -> Verdic
 
 def _shed_fast(label: str, result: LoadResult) -> Verdict:
     """Every request answered (none timed out or was dropped), and the refusals (non-2xx)
-    no slower than the requests served: their p99 at most the 2xx answers' p99. At 1024
-    connections every answer, a refusal too, waits its turn on a busy loop."""
+    no slower than the wait the door allows itself plus the requests served: their p99 at
+    most `MAX_IN_FLIGHT_WAIT` + the 2xx answers' p99. A refusal is held up to that wait on
+    purpose (a client that asks again at once must not spin the process on refusals), and
+    at 1024 connections every answer, a refusal too, waits its turn on a busy loop."""
     if result.error_count:
         return Verdict(label, None, 0.0, f"{result.error_count} unanswered",
                        "all answered, refusals fast", False)  # fmt: skip
     refused = result.non_2xx_latencies_ms
     if refused is None:
         return Verdict(label, 0.0, 0.0, "none refused", "all answered", True)
-    served_p99 = _served_p99(result)
+    wait = service_settings.MAX_IN_FLIGHT_WAIT * 1000
+    bound = wait + _served_p99(result)
     p99 = refused.p99
-    return Verdict(label, p99, served_p99, f"refused p99 {p99:.0f} ms",
-                   f"<= served p99 {served_p99:.0f} ms", p99 <= served_p99)  # fmt: skip
+    return Verdict(label, p99, bound, f"refused p99 {p99:.0f} ms",
+                   f"<= wait {wait:.0f} + served p99 {bound - wait:.0f} ms",
+                   p99 <= bound)  # fmt: skip
 
 
 def _served_p99(result: LoadResult) -> float:

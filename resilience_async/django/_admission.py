@@ -85,10 +85,11 @@ class Admission:
 
     @classmethod
     def adaptive(cls, max_limit: int, *, initial: int, minimum: int, wait: float = 0.0,
-                 **options: Any) -> Admission:  # fmt: skip
+                 tolerance: float = 1.5, **options: Any) -> Admission:  # fmt: skip
         """An adaptive limit between `minimum` and `max_limit`, starting at `initial`;
         up to `max_limit` requests past it may wait `wait` s (newest admitted first)."""
-        gradient = Gradient2(initial_limit=initial, min_limit=minimum, max_limit=max_limit)
+        gradient = Gradient2(initial_limit=initial, min_limit=minimum, max_limit=max_limit,
+                             tolerance=tolerance)  # fmt: skip
         limit = AdaptiveLimit("requests", gradient=gradient, max_queue=max_limit,
                               queue_timeout=wait)  # fmt: skip
         return cls(limit, **options)

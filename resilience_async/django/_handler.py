@@ -85,7 +85,8 @@ def _admission() -> Admission | None:
     `MAX_IN_FLIGHT_WAIT`, counted in Prometheus when `METRICS_ENABLED`.
 
     `MAX_IN_FLIGHT_LIMIT = "adaptive"` makes it follow latency between
-    `MAX_IN_FLIGHT_MIN` and `MAX_IN_FLIGHT_REQUESTS`, from `MAX_IN_FLIGHT_INITIAL`; the
+    `MAX_IN_FLIGHT_MIN` and `MAX_IN_FLIGHT_REQUESTS`, from `MAX_IN_FLIGHT_INITIAL`, with
+    Gradient2's `MAX_IN_FLIGHT_TOLERANCE`; the
     default, "fixed", keeps it at `MAX_IN_FLIGHT_REQUESTS`.
     """
     limit = getattr(settings, "MAX_IN_FLIGHT_REQUESTS", 0)
@@ -95,10 +96,11 @@ def _admission() -> Admission | None:
     options: dict[str, Any] = {"headers": security_headers(), "valid_id": valid_request_id}
     kind = getattr(settings, "MAX_IN_FLIGHT_LIMIT", "fixed")
     if kind == "adaptive":
-        minimum = min(getattr(settings, "MAX_IN_FLIGHT_MIN", 10), limit)
+        minimum = min(getattr(settings, "MAX_IN_FLIGHT_MIN", 20), limit)
         initial = min(max(getattr(settings, "MAX_IN_FLIGHT_INITIAL", 20), minimum), limit)
+        tolerance = getattr(settings, "MAX_IN_FLIGHT_TOLERANCE", 1.5)
         admission = Admission.adaptive(limit, initial=initial, minimum=minimum, wait=wait,
-                                       **options)  # fmt: skip
+                                       tolerance=tolerance, **options)  # fmt: skip
     elif kind == "fixed":
         admission = Admission(limit, wait=wait, **options)
     else:
