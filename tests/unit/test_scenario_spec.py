@@ -175,7 +175,7 @@ def test_a_surge_names_a_window_and_a_p99_may_read_some_statuses(tmp_path: Path)
     scenario = spec.load_scenario(spec.SHIPPED / "overload.toml")
 
     surge = scenario.fault("surge")
-    assert (surge.kind, surge.start, surge.duration) == ("surge", 10, 20)
+    assert (surge.kind, surge.start, surge.duration) == ("surge", 10, 21)
     assert LatencySlo("order_read", "during:surge", 0.5, (200,)) in scenario.slos
     assert LatencySlo("order_read", "during:surge", 1.5, (503,)) in scenario.slos
     assert scenario.system.web_workers == 1
