@@ -179,7 +179,7 @@ def test_a_surge_names_a_window_and_a_p99_may_read_some_statuses(tmp_path: Path)
     assert LatencySlo("order_read", "during:surge", 0.5, (200,)) in scenario.slos
     assert LatencySlo("order_read", "during:surge", 1.5, (503,)) in scenario.slos
     assert scenario.system.web_workers == 1
-    assert max(stage.rate for stage in scenario.load.stages) == 400
+    assert max(stage.rate for stage in scenario.load.stages) == 200
 
 
 def test_locust_args_follow_the_locustfile_options(tmp_path: Path) -> None:
