@@ -143,7 +143,8 @@ def _curves(document: dict[str, Any], path: Path, pyplot: Any) -> Path:
     kept.legend(fontsize=7, loc="lower left")
     figure.suptitle(
         f"bench scale ({document['at']}): defaults pool {chosen['pool_size']}, "
-        f"{chosen['pool_waiters']} waiters, {chosen['in_flight']} in flight",
+        f"{chosen['pool_waiters']} waiters, {chosen.get('limit', 'fixed')} in-flight limit "
+        f"(at most {chosen['in_flight']})",
         x=0.01, ha="left",
     )  # fmt: skip
     figure.tight_layout()
