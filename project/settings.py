@@ -296,11 +296,25 @@ HTTP_LINGER_TIME = env.seconds("HTTP_LINGER_TIME", 30.0)
 HTTP_LINGER_BYTES = env.int("HTTP_LINGER_BYTES", 8 * 1024 * 1024, min_value=1)
 
 # --- Load shedding ---------------------------------------------------------------------------
-# Requests in flight per server process beyond which new ones are answered 503.
+# Requests in flight per server process beyond which new ones are answered 503 (0: no limit);
+# under the adaptive limit, the most it may grow to.
 MAX_IN_FLIGHT_REQUESTS = env.int("MAX_IN_FLIGHT_REQUESTS", 1000)
-# Past it, a request first waits this long for a place (in order; at most as many wait),
-# so a client that asks again at once after a 503 cannot spin the process on refusals.
-MAX_IN_FLIGHT_WAIT = env.seconds("MAX_IN_FLIGHT_WAIT", 0.1)
+# "adaptive": the limit follows the requests' measured latency (Gradient2,
+# resilience_async/_adaptive.py), between MAX_IN_FLIGHT_MIN and MAX_IN_FLIGHT_REQUESTS,
+# starting at MAX_IN_FLIGHT_INITIAL, so requests do not queue inside the process; "fixed":
+# MAX_IN_FLIGHT_REQUESTS, always.
+MAX_IN_FLIGHT_LIMIT = env.choice("MAX_IN_FLIGHT_LIMIT", "adaptive", ("adaptive", "fixed"))
+MAX_IN_FLIGHT_INITIAL = env.int("MAX_IN_FLIGHT_INITIAL", 20, min_value=1)
+MAX_IN_FLIGHT_MIN = env.int("MAX_IN_FLIGHT_MIN", 20, min_value=1)
+# How much slower than their long-term average requests may get before the adaptive limit
+# shrinks (Gradient2's tolerance; 1.5: half as slow again).
+MAX_IN_FLIGHT_TOLERANCE = env.number("MAX_IN_FLIGHT_TOLERANCE", 1.5, min_value=1.0)
+# Past it, a request first waits this long for a place (at most MAX_IN_FLIGHT_REQUESTS wait),
+# so a client that asks again at once after a 503 cannot spin the process on refusals: as
+# long as the refusal's Retry-After (1 s) tells it to wait. Under a fixed limit in order;
+# under the adaptive one newest first, admitted only within the requests' long-term latency,
+# else held (half to all of the wait) and refused.
+MAX_IN_FLIGHT_WAIT = env.seconds("MAX_IN_FLIGHT_WAIT", 1.0)
 # The web process collects its youngest GC generation every this many net allocations
 # (CPython's default: 700), and freezes what start-up built (resilience_async/_gc.py).
 GC_GEN0_THRESHOLD = env.int("GC_GEN0_THRESHOLD", 10_000, min_value=1)

@@ -17,6 +17,7 @@ module is private (`_name`); each line below is one, with what it exports and ne
     _transport.py   AiohttpTransport, ResilientClient's default transport     [aiohttp]
     _cache.py       FallbackCache, CacheResult, CacheHook                     ([redis] tier)
     _limits.py      Bulkhead, BulkheadHook
+    _adaptive.py    AdaptiveLimit, AdaptiveLimitHook, Gradient2: a latency-led limit
     _rate_limit.py  RateLimiter, RateLimitHook: token buckets shared through Redis ([redis])
     _token_bucket.py  RateLimitPolicy, RateLimitDecision, the buckets' arithmetic
     _rate_headers.py  rate_limit_headers: RateLimit-Policy, RateLimit, Retry-After
@@ -52,6 +53,11 @@ from typing import TYPE_CHECKING
 from resilience_async import _extras
 
 if TYPE_CHECKING:
+    from resilience_async._adaptive import (
+        AdaptiveLimit,
+        AdaptiveLimitHook,
+        Gradient2,
+    )
     from resilience_async._breaker import (
         BreakerHook,
         BreakerSnapshot,
@@ -170,6 +176,7 @@ if TYPE_CHECKING:
 # Where each public name lives. `import resilience_async` imports none of these modules (and
 # so none of their integrations): a name's module is imported when the name is first used.
 _MODULES: dict[str, tuple[str, ...]] = {
+    "_adaptive": ("AdaptiveLimit", "AdaptiveLimitHook", "Gradient2"),
     "_breaker": (
         "BreakerHook",
         "BreakerSnapshot",
@@ -240,6 +247,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
+    "AdaptiveLimit",
+    "AdaptiveLimitHook",
     "AiohttpTransport",
     "BreakerHook",
     "BreakerSnapshot",
@@ -262,6 +271,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "FallbackCache",
     "FallbackUnavailableError",
+    "Gradient2",
     "Guard",
     "HealthReport",
     "Hedge",

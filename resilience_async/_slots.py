@@ -13,14 +13,21 @@ from collections.abc import Callable
 
 
 class Slots:
-    """At most `limit` holders; others may queue, in order, for a bounded time."""
+    """At most `limit` holders; others may queue for a bounded time.
 
-    def __init__(self, limit: int) -> None:
+    Args:
+        lifo: a freed slot goes to the newest waiter, not the oldest. Under sustained
+            overload a FIFO queue serves only callers that have waited longest; LIFO serves
+            fresh ones at once and leaves the oldest to time out (Facebook's adaptive LIFO).
+    """
+
+    def __init__(self, limit: int, *, lifo: bool = False) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         self.limit = limit
         self.taken = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._next = self._waiters.pop if lifo else self._waiters.popleft
 
     @property
     def waiting(self) -> int:
@@ -67,10 +74,25 @@ class Slots:
                 waiter.set_exception(error())
 
     def give_back(self) -> None:
-        """Release a slot: straight to the longest waiter if any, else to the pool."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot changes hands: `taken` is unchanged
-                return
+        """Release a slot: straight to the next waiter if any (the longest one, or the
+        newest when LIFO), else to the pool; kept back while over a lowered limit."""
+        if self.taken <= self.limit and self._hand_over():
+            return  # the slot changes hands: `taken` is unchanged
         self.taken -= 1
+
+    def resize(self, limit: int) -> None:
+        """Change the limit: a raised one hands its new slots to waiters at once; past a
+        lowered one, holders keep theirs and slots given back are not handed on."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.limit = limit
+        while self.taken < limit and self._hand_over():
+            self.taken += 1
+
+    def _hand_over(self) -> bool:
+        while self._waiters:
+            waiter = self._next()
+            if not waiter.done():
+                waiter.set_result(None)
+                return True
+        return False

@@ -18,6 +18,7 @@ import functools
 import sys
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from resilience_async._adaptive import AdaptiveLimit
 from resilience_async._breaker import STATE_LABELS, BreakerStateChange, CallOutcome, CircuitBreaker
 from resilience_async._cache import FallbackCache
 from resilience_async._extras import extra_needed
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "LATENCY_BUCKETS",
+    "AdaptiveLimitExport",
     "BreakerExport",
     "BulkheadExport",
     "CacheExport",
@@ -121,6 +123,11 @@ class Instruments:
         self.bulkhead_rejections = Counter(
             "bulkhead_rejections_total", "Calls refused because a bulkhead was full.",
             ["bulkhead"], registry=r,
+        )  # fmt: skip
+        # Summed over live processes: the service's whole in-flight limit.
+        self.inflight_limit = Gauge(
+            "inflight_limit", "The current limit of an adaptive in-flight limit.",
+            ["limit"], multiprocess_mode="livesum", registry=r,
         )  # fmt: skip
         self.cache_results = Counter(
             "fallback_cache_results_total",
@@ -200,6 +207,8 @@ def instrument(*primitives: object, instruments: Instruments | None = None) -> N
             primitive.add_hook(UpstreamExport(into, primitive.name))
         elif isinstance(primitive, Bulkhead):
             primitive.add_hook(BulkheadExport(into, primitive.name))
+        elif isinstance(primitive, AdaptiveLimit):
+            primitive.add_hook(AdaptiveLimitExport(into, primitive.name, primitive.limit))
         elif isinstance(primitive, FallbackCache):
             primitive.add_hook(CacheExport(into, primitive.namespace))
         elif isinstance(primitive, RateLimiter):
@@ -314,6 +323,16 @@ class HedgeExport:
     def record_winner(self, winner: str) -> None:
         if winner == "hedge":
             self._wins.inc()
+
+
+class AdaptiveLimitExport:
+    """An adaptive limit's current value, and its refusals counted as a bulkhead's (the
+    same series whichever kind of limit refused)."""
+
+    def __init__(self, into: Instruments, name: str, limit: int) -> None:
+        self.record_rejection = into.bulkhead_rejections.labels(name).inc
+        self.record_limit = into.inflight_limit.labels(name).set
+        self.record_limit(limit)
 
 
 class CacheExport:

@@ -115,7 +115,8 @@ def _curves(document: dict[str, Any], path: Path, pyplot: Any) -> Path:
     curves: dict[str, dict[str, int]] = settings["goodput_by_level"]
     levels = settings["levels"]
     chosen = settings["defaults"]
-    figure, (rates, kept) = pyplot.subplots(1, 2, figsize=(14, 5))
+    figure, (rates, kept, limits) = pyplot.subplots(1, 3, figsize=(20, 5))
+    _limit_over_time(limits, settings)
     for name, curve in curves.items():
         values = [curve[str(level)] for level in levels]
         variant = name.startswith(settings["read_route"] + ", ")
@@ -142,10 +143,33 @@ def _curves(document: dict[str, Any], path: Path, pyplot: Any) -> Path:
     kept.legend(fontsize=7, loc="lower left")
     figure.suptitle(
         f"bench scale ({document['at']}): defaults pool {chosen['pool_size']}, "
-        f"{chosen['pool_waiters']} waiters, {chosen['in_flight']} in flight",
+        f"{chosen['pool_waiters']} waiters, {chosen.get('limit', 'fixed')} in-flight limit "
+        f"(at most {chosen['in_flight']})",
         x=0.01, ha="left",
     )  # fmt: skip
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     pyplot.close(figure)
     return path
+
+
+def _limit_over_time(axis: Any, settings: dict[str, Any]) -> None:
+    """The in-flight limit sampled during each level of the read route (last round), the
+    levels one after another; a fixed limit writes no samples."""
+    over_time: dict[str, list[list[float]]] = settings.get("limit_over_time", {})
+    levels = settings["levels"]
+    for name in (n for n in settings["goodput_by_level"] if n.startswith(settings["read_route"])):
+        offset, xs, ys = 0.0, [], []
+        for level in levels:
+            samples = over_time.get(f"{name} @ {level}", [])
+            xs += [offset + at for at, _ in samples]
+            ys += [value for _, value in samples]
+            offset += max((at for at, _ in samples), default=0.0) + 0.5
+        if ys:
+            axis.plot(xs, ys, label=name, linewidth=1.5)
+    axis.set_xlabel(f"seconds, levels {', '.join(map(str, levels))} one after another")
+    axis.set_ylabel("in-flight limit (sampled every 0.25 s)")
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=7, loc="upper right")

@@ -34,6 +34,9 @@ KIND_TARGETS: Mapping[str, tuple[str, ...]] = {
     # Several web instances behind HAProxy (system.instances >= 2).
     "kill_instance": ("web",),
     "rolling_restart": ("web",),
+    # Nothing is done to the system: it names the window in which the load's stages surge,
+    # so that SLOs can refer to it (its "during" and "after" phases, a recovery after it).
+    "surge": ("web",),
 }
 BALANCED_KINDS = ("kill_instance", "rolling_restart")
 FAULT_KINDS = tuple(KIND_TARGETS)
@@ -133,11 +136,14 @@ class ErrorSlo:
 
 @dataclass(frozen=True)
 class LatencySlo:
-    """The 99th percentile latency (s) of `endpoint`'s requests in `phase` is at most `p99`."""
+    """The 99th percentile latency (s) of `endpoint`'s requests in `phase` is at most `p99`;
+    of those answered with one of `statuses` only, when given (the served ones, or the
+    refusals)."""
 
     endpoint: str
     phase: str
     p99: float
+    statuses: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

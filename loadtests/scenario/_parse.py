@@ -206,7 +206,9 @@ def _slos(table: Table, faults: tuple[Fault, ...]) -> list[Slo]:
         return [_recovery(table, faults)]
     if kind == "first_write":
         return [_first_write(table, faults)]
-    table.check_keys(("kind", "endpoint", "phase", "max_error_rate", "error_statuses", "p99"))
+    table.check_keys(
+        ("kind", "endpoint", "phase", "max_error_rate", "error_statuses", "p99", "p99_statuses")
+    )
     endpoint = table.choice("endpoint", _SLO_ENDPOINTS, what="endpoint", default="*")
     phase = _phase(table, faults)
     max_error_rate = table.number("max_error_rate", default=None, maximum=1.0)
@@ -218,7 +220,7 @@ def _slos(table: Table, faults: tuple[Fault, ...]) -> list[Slo]:
     if max_error_rate is not None:
         slos.append(ErrorSlo(endpoint, phase, max_error_rate, statuses))
     if p99 is not None:
-        slos.append(LatencySlo(endpoint, phase, p99))
+        slos.append(LatencySlo(endpoint, phase, p99, _statuses(table, "p99_statuses")))
     return slos
 
 
@@ -281,16 +283,16 @@ def _no_fault(name: str, faults: tuple[Fault, ...]) -> str:
     return f"no fault named {show(name)} (faults: {known})"
 
 
-def _statuses(table: Table) -> tuple[int, ...] | None:
-    values = table.get("error_statuses", default=None)
+def _statuses(table: Table, key: str = "error_statuses") -> tuple[int, ...] | None:
+    values = table.get(key, default=None)
     if values is None:
         return None
     if not isinstance(values, list) or not values:
-        raise table.error("error_statuses", f"must be a list of statuses, got {show(values)}")
+        raise table.error(key, f"must be a list of statuses, got {show(values)}")
     for index, value in enumerate(values):
         if type(value) is not int or not 0 <= value <= 599:
             problem = f"must be an HTTP status (0 to 599), got {show(value)}"
-            raise table.error(f"error_statuses[{index}]", problem)
+            raise table.error(f"{key}[{index}]", problem)
     return tuple(values)
 
 

@@ -25,6 +25,8 @@ def describe(slo: Slo) -> str:
         rate = f"{slo.max_error_rate:.1%}"
         return f"{endpoint} recovery after {slo.fault} (errors <= {rate} for {slo.window:g} s)"
     metric = "p99" if isinstance(slo, LatencySlo) else "error rate"
+    if isinstance(slo, LatencySlo) and slo.statuses is not None:
+        metric += f" of {'/'.join(map(str, slo.statuses))} answers"
     return f"{endpoint} {metric}, {_phase_words(slo.phase)}"
 
 

@@ -302,6 +302,8 @@ def _verdict(
         rate = errors / len(selected) if selected else None
         passed = rate is None or rate <= slo.max_error_rate
         return {**_verdict_dict(slo, rate, len(selected), passed=passed), "errors": errors}
+    if slo.statuses is not None:
+        selected = [request for request in selected if request.status in slo.statuses]
     p99 = percentile(sorted(request.latency for request in selected), 99)
     return _verdict_dict(slo, p99, len(selected), passed=p99 is None or p99 <= slo.p99)
 

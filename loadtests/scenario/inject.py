@@ -270,6 +270,10 @@ class Injector:
 
         return undo
 
+    def _surge(self, fault: FaultLike) -> Undo:
+        """The load surges (its stages say how): nothing to do to the system."""
+        return _nothing
+
 
 def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=target, name=name, daemon=True)

@@ -14,6 +14,11 @@ moment later instead of refused, and a client refused has waited that long, so o
 asks again at once (ignoring `Retry-After`) cannot spin the process on refusals. Waiting,
 a request holds its connection and scope, not a Django request.
 
+The limit is fixed (`Admission(limit)`) or adaptive (`Admission.adaptive(limit)`): an
+`AdaptiveLimit` that follows the requests' measured round trips, so the process admits as
+many as it serves without queueing them inside; its waiters are admitted newest first, so
+those served under a long overload have barely waited and the oldest are refused.
+
 Health endpoints are never refused: a probe must see the process, busy or not.
 """
 
@@ -21,9 +26,11 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from resilience_async._adaptive import AdaptiveLimit, Gradient2
 from resilience_async._limits import Bulkhead
 from resilience_async._logs import Throttle
 from resilience_async._problem import MEDIA_TYPE as PROBLEM_JSON
@@ -42,18 +49,30 @@ class Admission:
     """At most `limit` requests in flight (health endpoints not counted).
 
     Args:
-        limit: requests in flight beyond which new ones wait, then are refused.
-        wait: seconds a request past the limit may wait for a place (0: refused at once).
+        limit: requests in flight beyond which new ones wait, then are refused; or an
+            `AdaptiveLimit` (its own wait and queue), as `Admission.adaptive` builds.
+        wait: seconds a request past a fixed limit may wait for a place (0: refused at once).
         headers: added to every refusal (the service's security headers).
         request_id_header: echoed from the request when valid (`valid_id`), else made up.
     """
 
-    def __init__(self, limit: int, *, wait: float = 0.0, headers: Mapping[str, str],
-                 request_id_header: str = "X-Request-ID",
+    requests: Bulkhead | AdaptiveLimit
+
+    def __init__(self, limit: int | AdaptiveLimit, *, wait: float = 0.0,
+                 headers: Mapping[str, str], request_id_header: str = "X-Request-ID",
                  valid_id: Callable[[str], object] = bool) -> None:  # fmt: skip
-        self.requests = Bulkhead("requests", max_concurrent=limit, max_queue=limit,
-                                 queue_timeout=wait)  # fmt: skip
-        detail = f"the service is at its limit of {limit} requests in flight"
+        if isinstance(limit, AdaptiveLimit):
+            self.requests = limit
+            self.clock = limit.clock
+            self.leave = limit.leave  # type: ignore[method-assign]
+            # The number moves: the refusal, ready-made, names none.
+            detail = "the service has as many requests in flight as it serves without delay"
+        else:
+            self.requests = bulkhead = Bulkhead("requests", max_concurrent=limit,
+                                                max_queue=limit, queue_timeout=wait)  # fmt: skip
+            self.clock = time.perf_counter
+            self._give_back = bulkhead.leave
+            detail = f"the service is at its limit of {limit} requests in flight"
         body = problem_bytes(503, "overloaded", detail)
         fixed = {"Content-Type": PROBLEM_JSON, "Content-Length": str(len(body)),
                  "Retry-After": str(RETRY_AFTER), **headers}  # fmt: skip
@@ -63,6 +82,17 @@ class Admission:
         self._id_name = request_id_header.lower().encode()
         self._valid_id = valid_id
         self._refusals = Throttle(LOG_INTERVAL)
+
+    @classmethod
+    def adaptive(cls, max_limit: int, *, initial: int, minimum: int, wait: float = 0.0,
+                 tolerance: float = 1.5, **options: Any) -> Admission:  # fmt: skip
+        """An adaptive limit between `minimum` and `max_limit`, starting at `initial`;
+        up to `max_limit` requests past it may wait `wait` s (newest admitted first)."""
+        gradient = Gradient2(initial_limit=initial, min_limit=minimum, max_limit=max_limit,
+                             tolerance=tolerance)  # fmt: skip
+        limit = AdaptiveLimit("requests", gradient=gradient, max_queue=max_limit,
+                              queue_timeout=wait)  # fmt: skip
+        return cls(limit, **options)
 
     @staticmethod
     def exempt(scope: dict[str, Any]) -> bool:
@@ -76,8 +106,10 @@ class Admission:
         """Admit one request, after waiting for a place if need be; False: refuse it."""
         return await self.requests.enter()
 
-    def leave(self) -> None:
-        self.requests.leave()
+    def leave(self, started: float) -> None:
+        """Give the place back; `started`: `clock()` once admitted (the adaptive limit's
+        sample)."""
+        self._give_back()
 
     async def refuse(self, scope: dict[str, Any], send: Send) -> None:
         """Send the ready-made 503."""

@@ -82,12 +82,29 @@ def close_response(response: HttpResponseBase) -> None:
 
 def _admission() -> Admission | None:
     """The in-flight limit, `MAX_IN_FLIGHT_REQUESTS` (0 or unset: none) with its wait,
-    `MAX_IN_FLIGHT_WAIT`, counted in Prometheus when `METRICS_ENABLED`."""
+    `MAX_IN_FLIGHT_WAIT`, counted in Prometheus when `METRICS_ENABLED`.
+
+    `MAX_IN_FLIGHT_LIMIT = "adaptive"` makes it follow latency between
+    `MAX_IN_FLIGHT_MIN` and `MAX_IN_FLIGHT_REQUESTS`, from `MAX_IN_FLIGHT_INITIAL`, with
+    Gradient2's `MAX_IN_FLIGHT_TOLERANCE`; the
+    default, "fixed", keeps it at `MAX_IN_FLIGHT_REQUESTS`.
+    """
     limit = getattr(settings, "MAX_IN_FLIGHT_REQUESTS", 0)
     if limit <= 0:
         return None
     wait = getattr(settings, "MAX_IN_FLIGHT_WAIT", 0.0)
-    admission = Admission(limit, wait=wait, headers=security_headers(), valid_id=valid_request_id)
+    options: dict[str, Any] = {"headers": security_headers(), "valid_id": valid_request_id}
+    kind = getattr(settings, "MAX_IN_FLIGHT_LIMIT", "fixed")
+    if kind == "adaptive":
+        minimum = min(getattr(settings, "MAX_IN_FLIGHT_MIN", 20), limit)
+        initial = min(max(getattr(settings, "MAX_IN_FLIGHT_INITIAL", 20), minimum), limit)
+        tolerance = getattr(settings, "MAX_IN_FLIGHT_TOLERANCE", 1.5)
+        admission = Admission.adaptive(limit, initial=initial, minimum=minimum, wait=wait,
+                                       tolerance=tolerance, **options)  # fmt: skip
+    elif kind == "fixed":
+        admission = Admission(limit, wait=wait, **options)
+    else:
+        raise ValueError(f"MAX_IN_FLIGHT_LIMIT must be 'adaptive' or 'fixed', not {kind!r}")
     if getattr(settings, "METRICS_ENABLED", True):
         from resilience_async.prometheus import instrument  # noqa: PLC0415
 
@@ -126,11 +143,12 @@ class EventLoopASGIHandler(ASGIHandler):
             async with ThreadSensitiveContext():
                 await self.handle(scope, receive, send)
         elif admission.try_enter() or await admission.enter():
+            started = admission.clock()
             try:
                 async with ThreadSensitiveContext():
                     await self.handle(scope, receive, send)
             finally:
-                admission.leave()
+                admission.leave(started)
         else:
             await admission.refuse(scope, send)
             self._record(scope.get("method", "OTHER"), "unmatched", 503)

@@ -51,7 +51,7 @@ def test_a_route_that_keeps_its_goodput_and_refuses_fast_meets_every_target() ->
 
 def test_one_failure_at_256_or_too_little_goodput_is_missed() -> None:
     found = scale.route_verdicts(
-        ROUTE, (16, 256, 1024), rows(measured(1000), measured(990, refused=1), measured(700))
+        ROUTE, (16, 256, 1024), rows(measured(1000), measured(990, timeouts=1), measured(700))
     )
 
     assert by_label(found) == {"256: goodput / peak": True, "256: failed requests": False,
@@ -70,6 +70,30 @@ def test_refusals_slower_than_the_answers_or_requests_unanswered_are_missed() ->
 
     assert by_label(slow)["1024: refusals"] is False
     assert by_label(unanswered)["1024: refusals"] is False
+
+
+def test_a_refusal_at_the_door_is_not_a_failed_request() -> None:
+    """A 503 at 256 is the in-flight limit at work, counted apart, not a failure."""
+    found = scale.route_verdicts(
+        ROUTE, (16, 256, 1024), rows(measured(1000), measured(950, refused=40), measured(900))
+    )
+    failed = next(v for v in found if v.label.endswith("256: failed requests"))
+    assert failed.met
+    assert failed.figure == "0 (40 refused)"
+
+
+def test_the_tail_at_1024_is_held_to_three_times_the_p99_at_16() -> None:
+    met = scale.tail_verdicts(
+        ROUTE, (16, 256, 1024),
+        rows(measured(1000, ok_p99=10.0), measured(1000), measured(900, ok_p99=30.0)),
+    )  # fmt: skip
+    missed = scale.tail_verdicts(
+        ROUTE, (16, 256, 1024),
+        rows(measured(1000, ok_p99=10.0), measured(1000), measured(900, ok_p99=31.0)),
+    )  # fmt: skip
+    assert [v.met for v in met] == [True]
+    assert [v.met for v in missed] == [False]
+    assert scale.tail_verdicts(ROUTE, (16, 256), {}) == []
 
 
 def test_the_peak_is_the_best_level_whichever_it_is() -> None:

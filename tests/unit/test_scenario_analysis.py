@@ -87,6 +87,21 @@ def test_a_two_second_stall_shows_in_the_p99_of_its_phase() -> None:
     assert result.verdicts[0]["measured"] == pytest.approx(1.91)
 
 
+def test_a_p99_of_some_statuses_reads_those_answers_only() -> None:
+    """`p99_statuses`: the served requests' p99 apart from the refusals' (held 0.8 s)."""
+    records = [record(at, status=503, latency=0.8) if i % 2 else record(at, latency=0.02)
+               for i, at in enumerate(times(10, 20, 0.1))]  # fmt: skip
+    slos: list[Slo] = [LatencySlo("*", "during:surge", 0.1, (200,)),
+                       LatencySlo("*", "during:surge", 0.5, (503,))]  # fmt: skip
+
+    result = run(records, [window("surge", 10, 20)], slos)
+
+    served, refused = result.verdicts
+    assert (served["passed"], served["count"], served["measured"]) == (True, 50, 0.02)
+    assert (refused["passed"], refused["count"], refused["measured"]) == (False, 50, 0.8)
+    assert served["slo"] == "all endpoints p99 of 200 answers, during surge"
+
+
 def test_a_request_belongs_to_the_phase_and_second_of_its_intended_time() -> None:
     """Sent late, a request still counts where it was meant to go; outside the run it is dropped."""
     late = record(9.95, latency=0.6) | {"sent": T0 + 10.5}

@@ -169,6 +169,19 @@ def test_scale_multiplies_times_but_not_rates_or_latency_limits(tmp_path: Path) 
     assert scenario.slos[1] == LatencySlo("tips", "before", 0.5)
 
 
+def test_a_surge_names_a_window_and_a_p99_may_read_some_statuses(tmp_path: Path) -> None:
+    """The shipped overload: a `surge` fault (nothing done to the system), SLOs on its
+    phase with `p99_statuses`, and a recovery after it."""
+    scenario = spec.load_scenario(spec.SHIPPED / "overload.toml")
+
+    surge = scenario.fault("surge")
+    assert (surge.kind, surge.start, surge.duration) == ("surge", 10, 21)
+    assert LatencySlo("order_read", "during:surge", 0.5, (200,)) in scenario.slos
+    assert LatencySlo("order_read", "during:surge", 1.5, (503,)) in scenario.slos
+    assert scenario.system.web_workers == 1
+    assert max(stage.rate for stage in scenario.load.stages) == 200
+
+
 def test_locust_args_follow_the_locustfile_options(tmp_path: Path) -> None:
     """Users, spawn rate, run time, the rate stages, the mix and the timeout as CLI arguments."""
     scenario = spec.load_scenario(write(tmp_path, VALID), scale=0.5)
@@ -264,7 +277,7 @@ BAD = [
         'kind = "explode"',
         'faults[1].kind: unknown fault kind "explode" (one of: toxic, kill, pause, stop,'
         " switchover, promote, pause_replay, terminate_backends, upstream_mode, proxy_down,"
-        " kill_instance, rolling_restart)",
+        " kill_instance, rolling_restart, surge)",
     ),
     (
         'kind = "toxic"\ntarget = "primary"',

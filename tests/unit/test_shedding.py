@@ -1,4 +1,5 @@
-"""Load shedding: past MAX_IN_FLIGHT_REQUESTS, a request is answered 503 at once."""
+"""Load shedding: past MAX_IN_FLIGHT_REQUESTS (or the adaptive limit), a request is answered
+503 at once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
+from resilience_async import AdaptiveLimit
 from resilience_async.django import EventLoopASGIHandler, live
 
 release = asyncio.Event()
@@ -33,6 +35,7 @@ urlpatterns = [path("waits", waits), path("health/live", live)]
 @pytest.fixture(autouse=True)
 def _shed_after_two(settings: Any) -> None:
     settings.ROOT_URLCONF = __name__
+    settings.MAX_IN_FLIGHT_LIMIT = "fixed"
     settings.MAX_IN_FLIGHT_REQUESTS = 2
     entered.clear()
 
@@ -134,3 +137,43 @@ async def test_a_request_past_the_limit_waits_for_a_place_before_it_is_refused(
     assert refused.status_code == 503
     assert 0.2 <= waited < 1.0
     assert [answer.status_code for answer in answers] == [200, 200, 200]
+
+
+async def test_the_adaptive_limit_refuses_past_its_limit_without_naming_a_number(
+    settings: Any,
+) -> None:
+    """MAX_IN_FLIGHT_LIMIT=adaptive: the same ready-made 503 and Retry-After, a detail that
+    claims no number (the limit moves), and the limit within MAX_IN_FLIGHT_MIN and
+    MAX_IN_FLIGHT_REQUESTS from MAX_IN_FLIGHT_INITIAL."""
+    global release, both_inside
+    release, both_inside = asyncio.Event(), asyncio.Event()
+    settings.MAX_IN_FLIGHT_LIMIT = "adaptive"
+    settings.MAX_IN_FLIGHT_REQUESTS, settings.MAX_IN_FLIGHT_MIN = 50, 2
+    settings.MAX_IN_FLIGHT_INITIAL = 2
+    handler = EventLoopASGIHandler()
+    assert handler.admission is not None
+    requests = handler.admission.requests
+    assert isinstance(requests, AdaptiveLimit)
+    assert (requests.limit, requests.gradient.min_limit, requests.gradient.max_limit) == (2, 2, 50)
+    transport = httpx.ASGITransport(app=handler)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        admitted = [asyncio.create_task(client.get("/waits")) for _ in range(2)]
+        await both_inside.wait()
+        refused = await client.get("/waits")
+        release.set()
+        answers = await asyncio.gather(*admitted)
+
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.json()["detail"] == (
+        "the service has as many requests in flight as it serves without delay"
+    )
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert requests.stats()["rejected"] == 1
+    assert requests.in_flight == 0
+
+
+def test_an_unknown_kind_of_limit_is_refused_by_name(settings: Any) -> None:
+    settings.MAX_IN_FLIGHT_LIMIT = "elastic"
+    with pytest.raises(ValueError, match="MAX_IN_FLIGHT_LIMIT"):
+        EventLoopASGIHandler()
