@@ -70,6 +70,7 @@ class Env:
         value = self._float(name, default, f"a number above {more_than:g}")
         if not value > more_than:  # also rejects NaN
             raise ImproperlyConfigured(f"{name} must be a number above {more_than:g}, got {value}")
+        return value
 
     def number(self, name: str, default: float, *, min_value: float = 0.0) -> float:
         """A number, at least `min_value`."""
