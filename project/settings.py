@@ -299,11 +299,12 @@ HTTP_LINGER_BYTES = env.int("HTTP_LINGER_BYTES", 8 * 1024 * 1024, min_value=1)
 # Requests in flight per server process beyond which new ones are answered 503 (0: no limit);
 # under the adaptive limit, the most it may grow to.
 MAX_IN_FLIGHT_REQUESTS = env.int("MAX_IN_FLIGHT_REQUESTS", 1000)
-# "adaptive": the limit follows the requests' measured latency (Gradient2,
-# resilience_async/_adaptive.py), between MAX_IN_FLIGHT_MIN and MAX_IN_FLIGHT_REQUESTS,
-# starting at MAX_IN_FLIGHT_INITIAL, so requests do not queue inside the process; "fixed":
-# MAX_IN_FLIGHT_REQUESTS, always.
-MAX_IN_FLIGHT_LIMIT = env.choice("MAX_IN_FLIGHT_LIMIT", "adaptive", ("adaptive", "fixed"))
+# "fixed": MAX_IN_FLIGHT_REQUESTS, always. "adaptive": the limit follows the requests'
+# measured latency (Gradient2, resilience_async/_adaptive.py), between MAX_IN_FLIGHT_MIN and
+# MAX_IN_FLIGHT_REQUESTS, starting at MAX_IN_FLIGHT_INITIAL, so requests do not queue inside
+# the process. Not the default: one limit for every route sheds them all when one route's
+# dependency hangs (docs/tail-latency.md, "Why it is not the default").
+MAX_IN_FLIGHT_LIMIT = env.choice("MAX_IN_FLIGHT_LIMIT", "fixed", ("adaptive", "fixed"))
 MAX_IN_FLIGHT_INITIAL = env.int("MAX_IN_FLIGHT_INITIAL", 20, min_value=1)
 MAX_IN_FLIGHT_MIN = env.int("MAX_IN_FLIGHT_MIN", 20, min_value=1)
 # How much slower than their long-term average requests may get before the adaptive limit

@@ -15,10 +15,11 @@ requests' p99: a refusal is held that long at most, on purpose). For the read ro
 tail: at 1024 the p99 of the requests served within 3x its p99 at 16 connections (requests
 do not queue inside the service).
 
-The in-flight limit (`MAX_IN_FLIGHT_LIMIT`, adaptive by default) is sampled every 0.25 s
-during each load (`limit_sampler`) and shown beside its row: min, median and last. The read
-route is measured again with the other kind of limit (the fixed one, when the default is
-adaptive), quick runs too, for comparison: its tail and goodput are printed after the table.
+The in-flight limit (`MAX_IN_FLIGHT_LIMIT`: fixed by default, or adaptive) is sampled every
+0.25 s during each load (`limit_sampler`) and shown beside its row: min, median and last.
+The read route is measured again with the other kind of limit (the adaptive one, when the
+default is fixed), quick runs too, for comparison: its tail and goodput are printed after
+the table, and its limit over time is charted.
 
 The read route is measured again with other pool sizes (`DATABASE_POOL_MAX_SIZE`) and
 with the former 100 waiters (`DATABASE_POOL_MAX_WAITING`): the curves the defaults were
