@@ -126,7 +126,7 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         self._grace = grace
         self._finish_losers = finish_losers
         self._losers: set[asyncio.Task[Any]] = set()
-        self._counts = {"calls": 0, "hedged": 0, "refused": 0, "won": 0}
+        self._counts = {"calls": 0, "hedged": 0, "refused": 0, "declined": 0, "won": 0}
         self._hooks = tuple(hooks)
 
     @property
@@ -138,14 +138,21 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         return min(max(recent, self.min_delay), self.max_delay)
 
     def stats(self) -> dict[str, Any]:
-        """`calls`, `hedged` (hedges sent), `refused` (by the budget), `won` (calls the hedge
-        answered), `delay` (seconds, now) and `cleaning` (losers still finishing)."""
+        """`calls`, `hedged` (hedges sent), `refused` (by the budget), `declined` (by the
+        caller's `worth_it`), `won` (calls the hedge answered), `delay` (seconds, now) and
+        `cleaning` (losers still finishing)."""
         return {**self._counts, "delay": self.delay, "cleaning": len(self._losers)}
 
-    async def run(self, first: Attempt[T], second: Attempt[T] | None = None) -> T:
-        """The first answer of `first()` and, once it is late, `second()` (if given and the
-        budget allows). A failed attempt does not win while the other may still answer; when
-        both fail, the first attempt's error is raised."""
+    async def run(self, first: Attempt[T], second: Attempt[T] | None = None, *,
+                  worth_it: Callable[[], bool] | None = None) -> T:  # fmt: skip
+        """The first answer of `first()` and, once it is late, `second()` (if given, if
+        `worth_it()` says so when asked then, and if the budget allows). A failed attempt
+        does not win while the other may still answer; when both fail, the first attempt's
+        error is raised.
+
+        `worth_it` lets the caller decline a hedge it knows cannot help (a read still
+        queued for one of the caller's own connections is late because the caller is busy:
+        another attempt adds work where the time goes); a declined hedge spends no budget."""
         self._counts["calls"] += 1
         self._budget.record_request()
         if second is None:
@@ -158,18 +165,15 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         hedging: asyncio.Task[tuple[T, float]] | None = None
         answered = False
         try:
-            # asyncio.wait(timeout=) costs twice this: a future woken by the attempt or the
-            # timer, whichever comes first, is the whole hedge's cost on a call in time.
-            waiter = loop.create_future()
-            wake = functools.partial(_wake, waiter)
-            leading.add_done_callback(wake)
-            timer = loop.call_later(self.delay, wake, None)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                leading.remove_done_callback(wake)
-            if not leading.done():
+            declined = False
+            while not await _within(leading, self.delay, loop):
+                if worth_it is not None and not worth_it():
+                    # Asked again a delay later: once the attempt is on its way, its
+                    # lateness may be the dependency's.
+                    if not declined:
+                        declined = True
+                        self._counts["declined"] += 1
+                    continue
                 if self._budget.try_spend():
                     self._note(sent=True)
                     hedging = loop.create_task(_timed(second))
@@ -178,6 +182,7 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
                     return value
                 self._note(sent=False)
                 await asyncio.wait((leading,))  # cancelled here, the attempt is abandoned
+                break
             return self._settle(leading)
         finally:
             cancel = not (answered and self._finish_losers)
@@ -235,6 +240,23 @@ class Hedge(Hooked[HedgeHook], Generic[T]):
         """Wait for every loser to finish (its clean-up, or its attempt)."""
         while self._losers:
             await asyncio.gather(*self._losers, return_exceptions=True)
+
+
+async def _within(task: asyncio.Task[Any], delay: float, loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether `task` is done within `delay` seconds (it is left running either way).
+
+    asyncio.wait(timeout=) costs twice this: a future woken by the task or a timer,
+    whichever comes first, is the whole hedge's cost on a call answered in time."""
+    waiter = loop.create_future()
+    wake = functools.partial(_wake, waiter)
+    task.add_done_callback(wake)
+    timer = loop.call_later(delay, wake, None)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    return task.done()
 
 
 def _wake(waiter: asyncio.Future[None], _: object) -> None:

@@ -207,3 +207,25 @@ async def test_with_finish_losers_a_cancelled_call_still_cancels_its_attempts() 
     await hedge.aclose()
     assert first.cancelled
     assert second.cancelled
+
+
+async def test_a_declined_hedge_spends_nothing_and_is_asked_again_a_delay_later() -> None:
+    hedge: Hedge[str] = Hedge("db", min_delay=0.0, max_delay=0.01, budget=no_budget())
+    first, second = Attempt("first"), Attempt("second")
+    second.go.set()
+    asked: list[bool] = []
+    third = asyncio.Event()
+
+    def worth_it() -> bool:  # the first attempt is queued twice, then on its way
+        asked.append(True)
+        if len(asked) == 3:
+            third.set()
+        return len(asked) >= 3
+
+    running = asyncio.ensure_future(hedge.run(first, second, worth_it=worth_it))
+    await third.wait()
+    first.go.set()
+    assert await running == "first"
+    assert not second.started.is_set()  # the third ask was allowed; the budget said no
+    stats = hedge.stats()
+    assert (stats["declined"], stats["refused"], stats["hedged"]) == (1, 1, 0)
