@@ -88,7 +88,8 @@ async def test_a_late_get_is_overtaken_by_its_hedge(
         body = await asyncio.wait_for(tips.get_json("/tips"), LATE_MS / 1000 / 2)
         assert len(body["tips"]) > 3
         assert hedged.stats() | {"delay": None, "cleaning": None} == {
-            "calls": 1, "hedged": 1, "refused": 0, "declined": 0, "won": 1, "delay": None, "cleaning": None,
+            "calls": 1, "hedged": 1, "refused": 0, "declined": 0, "won": 1,
+            "delay": None, "cleaning": None,
         }  # fmt: skip
     # Both attempts counted; the loser, cancelled, as "abandoned" (the breaker ignores it).
     assert tips.stats()["attempts"] == {"200": 1, "abandoned": 1}
