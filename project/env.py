@@ -65,18 +65,13 @@ class Env:
             raise ImproperlyConfigured(f"{name} must be a number from 0 to 1, got {value}")
         return value
 
-    def factor(self, name: str, default: float, *, more_than: float = 1.0) -> float:
-        """A number above `more_than` (a ratio: 3 means three times)."""
-        value = self._float(name, default, f"a number above {more_than:g}")
-        if not value > more_than:  # also rejects NaN
-            raise ImproperlyConfigured(f"{name} must be a number above {more_than:g}, got {value}")
-        return value
-
-    def number(self, name: str, default: float, *, min_value: float = 0.0) -> float:
-        """A number, at least `min_value`."""
+    def number(self, name: str, default: float, *, min_value: float = 0.0,
+               above: bool = False) -> float:  # fmt: skip
+        """A number, at least `min_value` (more than it, with `above`: a ratio above 1)."""
         value = self._float(name, default, "a number")
-        if not value >= min_value:  # also rejects NaN
-            raise ImproperlyConfigured(f"{name} must be a number >= {min_value:g}, got {value}")
+        if not (value > min_value if above else value >= min_value):  # also rejects NaN
+            bound = f"{'>' if above else '>='} {min_value:g}"
+            raise ImproperlyConfigured(f"{name} must be a number {bound}, got {value}")
         return value
 
     def _float(self, name: str, default: float, what: str) -> float:

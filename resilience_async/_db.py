@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import logging
 import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -60,7 +59,6 @@ from resilience_async._slots import Slots
 from resilience_async._topology import Monitor, ServerState
 
 T = TypeVar("T")
-logger = logging.getLogger("resilience_async.database")
 # Past its query timeout, the seconds a query's server-side cancel may take before the
 # connection is dropped instead (a server behind a black hole never answers the cancel).
 CANCEL_GRACE = 0.5
@@ -270,12 +268,9 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
         self.hedge = hedge
         self._primary_reads = 0  # reads running on the primary now
         self._primary_read_share = max_size
-        self._also_told: Callable[[str, str | None], None] | None = None
         if latency is not None:
             latency.track("primary", [state.name for state in self.monitor.replicas])
             self._primary_read_share = max(1, int(latency.primary_share * max_size))
-            self._also_told = latency.on_eject
-            latency.on_eject = self._ejected
 
     def _pool(self, url: str, name: str, timeout: float) -> AsyncConnectionPool[Connection]:
         kwargs = {
@@ -368,16 +363,6 @@ class Database(AsyncResource, Hooked[DatabaseHook]):
             refill = asyncio.create_task(pool.check(), name=f"refill-{pool.name}")
             self._refills.add(refill)
             refill.add_done_callback(self._refills.discard)
-
-    def _ejected(self, name: str, why: str | None) -> None:
-        """A replica ejected as slow (`why`), or back (None): logged, and passed on."""
-        if self._also_told is not None:
-            self._also_told(name, why)
-        if why is None:
-            logger.info("database %s takes reads again: its latency is back among its peers'",
-                        name)  # fmt: skip
-        else:
-            logger.warning("database %s takes no reads for now: %s", name, why)
 
     def _primary_moved(self, url: str) -> None:
         """Patroni named a new leader: new primary connections go there first, and those to

@@ -25,10 +25,14 @@ cannot move every read onto the primary and slow down the writes.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+# The database's logger: ejections are the database's news.
+logger = logging.getLogger("resilience_async.database")
 
 
 class PeakEwma:
@@ -78,7 +82,8 @@ class LatencyRouting:
         primary_share: the fraction of the primary's connections that reads moved off
             slow replicas may hold at once; past it, they go to the slow replica anyway.
         clock: monotonic seconds (a test's fake clock).
-        on_eject: told of each ejection (server name, reason) and each return (name, None).
+        on_eject: told of each ejection (server name, reason) and each return (name, None),
+            besides the log line each gets.
     """
 
     def __init__(
@@ -165,6 +170,7 @@ class LatencyRouting:
             return True
         server.ejections = 0
         server.reason = None
+        logger.info("database %s takes reads again: its latency is back among its peers'", name)
         if self.on_eject is not None:
             self.on_eject(name, None)
         return False
@@ -191,6 +197,7 @@ class LatencyRouting:
         server.ejected_until = now + seconds
         server.reason = (f"slow: {server.samples.value * 1000:.0f} ms against "
                          f"{best * 1000:.0f} ms, ejected for {seconds:g} s")  # fmt: skip
+        logger.warning("database %s takes no reads for now: %s", name, server.reason)
         if self.on_eject is not None:
             self.on_eject(name, server.reason)
 

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fix_stack", "tests.fix_scenarios", "tests.fix_tree"]
+pytest_plugins = ["tests.fix_stack", "tests.fix_upstream", "tests.fix_scenarios", "tests.fix_tree"]

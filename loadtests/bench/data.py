@@ -234,8 +234,8 @@ def _report(rounds: Rounds, failover: Failover, plan: Plan) -> Outcome:
         f"(1 core), {plan.connections} connections, {plan.rounds} rounds of {plan.duration:g} "
         "s, median round"
     )
-    found = [*_composite_verdicts(medians), *_tail_verdicts(medians),
-             *_limiter_verdicts(medians), *_failover_verdicts(failover)]  # fmt: skip
+    found = [*_composite_verdicts(medians), *_cost_verdicts(medians),
+             *_failover_verdicts(failover)]  # fmt: skip
     return finish(
         "data", title, rows, found, plan=plan, settings=settings, notes=_notes(medians, failover)
     )
@@ -263,30 +263,24 @@ def _composite_verdicts(medians: dict[str, Measured]) -> list[Verdict]:
     return found
 
 
-def _tail_verdicts(medians: dict[str, Measured]) -> list[Verdict]:
-    """What latency routing and hedged reads cost the order read when nothing is slow:
-    1 - reads / reads by lag alone, measured in the same run."""
-    tracked, blind = medians.get(READS), medians.get(BLIND_READS)
-    if tracked is None or blind is None or not blind.result.goodput:
-        return []
-    cost = 1 - tracked.result.goodput / blind.result.goodput
-    return [Verdict("reads: latency routing and hedging's cost", cost, TAIL_COST_TARGET,
-                    f"{cost:.1%} ({tracked.result.goodput:.0f} vs "
-                    f"{blind.result.goodput:.0f} req/s)",
-                    f"<= {TAIL_COST_TARGET:.0%}", cost <= TAIL_COST_TARGET)]  # fmt: skip
-
-
-def _limiter_verdicts(medians: dict[str, Measured]) -> list[Verdict]:
-    """What the per-key rate limiter (a Redis round trip per write) costs the order write:
-    1 - writes / writes without it, measured in the same run."""
-    limited, unlimited = medians.get(WRITES), medians.get(UNLIMITED_WRITES)
-    if limited is None or unlimited is None or not unlimited.result.goodput:
-        return []
-    cost = 1 - limited.result.goodput / unlimited.result.goodput
-    return [Verdict("writes: rate limiter's cost", cost, LIMITER_COST_TARGET,
-                    f"{cost:.1%} ({limited.result.goodput:.0f} vs "
-                    f"{unlimited.result.goodput:.0f} req/s)",
-                    f"<= {LIMITER_COST_TARGET:.0%}", cost <= LIMITER_COST_TARGET)]  # fmt: skip
+def _cost_verdicts(medians: dict[str, Measured]) -> list[Verdict]:
+    """What two features cost their route, each 1 - with / without it in the same run:
+    latency routing and hedged reads on the order read (nothing slow), and the per-key rate
+    limiter (a Redis round trip per write) on the order write."""
+    found = []
+    for name, row, without, target in (
+        ("reads: latency routing and hedging's cost", READS, BLIND_READS, TAIL_COST_TARGET),
+        ("writes: rate limiter's cost", WRITES, UNLIMITED_WRITES, LIMITER_COST_TARGET),
+    ):
+        measured, bare = medians.get(row), medians.get(without)
+        if measured is None or bare is None or not bare.result.goodput:
+            continue
+        cost = 1 - measured.result.goodput / bare.result.goodput
+        found.append(Verdict(name, cost, target,
+                             f"{cost:.1%} ({measured.result.goodput:.0f} vs "
+                             f"{bare.result.goodput:.0f} req/s)",
+                             f"<= {target:.0%}", cost <= target))  # fmt: skip
+    return found
 
 
 def _notes(medians: dict[str, Measured], failover: Failover) -> list[str]:

@@ -8,18 +8,16 @@ host, not replication lag. Each test says where reads ran by the server that ser
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from devstack.faults.toxiproxy import ToxiproxyClient
-from devstack.stack import Stack
-from devstack.stack.child import Child, tail
+from devstack.stack import Stack, fault_proxy
+from devstack.stack.child import tail
 from devstack.stack.ports import free_port
-from devstack.stack.waits import http_ok, wait_until
 from project.checks import lag_probe
 from resilience_async import Connection, Database, Hedge, LatencyRouting, RetryBudget, Status
 from resilience_async.prometheus import Instruments, instrument
@@ -27,50 +25,44 @@ from tests.integration.test_database import usable_replica
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"
 SLOW = {"latency": 300, "jitter": 0}  # milliseconds on every answer of the replica
 
 
+@dataclass(frozen=True)
+class Proxied:
+    api: str  # the fault proxy's API URL
+    replica_url: str  # the replica's libpq URL through it
+
+
 @pytest.fixture(scope="module")
-def proxy(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
-    """The fault proxy in front of the replica: its API port and the replica's proxied port."""
+def proxy(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
+    """The fault proxy in front of the replica, started as the stack starts its own."""
     log = tmp_path_factory.mktemp("slow-replica") / "toxiproxy.log"
     port = free_port()
-    argv = [sys.executable, "-m", "devstack.faults.proxy", "--host", HOST, "--port", str(port)]
-    child = Child("toxiproxy", argv, log, cwd=ROOT)
-    child.start()
+    routes = [fault_proxy.Route("replica", stack.services["replica"]["port"], free_port())]
+    child = fault_proxy.proxy_child(log, port, routes)
     try:
-        wait_until(child, http_ok(f"http://{HOST}:{port}/version"), what="/version")
-        listen = free_port()
-        route = {"name": "replica", "listen": f"{HOST}:{listen}",
-                 "upstream": f"{HOST}:{stack.services['replica']['port']}"}  # fmt: skip
-        with ToxiproxyClient(f"http://{HOST}:{port}") as client:
-            client.populate([route])
-        yield {"api": port, "replica": listen}
+        api = fault_proxy.start(child, port, routes)
+        replica_url = fault_proxy.rewrite(stack.env, routes)["DATABASE_REPLICA_URLS"]
+        yield Proxied(api, replica_url.split(",")[0])
     finally:
         child.stop(timeout=5)
     assert child.returncode() == 0, tail(log)
 
 
 @pytest.fixture
-def toxics(proxy: dict[str, int]) -> Iterator[ToxiproxyClient]:
-    with ToxiproxyClient(f"http://{HOST}:{proxy['api']}") as client:
+def toxics(proxy: Proxied) -> Iterator[ToxiproxyClient]:
+    with ToxiproxyClient(proxy.api) as client:
         client.reset()
         yield client
         client.reset()
 
 
-def proxied_replica_url(stack: Stack, port: int) -> str:
-    replica = stack.env["DATABASE_REPLICA_URLS"].split(",")[0]
-    return replica.replace(f":{stack.services['replica']['port']}/", f":{port}/")
-
-
-async def open_database(stack: Stack, port: int, *, max_size: int = 10,
+async def open_database(stack: Stack, replica_url: str, *, max_size: int = 10,
                         primary_share: float = 0.5) -> Database:  # fmt: skip
     database = Database(
         primary_url=stack.env["DATABASE_URL"],
-        replica_urls=[proxied_replica_url(stack, port)],
+        replica_urls=[replica_url],
         max_size=max_size,
         monitor_interval=0.1,
         latency=LatencyRouting(
@@ -90,9 +82,9 @@ async def open_database(stack: Stack, port: int, *, max_size: int = 10,
 
 
 @pytest.fixture
-async def db(healthy_stack: Stack, proxy: dict[str, int],
+async def db(healthy_stack: Stack, proxy: Proxied,
              toxics: ToxiproxyClient) -> AsyncIterator[Database]:  # fmt: skip
-    database = await open_database(healthy_stack, proxy["replica"])
+    database = await open_database(healthy_stack, proxy.replica_url)
     try:
         yield database
     finally:
@@ -107,12 +99,13 @@ async def one(conn: Connection) -> int:
 
 
 async def ejected(database: Database) -> str:
-    """Wait (bounded) for the monitor's sample to show replica-1 ejected; the reason."""
+    """Sample the servers until replica-1 is ejected (two slow samples in a row; each round
+    waits for the slow replica's answer); the reason."""
     replica = database.monitor.replicas[0]
-    for _ in range(100):
+    for _ in range(10):
         if replica.ejected:
             return replica.ejected
-        await asyncio.sleep(0.05)
+        await database.monitor.sample()
     raise AssertionError(f"replica-1 never ejected: {database.stats()['servers']}")
 
 
@@ -161,9 +154,9 @@ async def test_a_recovered_replica_is_probed_back_and_takes_reads_again(
 
 
 async def test_past_the_primarys_share_reads_go_to_the_slow_replica(
-    healthy_stack: Stack, proxy: dict[str, int], toxics: ToxiproxyClient
+    healthy_stack: Stack, proxy: Proxied, toxics: ToxiproxyClient
 ) -> None:
-    database = await open_database(healthy_stack, proxy["replica"], max_size=2,
+    database = await open_database(healthy_stack, proxy.replica_url, max_size=2,
                                    primary_share=0.5)  # fmt: skip
     try:
         toxics.add_toxic("replica", "latency", attributes=SLOW)
@@ -189,11 +182,11 @@ async def test_past_the_primarys_share_reads_go_to_the_slow_replica(
 
 
 async def test_without_latency_routing_a_slow_replica_keeps_its_reads(
-    healthy_stack: Stack, proxy: dict[str, int], toxics: ToxiproxyClient
+    healthy_stack: Stack, proxy: Proxied, toxics: ToxiproxyClient
 ) -> None:
     database = Database(
         primary_url=healthy_stack.env["DATABASE_URL"],
-        replica_urls=[proxied_replica_url(healthy_stack, proxy["replica"])],
+        replica_urls=[proxy.replica_url],
         monitor_interval=0.1,
     )
     async with database:

@@ -116,8 +116,10 @@ async def test_a_quick_failure_is_raised_at_once_without_a_hedge() -> None:
     assert not second.started.is_set()
 
 
-async def test_a_cancelled_call_cancels_both_attempts() -> None:
-    hedge: Hedge[str] = Hedge("db", min_delay=0.0, max_delay=0.01)
+@pytest.mark.parametrize("finish_losers", [False, True])
+async def test_a_cancelled_call_cancels_both_attempts(finish_losers: bool) -> None:
+    """Losers left to finish are a race's: a call its caller cancels cancels its attempts."""
+    hedge: Hedge[str] = Hedge("db", min_delay=0.0, max_delay=0.01, finish_losers=finish_losers)
     first, second = Attempt("first"), Attempt("second")
     running = asyncio.ensure_future(hedge.run(first, second))
     await second.started.wait()
@@ -194,19 +196,6 @@ async def test_with_finish_losers_the_overtaken_attempt_runs_to_its_end() -> Non
     assert not first.cancelled
     assert first.finished
     assert hedge.stats()["cleaning"] == 0
-
-
-async def test_with_finish_losers_a_cancelled_call_still_cancels_its_attempts() -> None:
-    hedge: Hedge[str] = Hedge("db", min_delay=0.0, max_delay=0.01, finish_losers=True)
-    first, second = Attempt("first"), Attempt("second")
-    running = asyncio.ensure_future(hedge.run(first, second))
-    await second.started.wait()
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
-    await hedge.aclose()
-    assert first.cancelled
-    assert second.cancelled
 
 
 async def test_a_declined_hedge_spends_nothing_and_is_asked_again_a_delay_later() -> None:
